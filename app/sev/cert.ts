@@ -2,7 +2,8 @@
  * SEV certificates (PDH, PEK, OCA, CEK and the guest owner's DH cert): the 2084-byte format of
  * protocol doc §1. Parsing is strict; every wrong field gets its own error.
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { amdPublicKeyObject, verifyRsaPssLe, type AmdCertificate } from './amd-cert';
 import { SevError } from './errors';
 import { readU32le, reversed, writeU32le } from './bytes';
 
@@ -273,4 +274,127 @@ export function newEccCert(opts: {
     pubkey: { kind: 'ecc', curve: Curve.P384, qx: toEccScalarLe(opts.x), qy: toEccScalarLe(opts.y) },
     sigs: [emptySlot(), emptySlot()],
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signature verification (protocol doc §1, §3)
+
+/** The signer's certificate: an SEV ECDSA cert (OCA, PEK, CEK) or AMD's ASK. */
+export type SevCertSigner = SevCertificate | AmdCertificate;
+
+function isAmdCert(s: SevCertSigner): s is AmdCertificate {
+  return (s as AmdCertificate).keyId !== undefined;
+}
+
+// Importing a P-384 key costs about as much as a verification, so keys are kept by their bytes.
+const eccKeyCache = new Map<string, KeyObject>();
+const ECC_KEY_CACHE_MAX = 256;
+
+/** eccPublicKeyObject with a small bounded cache keyed by the curve and coordinates. */
+export function cachedEccPublicKeyObject(c: SevCertificate): KeyObject {
+  if (c.pubkey.kind !== 'ecc') return eccPublicKeyObject(c);
+  const id = `${c.usage}:${c.pubkey.curve}:${Buffer.from(c.pubkey.qx).toString('hex')}:${Buffer.from(c.pubkey.qy).toString('hex')}`;
+  let k = eccKeyCache.get(id);
+  if (!k) {
+    k = eccPublicKeyObject(c);
+    if (eccKeyCache.size >= ECC_KEY_CACHE_MAX) {
+      const first = eccKeyCache.keys().next();
+      if (!first.done) eccKeyCache.delete(first.value);
+    }
+    eccKeyCache.set(id, k);
+  }
+  return k;
+}
+
+function allZero(b: Uint8Array, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+/** The slot usage/algorithm an ASK signature carries: RSA_SHA256 for 2048-bit ASKs, RSA_SHA384 for 4096-bit. */
+export function askSlotAlgo(ask: AmdCertificate): number {
+  return ask.modulusBits === 2048 ? Algo.RSA_SHA256 : Algo.RSA_SHA384;
+}
+
+/**
+ * Checks one signature slot's bytes. Besides the signature itself this rejects non-zero bytes the
+ * signature format leaves unused (the high bytes of the 72-byte r/s scalars, the slot tail after
+ * s or after the RSA signature). The firmware ignores the slot tail; we are stricter so that no
+ * byte of a certificate can change unnoticed. All 30 real certificates have these bytes zero.
+ */
+function verifySlot(body: Uint8Array, slot: SignatureSlot, signer: SevCertSigner): boolean {
+  const sig = slot.sig;
+  if (isAmdCert(signer)) {
+    const n = signer.modulusBits / 8;
+    if (!allZero(sig, n, SIG_SLOT_SIZE)) return false;
+    return verifyRsaPssLe(amdPublicKeyObject(signer), hashForAlgo(slot.algo), body, sig.subarray(0, n));
+  }
+  if (signer.pubkey.kind !== 'ecc') return false;
+  const n = coordBytes(signer.pubkey.curve);
+  if (!allZero(sig, n, ECC_SCALAR_SIZE) || !allZero(sig, ECC_SCALAR_SIZE + n, SIG_SLOT_SIZE)) {
+    return false;
+  }
+  const rs = new Uint8Array(2 * n);
+  rs.set(reversed(sig.subarray(0, n)), 0);
+  rs.set(reversed(sig.subarray(ECC_SCALAR_SIZE, ECC_SCALAR_SIZE + n)), n);
+  try {
+    // ieee-p1363 = fixed-size big-endian r||s. Firmware signatures may be high-S; node accepts them.
+    return verify(
+      hashForAlgo(slot.algo),
+      body,
+      { key: cachedEccPublicKeyObject(signer), dsaEncoding: 'ieee-p1363' },
+      rs,
+    );
+  } catch {
+    return false;
+  }
+}
+
+function signerLabel(s: SevCertSigner): string {
+  return isAmdCert(s) ? (s.keyUsage === 0x13 ? 'ASK' : 'ARK') : usageName(s.usage);
+}
+
+/**
+ * Verifies that `signer` signed `cert` (bytes or parsed). The slot is chosen by (usage, algo) equal
+ * to the signer's (§1 slot matching rule), never by position. An SEV signer must be an ECDSA key
+ * (ECDSA_SHA256/384; hash by algo); an AMD signer must be an ASK (slot usage 0x13, RSA_SHA256 for
+ * 2048-bit, RSA_SHA384 for 4096-bit, RSA-PSS over the body). Throws SevError('bad-signature').
+ */
+export function verifySevCertSignature(
+  cert: Uint8Array | SevCertificate,
+  signer: SevCertSigner,
+  what?: string,
+): void {
+  const bytes = cert instanceof Uint8Array ? cert : serializeSevCert(cert);
+  const parsed = cert instanceof Uint8Array ? parseSevCert(cert) : cert;
+  const label = what ?? `${signerLabel(signer)} -> ${usageName(parsed.usage)}`;
+  let usage: number;
+  let algo: number;
+  if (isAmdCert(signer)) {
+    if (signer.keyUsage !== 0x13) {
+      throw new SevError('bad-signature', `${label}: only an ASK signs SEV certificates, not an ARK`);
+    }
+    usage = Usage.ASK;
+    algo = askSlotAlgo(signer);
+  } else {
+    if (signer.algo !== Algo.ECDSA_SHA256 && signer.algo !== Algo.ECDSA_SHA384) {
+      throw new SevError(
+        'bad-signature',
+        `${label}: the ${usageName(signer.usage)} key (${algoName(signer.algo)}) is not a signing key`,
+      );
+    }
+    usage = signer.usage;
+    algo = signer.algo;
+  }
+  const slots = parsed.sigs.filter((s) => s.usage === usage && s.algo === algo);
+  if (slots.length === 0) {
+    throw new SevError(
+      'bad-signature',
+      `${label}: no signature slot with usage ${usageName(usage)} and algorithm ${algoName(algo)}`,
+    );
+  }
+  const body = sevCertBody(bytes);
+  if (!slots.some((s) => verifySlot(body, s, signer))) {
+    throw new SevError('bad-signature', `${label}: signature does not verify`);
+  }
 }

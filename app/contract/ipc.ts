@@ -1,0 +1,564 @@
+/**
+ * The one IPC contract between the owner UI and the main process (GitHub Desktop `ipc-shared.ts` style).
+ *
+ * - `InvokeChannels` maps each request channel (`feature:action`) to its call signature.
+ * - `EventChannels` maps each push channel (main → UI) to its listener signature.
+ * - `invokeArgSchemas` holds a zod tuple per invoke channel: main (Electron IPC and the web bridge) parses
+ *   every argument list with it before a service sees it. The renderer only needs the types.
+ * - `SevAttestApi` is the shape of `window.api` (Electron preload) and of the browser implementation
+ *   (renderer/src/api/web-api.ts): one method per channel grouped by feature, plus `onX` subscriptions.
+ *
+ * Importable by the renderer: zod and pure app/ types only, no node or electron imports.
+ */
+import { z } from 'zod';
+import {
+  ApiVersionSchema,
+  APPROVAL_MODES,
+  CpuSignatureSchema,
+  SCHEMES,
+  VmIdSchema,
+  VmProfileSchema,
+  VMSA_VARIANTS,
+  type ApiVersion,
+  type CpuSignature,
+  type Scheme,
+  type SecretRef,
+  type VmProfile,
+  type VmsaVariant,
+} from '../profile';
+
+// ---------------------------------------------------------------------------------------------------------
+// Shared value types (what the UI shows). Main adapts service results to these shapes.
+// ---------------------------------------------------------------------------------------------------------
+
+/** A profile as the UI submits it: schema defaults (cpuSignatures, vmsaVariants, approval, secrets) optional. */
+export type VmProfileInput = z.input<typeof VmProfileSchema>;
+
+/** A yes/no answer with the sentence that explains it (firmware capabilities, checks). */
+export interface Capability {
+  ok: boolean;
+  reason: string;
+}
+
+export const ARTIFACT_KINDS = ['firmware', 'kernel', 'initrd'] as const;
+export type ArtifactKind = (typeof ARTIFACT_KINDS)[number];
+
+/** What an OVMF image supports, read from its footer table. */
+export interface FirmwareCapabilities {
+  /** SEV-ES AP reset address; `address` present when found. */
+  sevEsResetAddress: Capability & { address?: number };
+  /** Whether QEMU can write the kernel hashes table (kernelHashes='yes'). */
+  measuredDirectBoot: Capability;
+  /** Whether QEMU has a default place to inject the launch secret. */
+  secretArea: Capability & { base?: number; size?: number };
+}
+
+/** An imported artifact, content-addressed by SHA-256. */
+export interface ArtifactSummary {
+  sha256: string;
+  size: number;
+  /** The file name it was imported from (display only). */
+  name: string;
+  kind: ArtifactKind;
+  importedAt: string;
+}
+
+/** `artifacts:inspect`: the artifact plus, for firmware, what it supports. */
+export interface ArtifactInspection extends ArtifactSummary {
+  firmware?: FirmwareCapabilities;
+}
+
+/** A progress report of one import (hashing in main, or uploading in browser mode). */
+export interface ArtifactProgress {
+  importId: string;
+  phase: 'uploading' | 'hashing' | 'done' | 'cancelled' | 'error';
+  bytes: number;
+  total: number;
+  message?: string;
+}
+
+/** The inputs behind one expected launch digest: what makes a mismatch explainable. */
+export interface DigestInputs {
+  scheme: Scheme;
+  policy: number;
+  firmwareSha256?: string;
+  cpuCount?: number;
+  cpuSignature?: CpuSignature;
+  vmsaVariant?: VmsaVariant;
+  kernelHashes?: { kernel: string; initrd: string; cmdline: string };
+}
+
+export interface DigestCandidate {
+  /** Expected launch digest (SHA-256 / GCTX.LD), lower-case hex. */
+  launchDigest: string;
+  inputs: DigestInputs;
+}
+
+/** `digests:preview`: every digest a host may legitimately report for the draft, or why none can be computed. */
+export type DigestPreview =
+  { ok: true; candidates: DigestCandidate[]; warnings: string[] } | { ok: false; reason: string };
+
+/** The secret value, only ever returned by `secrets:reveal`. */
+export interface SecretValue {
+  guid: string;
+  kind: SecretRef['kind'];
+  /** UTF-8 text for a LUKS passphrase; absent for raw bytes. */
+  text?: string;
+  base64: string;
+}
+
+export const APPROVAL_STATES = ['pending', 'approved', 'denied', 'expired'] as const;
+export type ApprovalState = (typeof APPROVAL_STATES)[number];
+export type Decision = 'approve' | 'deny';
+
+/** One launch request waiting for (or decided by) the owner. */
+export interface ApprovalView {
+  id: string;
+  state: ApprovalState;
+  /** The owner's VM id, or null for `/v1/launch` without a VM. */
+  vmId: string | null;
+  connection: string | null;
+  clientAddress: string;
+  /** Chip id (64 bytes) in hex, when the host sent it. */
+  chipId: string | null;
+  /** Which AMD root anchored the chain (e.g. 'milan'), or null when it failed. */
+  anchoredBy: string | null;
+  /** Why the chain did not verify, when it did not. */
+  chainError?: string;
+  firmwareApi?: ApiVersion;
+  buildId?: number;
+  policy: number;
+  scheme?: Scheme;
+  createdAt: string;
+  /** When the request is denied automatically. */
+  expiresAt: string;
+  decidedAt?: string;
+}
+
+/** The detail a failed validate carries so the owner sees why (never sent to the host). */
+export interface MismatchExplanation {
+  tried: DigestCandidate[];
+  reported: {
+    apiMajor?: number;
+    apiMinor?: number;
+    buildId?: number;
+    policy?: number;
+    cpuCount?: number;
+    measurement?: string;
+  };
+}
+
+/** One audit-log entry. */
+export interface AuditEventView {
+  seq: number;
+  time: string;
+  kind: string;
+  result: string;
+  reason?: string;
+  clientAddress?: string;
+  vmId?: string;
+  connection?: string;
+  chipId?: string;
+  root?: string;
+  mismatch?: MismatchExplanation;
+  detail?: Record<string, unknown>;
+}
+
+export const EventFilterSchema = z
+  .object({
+    kinds: z.array(z.string().max(64)).max(32).optional(),
+    vmId: VmIdSchema.optional(),
+    result: z.string().max(64).optional(),
+    since: z.iso.datetime().optional(),
+    limit: z.number().int().min(1).max(10_000).optional(),
+  })
+  .strict();
+export type EventFilter = z.infer<typeof EventFilterSchema>;
+
+export const LISTENER_STATES = ['stopped', 'starting', 'running', 'draining', 'error'] as const;
+export interface ListenerStatus {
+  state: (typeof LISTENER_STATES)[number];
+  host: string;
+  port: number;
+  /** The base URL hosts call, when running. */
+  url?: string;
+  tls: boolean;
+  /** SHA-256 fingerprint of the TLS certificate (the host side pins it). */
+  tlsFingerprint?: string;
+  hostTokenRequired: boolean;
+  error?: string;
+}
+
+export const ListenerConfigSchema = z
+  .object({
+    host: z.string().min(1).max(255),
+    port: z.number().int().min(0).max(65535),
+    tls: z.boolean(),
+    /** keep the current host token, require none, or generate a new one. */
+    hostToken: z.enum(['keep', 'none', 'generate']).default('keep'),
+  })
+  .strict();
+export type ListenerConfig = z.input<typeof ListenerConfigSchema>;
+
+export interface ListenerTokens {
+  /** The owner token (for copying into `sev-attest` owner commands or the browser UI). */
+  ownerToken: string;
+  /** The host token hosts send, or null when none is required. */
+  hostToken: string | null;
+}
+
+export interface TunnelStatus {
+  state: 'off' | 'connecting' | 'up' | 'down' | 'error';
+  /** `user@host` of the SSH server the reverse tunnel goes to. */
+  target?: string;
+  remotePort?: number;
+  message?: string;
+}
+
+export const TunnelConfigSchema = z
+  .object({
+    enabled: z.boolean(),
+    target: z
+      .string()
+      .max(255)
+      .regex(/^[A-Za-z0-9._-]+@[A-Za-z0-9.:_[\]-]+$/, 'user@host'),
+    sshPort: z.number().int().min(1).max(65535).default(22),
+    remotePort: z.number().int().min(1).max(65535),
+    identityFile: z.string().max(4096).optional(),
+  })
+  .strict();
+export type TunnelConfig = z.input<typeof TunnelConfigSchema>;
+
+/** `hostSetup:get`: what to paste on the host for one profile. */
+export interface HostSetup {
+  vmId: string;
+  /** The libvirt domain XML fragment (`<launchSecurity>`, `<loader>`, `<kernel>`...). */
+  domainXml: string;
+  /** The host-side command (sev-attest-host / virsh) to run, ready to copy. */
+  hostCommand: string;
+  notes: string[];
+}
+
+export const DemoRunSchema = z
+  .object({
+    vmId: VmIdSchema,
+    /** Override the vCPU count the simulated host launches with (to show a mismatch). */
+    cpuCount: z.number().int().min(1).max(512).optional(),
+    vmsaVariant: z.enum(VMSA_VARIANTS).optional(),
+  })
+  .strict();
+export type DemoRunOptions = z.input<typeof DemoRunSchema>;
+
+export interface DemoRunResult {
+  outcome: 'released' | 'refused' | 'error';
+  connection?: string;
+  /** The error code the host saw (e.g. 'measurement-mismatch', 'denied'). */
+  code?: string;
+  message: string;
+  /** For a release: the GUIDs the simulated guest decrypted from the secret table. */
+  releasedGuids?: string[];
+}
+
+export interface AppInfo {
+  version: string;
+  mode: 'desktop' | 'browser';
+  platform: string;
+  firstRunComplete: boolean;
+  dataDir: string;
+  secretStore: { kind: 'keychain' | 'memory'; note?: string };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Argument schemas (main parses with these) and the channel maps.
+// ---------------------------------------------------------------------------------------------------------
+
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'a SHA-256 in lower-case hex');
+const guid = z
+  .string()
+  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'a lower-case GUID');
+const importId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'an import id (letters, digits, - and _)');
+
+export const SecretInputSchema = z.discriminatedUnion('kind', [
+  z
+    .object({
+      kind: z.literal('luks-passphrase'),
+      passphrase: z.string().min(1).max(4096),
+      label: z.string().max(200).optional(),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('raw'),
+      guid,
+      /** Standard base64 of the secret bytes. */
+      dataBase64: z
+        .string()
+        .min(1)
+        .max(65536)
+        .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'standard base64'),
+      label: z.string().max(200).optional(),
+    })
+    .strict(),
+]);
+export type SecretInput = z.input<typeof SecretInputSchema>;
+
+export const ArtifactImportSchema = z
+  .object({
+    importId,
+    /** A filesystem path from `files.pathFor(file)` (Electron), or the browser's upload handle. */
+    path: z.string().min(1).max(4096),
+    kind: z.enum(ARTIFACT_KINDS),
+  })
+  .strict();
+export type ArtifactImportRequest = z.input<typeof ArtifactImportSchema>;
+
+/** The profile fields the launch digest depends on (a draft may be incomplete elsewhere). */
+export const DigestDraftSchema = z.object({
+  scheme: z.enum(SCHEMES),
+  policy: z.number().int().min(0).max(0xffffffff),
+  cpuCounts: z.array(z.number().int().min(1).max(512)).min(1).max(64),
+  cpuSignatures: z.array(CpuSignatureSchema).max(16).default([]),
+  vmsaVariants: z.array(z.enum(VMSA_VARIANTS)).max(2).default(['kvm-init2']),
+  firmware: VmProfileSchema.shape.firmware,
+  kernelHash: sha256Hex.optional(),
+  initrdHash: sha256Hex.optional(),
+  cmdline: z.string().max(4096).optional(),
+  cmdlineHash: sha256Hex.optional(),
+});
+export type DigestDraft = z.input<typeof DigestDraftSchema>;
+
+const ExternalUrlSchema = z.string().max(2048).url();
+
+/** Every request channel: name → call signature (what `window.api.<feature>.<action>` is). */
+export interface InvokeChannels {
+  'profiles:list': () => Promise<VmProfile[]>;
+  /** null when no profile has that id. */
+  'profiles:get': (id: string) => Promise<VmProfile | null>;
+  /** Creates or replaces; warnings e.g. secrets for a firmware without a secret area. */
+  'profiles:save': (profile: VmProfileInput) => Promise<{ profile: VmProfile; warnings: string[] }>;
+  'profiles:duplicate': (id: string, newId: string) => Promise<VmProfile>;
+  /** Deletes the profile and its secrets from the keychain. */
+  'profiles:delete': (id: string) => Promise<void>;
+
+  /** Stores the value in the keychain and adds (or updates) the reference on the profile. */
+  'secrets:set': (vmId: string, secret: SecretInput) => Promise<{ ref: SecretRef; warnings: string[] }>;
+  'secrets:reveal': (vmId: string, guid: string) => Promise<SecretValue>;
+  'secrets:delete': (vmId: string, guid: string) => Promise<void>;
+
+  'artifacts:list': () => Promise<ArtifactSummary[]>;
+  /** Hashes in a worker with `artifacts:progress` events; rejects with code 'cancelled' when cancelled. */
+  'artifacts:import': (request: ArtifactImportRequest) => Promise<ArtifactInspection>;
+  'artifacts:cancelImport': (importId: string) => Promise<void>;
+  'artifacts:inspect': (sha256: string) => Promise<ArtifactInspection>;
+
+  'digests:preview': (draft: DigestDraft) => Promise<DigestPreview>;
+
+  'approvals:list': () => Promise<ApprovalView[]>;
+  'approvals:decide': (id: string, decision: Decision) => Promise<void>;
+
+  'events:list': (filter?: EventFilter) => Promise<AuditEventView[]>;
+  /** The filtered log as pretty JSON plus a suggested file name (the UI saves it). */
+  'events:export': (filter?: EventFilter) => Promise<{ fileName: string; json: string }>;
+
+  'listener:status': () => Promise<ListenerStatus>;
+  'listener:configure': (config: ListenerConfig) => Promise<ListenerStatus>;
+  'listener:tokens': () => Promise<ListenerTokens>;
+
+  'tunnel:status': () => Promise<TunnelStatus>;
+  'tunnel:configure': (config: TunnelConfig) => Promise<TunnelStatus>;
+
+  'hostSetup:get': (vmId: string) => Promise<HostSetup>;
+
+  /** A simulated host launches against the listener; resolves when it got its secret or was refused. */
+  'demo:run': (options: DemoRunOptions) => Promise<DemoRunResult>;
+
+  'app:info': () => Promise<AppInfo>;
+  'app:completeFirstRun': () => Promise<void>;
+
+  /** Opens an https URL from the allow-list (EXTERNAL_URL_ALLOW_LIST) in the system browser. */
+  'shell:openExternal': (url: string) => Promise<void>;
+}
+
+/** Every push channel: name → listener signature. */
+export interface EventChannels {
+  /** The full current list (main pushes the truth; the UI replaces its cache). */
+  'approvals:changed': (snapshot: ApprovalView[]) => void;
+  'events:appended': (event: AuditEventView) => void;
+  'artifacts:progress': (progress: ArtifactProgress) => void;
+  'listener:changed': (status: ListenerStatus) => void;
+  'tunnel:changed': (status: TunnelStatus) => void;
+}
+
+export type InvokeChannel = keyof InvokeChannels;
+export type EventChannel = keyof EventChannels;
+/** What a caller passes. */
+export type InvokeArgs<K extends InvokeChannel> = Parameters<InvokeChannels[K]>;
+/** What a call resolves to. */
+export type InvokeResult<K extends InvokeChannel> = Awaited<ReturnType<InvokeChannels[K]>>;
+export type EventPayload<K extends EventChannel> = Parameters<EventChannels[K]>[0];
+
+/**
+ * One zod tuple per invoke channel. The `satisfies` clause makes the compiler check that every channel has a
+ * schema and that each schema accepts exactly what the channel's signature lets callers pass.
+ */
+export const invokeArgSchemas = {
+  'profiles:list': z.tuple([]),
+  'profiles:get': z.tuple([VmIdSchema]),
+  'profiles:save': z.tuple([VmProfileSchema]),
+  'profiles:duplicate': z.tuple([VmIdSchema, VmIdSchema]),
+  'profiles:delete': z.tuple([VmIdSchema]),
+  'secrets:set': z.tuple([VmIdSchema, SecretInputSchema]),
+  'secrets:reveal': z.tuple([VmIdSchema, guid]),
+  'secrets:delete': z.tuple([VmIdSchema, guid]),
+  'artifacts:list': z.tuple([]),
+  'artifacts:import': z.tuple([ArtifactImportSchema]),
+  'artifacts:cancelImport': z.tuple([importId]),
+  'artifacts:inspect': z.tuple([sha256Hex]),
+  'digests:preview': z.tuple([DigestDraftSchema]),
+  'approvals:list': z.tuple([]),
+  'approvals:decide': z.tuple([z.string().min(1).max(128), z.enum(['approve', 'deny'])]),
+  'events:list': z.tuple([EventFilterSchema.optional()]),
+  'events:export': z.tuple([EventFilterSchema.optional()]),
+  'listener:status': z.tuple([]),
+  'listener:configure': z.tuple([ListenerConfigSchema]),
+  'listener:tokens': z.tuple([]),
+  'tunnel:status': z.tuple([]),
+  'tunnel:configure': z.tuple([TunnelConfigSchema]),
+  'hostSetup:get': z.tuple([VmIdSchema]),
+  'demo:run': z.tuple([DemoRunSchema]),
+  'app:info': z.tuple([]),
+  'app:completeFirstRun': z.tuple([]),
+  'shell:openExternal': z.tuple([ExternalUrlSchema]),
+} as const satisfies { [K in InvokeChannel]: z.ZodType<unknown, InvokeArgs<K>> };
+
+/** What a handler in main receives: the parsed (defaults applied) argument list. */
+export type ParsedArgs<K extends InvokeChannel> = z.output<(typeof invokeArgSchemas)[K]>;
+
+/** The service side of the contract: one function per channel taking the parsed arguments. */
+export type InvokeHandlers = {
+  [K in InvokeChannel]: (...args: ParsedArgs<K>) => Promise<InvokeResult<K>>;
+};
+
+/** The request channels as a runtime list (deny by default: nothing outside it is ever registered). */
+export const INVOKE_CHANNELS = Object.keys(invokeArgSchemas) as InvokeChannel[];
+
+const eventChannelSet: { [K in EventChannel]: true } = {
+  'approvals:changed': true,
+  'events:appended': true,
+  'artifacts:progress': true,
+  'listener:changed': true,
+  'tunnel:changed': true,
+};
+/** The push channels as a runtime list. */
+export const EVENT_CHANNELS = Object.keys(eventChannelSet) as EventChannel[];
+
+/** True for a string that names a request channel of the contract. */
+export function isInvokeChannel(name: string): name is InvokeChannel {
+  return Object.prototype.hasOwnProperty.call(invokeArgSchemas, name);
+}
+
+/** True for a string that names a push channel of the contract. */
+export function isEventChannel(name: string): name is EventChannel {
+  return Object.prototype.hasOwnProperty.call(eventChannelSet, name);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Errors across the boundary
+// ---------------------------------------------------------------------------------------------------------
+
+/** What main sends back for every call: a value, or a structured error (never a stack). */
+export type IpcResponse<T> = { ok: true; value: T } | { ok: false; error: string; message: string };
+
+/** A rejected call as the renderer sees it in both modes: a kebab-case code and a sentence. */
+export class ApiError extends Error {
+  constructor(
+    readonly code: string,
+    readonly detail: string,
+  ) {
+    super(encodeApiErrorMessage(code, detail));
+    this.name = 'ApiError';
+  }
+}
+
+// contextBridge copies only an Error's message, so the code travels inside it.
+const API_ERROR_MARK = 'sev-attest-error:';
+
+/** Packs a code and message into one Error message (the preload rejects with it). */
+export function encodeApiErrorMessage(code: string, message: string): string {
+  return `${API_ERROR_MARK}${code}:${message}`;
+}
+
+/** Turns any rejection into `{ code, message }` (ApiError, an encoded message from the preload, or other). */
+export function apiErrorOf(e: unknown): { code: string; message: string } {
+  if (e instanceof ApiError) return { code: e.code, message: e.detail };
+  const raw = e instanceof Error ? e.message : String(e);
+  const at = raw.indexOf(API_ERROR_MARK);
+  if (at >= 0) {
+    const rest = raw.slice(at + API_ERROR_MARK.length);
+    const colon = rest.indexOf(':');
+    if (colon > 0) return { code: rest.slice(0, colon), message: rest.slice(colon + 1) };
+  }
+  return { code: 'internal', message: raw };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// window.api, derived from the maps
+// ---------------------------------------------------------------------------------------------------------
+
+type FeatureOf<K> = K extends `${infer F}:${string}` ? F : never;
+type ActionOf<K> = K extends `${string}:${infer A}` ? A : never;
+export type Feature = FeatureOf<InvokeChannel> | FeatureOf<EventChannel>;
+/** Calling it stops the subscription. */
+export type Unsubscribe = () => void;
+
+type InvokeGroup<F extends string> = {
+  [K in InvokeChannel as FeatureOf<K> extends F ? ActionOf<K> : never]: InvokeChannels[K];
+};
+type EventGroup<F extends string> = {
+  [K in EventChannel as FeatureOf<K> extends F ? `on${Capitalize<ActionOf<K>>}` : never]: (
+    listener: EventChannels[K],
+  ) => Unsubscribe;
+};
+
+/** The method name of an event subscription: 'approvals:changed' → approvals.onChanged. */
+export function eventMethodName(channel: EventChannel): string {
+  const action = channel.slice(channel.indexOf(':') + 1);
+  return `on${action.charAt(0).toUpperCase()}${action.slice(1)}`;
+}
+
+/** Files the UI got from a drop or an <input type=file>. */
+export interface FilesApi {
+  /**
+   * A reference `artifacts.import` accepts for this file: its filesystem path in Electron
+   * (webUtils.getPathForFile), an upload handle in the browser (the web API uploads it).
+   */
+  pathFor(file: File): string;
+}
+
+/** The shape of `window.api`: `api.approvals.list()`, `api.approvals.onChanged(cb)`, ... */
+export type SevAttestApi = { [F in Feature]: InvokeGroup<F> & EventGroup<F> } & { files: FilesApi };
+
+/** External links the app may open (checked in main before shell.openExternal). */
+export const EXTERNAL_URL_ALLOW_LIST: readonly string[] = [
+  'https://github.com/',
+  'https://www.amd.com/',
+  'https://libvirt.org/',
+  'https://www.qemu.org/',
+  'https://kdsintf.amd.com/',
+];
+
+/** True for an https URL under one of the allowed prefixes (no credentials, no other schemes). */
+export function isAllowedExternalUrl(raw: string): boolean {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    return false;
+  }
+  if (u.protocol !== 'https:' || u.username !== '' || u.password !== '') return false;
+  const normalized = u.href;
+  return EXTERNAL_URL_ALLOW_LIST.some((prefix) => normalized.startsWith(prefix));
+}
+
+/** Re-exported so the renderer gets the option lists from one place. */
+export { APPROVAL_MODES, SCHEMES, VMSA_VARIANTS, ApiVersionSchema };

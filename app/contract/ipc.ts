@@ -26,6 +26,15 @@ import {
   type VmProfile,
   type VmsaVariant,
 } from '../profile';
+import {
+  AUDIT_EVENT_TYPES,
+  AUDIT_RESULTS,
+  AuditFilterSchema,
+  type AuditEvent,
+  type AuditEventType,
+  type AuditFilter,
+  type AuditResult,
+} from '../audit';
 
 // ---------------------------------------------------------------------------------------------------------
 // Shared value types (what the UI shows). Main adapts service results to these shapes.
@@ -148,32 +157,9 @@ export interface MismatchExplanation {
   };
 }
 
-/** One audit-log entry. */
-export interface AuditEventView {
-  seq: number;
-  time: string;
-  kind: string;
-  result: string;
-  reason?: string;
-  clientAddress?: string;
-  vmId?: string;
-  connection?: string;
-  chipId?: string;
-  root?: string;
-  mismatch?: MismatchExplanation;
-  detail?: Record<string, unknown>;
-}
-
-export const EventFilterSchema = z
-  .object({
-    kinds: z.array(z.string().max(64)).max(32).optional(),
-    vmId: VmIdSchema.optional(),
-    result: z.string().max(64).optional(),
-    since: z.iso.datetime().optional(),
-    limit: z.number().int().min(1).max(10_000).optional(),
-  })
-  .strict();
-export type EventFilter = z.infer<typeof EventFilterSchema>;
+/** One audit-log entry (app/audit.ts); a failed validate carries `details.mismatch: MismatchExplanation`. */
+export type { AuditEvent, AuditFilter, AuditEventType, AuditResult };
+export { AUDIT_EVENT_TYPES, AUDIT_RESULTS };
 
 export const LISTENER_STATES = ['stopped', 'starting', 'running', 'draining', 'error'] as const;
 export interface ListenerStatus {
@@ -356,9 +342,9 @@ export interface InvokeChannels {
   'approvals:list': () => Promise<ApprovalView[]>;
   'approvals:decide': (id: string, decision: Decision) => Promise<void>;
 
-  'events:list': (filter?: EventFilter) => Promise<AuditEventView[]>;
+  'events:list': (filter?: AuditFilter) => Promise<AuditEvent[]>;
   /** The filtered log as pretty JSON plus a suggested file name (the UI saves it). */
-  'events:export': (filter?: EventFilter) => Promise<{ fileName: string; json: string }>;
+  'events:export': (filter?: AuditFilter) => Promise<{ fileName: string; json: string }>;
 
   'listener:status': () => Promise<ListenerStatus>;
   'listener:configure': (config: ListenerConfig) => Promise<ListenerStatus>;
@@ -383,7 +369,7 @@ export interface InvokeChannels {
 export interface EventChannels {
   /** The full current list (main pushes the truth; the UI replaces its cache). */
   'approvals:changed': (snapshot: ApprovalView[]) => void;
-  'events:appended': (event: AuditEventView) => void;
+  'events:appended': (event: AuditEvent) => void;
   'artifacts:progress': (progress: ArtifactProgress) => void;
   'listener:changed': (status: ListenerStatus) => void;
   'tunnel:changed': (status: TunnelStatus) => void;
@@ -417,8 +403,8 @@ export const invokeArgSchemas = {
   'digests:preview': z.tuple([DigestDraftSchema]),
   'approvals:list': z.tuple([]),
   'approvals:decide': z.tuple([z.string().min(1).max(128), z.enum(['approve', 'deny'])]),
-  'events:list': z.tuple([EventFilterSchema.optional()]),
-  'events:export': z.tuple([EventFilterSchema.optional()]),
+  'events:list': z.tuple([AuditFilterSchema.strict().optional()]),
+  'events:export': z.tuple([AuditFilterSchema.strict().optional()]),
   'listener:status': z.tuple([]),
   'listener:configure': z.tuple([ListenerConfigSchema]),
   'listener:tokens': z.tuple([]),

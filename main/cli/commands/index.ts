@@ -1,4 +1,5 @@
 import type { CliCommand } from '../io';
+import { digestCommand } from './digest';
 
 /** Every subcommand, in the order `sev-attest --help` lists them. */
-export const commands: CliCommand[] = [];
+export const commands: CliCommand[] = [digestCommand];

@@ -5,7 +5,7 @@
  * firmware's checks from the protocol document. The firmware logic is re-implemented here
  * (firmware-crypto.ts), independent of the owner side in app/sev/.
  */
-import { createECDH, createHash, type Hash } from 'node:crypto';
+import { createECDH, createHash, type ECDH, type Hash } from 'node:crypto';
 import { concat, readU32le } from '../sev/bytes';
 import { Algo, newEccCert, serializeSevCert, Usage, type SevCertificate } from '../sev/cert';
 import { AmdUsage, amdCertBody, serializeAmdCert, type AmdCertificate } from '../sev/amd-cert';
@@ -98,7 +98,7 @@ export class SimulatedSevPlatform {
   /** GET_ID: 64 bytes, big-endian x || y of a secp256k1 point. */
   readonly chipId: Uint8Array;
 
-  private readonly pdhKey: SimEcKey;
+  private readonly pdhEcdh: ECDH;
   private readonly rng: SimRandom;
 
   private constructor(init: {
@@ -124,7 +124,8 @@ export class SimulatedSevPlatform {
     this.ask = init.ask;
     this.askArk = concat(init.ask, init.ark);
     this.chipId = init.chipId;
-    this.pdhKey = init.pdhKey;
+    this.pdhEcdh = createECDH('secp384r1');
+    this.pdhEcdh.setPrivateKey(init.pdhKey.d);
     this.rng = init.rng;
   }
 
@@ -240,10 +241,8 @@ export class SimulatedSevPlatform {
       if (qx[i] !== 0 || qy[i] !== 0) invalid('public key coordinate does not fit P-384');
     }
     const point = concat(Uint8Array.of(4), qx.slice(0, 48).reverse(), qy.slice(0, 48).reverse());
-    const ecdh = createECDH('secp384r1');
-    ecdh.setPrivateKey(this.pdhKey.d);
     try {
-      return new Uint8Array(ecdh.computeSecret(point));
+      return new Uint8Array(this.pdhEcdh.computeSecret(point));
     } catch {
       return invalid('public key is not a valid P-384 point');
     }

@@ -1,0 +1,200 @@
+/**
+ * Owner approvals of launch requests. A pending approval is keyed by the request's fingerprint (client,
+ * VM and the hash of what the host sent), so a host repeating the same request keeps waiting on the same
+ * approval instead of queueing another. approve / deny / timeout (= deny) decide it; an approval is
+ * consumed by the one launch it admits.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { ApiError } from '../../app/contract/rest';
+
+export type ApprovalState = 'pending' | 'approved' | 'denied' | 'used';
+
+export interface ApprovalRequestInfo {
+  vmId: string | undefined;
+  client: string;
+  chipId: string | undefined;
+  anchor: string | undefined;
+  policy: number;
+}
+
+export interface Approval extends ApprovalRequestInfo {
+  readonly id: string;
+  readonly fingerprint: string;
+  state: ApprovalState;
+  /** 'owner' or 'timeout' once denied; 'owner' once approved. */
+  reason: string | undefined;
+  readonly createdAt: number;
+  /** When a pending approval times out (denied), or when a decided one is forgotten. */
+  expiresAt: number;
+  decidedAt: number | undefined;
+}
+
+export type ApprovalListener = (a: Approval) => void;
+
+export interface ApprovalServiceOptions {
+  /** How long the owner has to decide (seconds, default 300). A function so settings changes apply. */
+  timeoutSeconds?: number | (() => number);
+  /** How long a decision is remembered for the host to pick up (default 10 minutes). */
+  decisionTtlMs?: number;
+  /** At most this many pending approvals at once (default 1000): more is a flood, answered 429. */
+  maxPending?: number;
+  now?: () => number;
+}
+
+/** The request fingerprint: client + VM + sha256 of the material the host sent. */
+export function approvalFingerprint(
+  client: string,
+  vmId: string | undefined,
+  material: Uint8Array[],
+): string {
+  const h = createHash('sha256');
+  for (const m of material) {
+    h.update(String(m.length) + ':');
+    h.update(m);
+  }
+  return createHash('sha256')
+    .update(`${client}\n${vmId ?? '*'}\n${h.digest('hex')}`)
+    .digest('hex');
+}
+
+/** Pending and recently decided approvals, in memory. */
+export class ApprovalService {
+  private readonly byId = new Map<string, Approval>();
+  private readonly byFingerprint = new Map<string, string>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly listeners = new Set<ApprovalListener>();
+  private readonly timeout: () => number;
+  private readonly decisionTtlMs: number;
+  private readonly maxPending: number;
+  private readonly now: () => number;
+
+  constructor(opts: ApprovalServiceOptions = {}) {
+    const t = opts.timeoutSeconds ?? 300;
+    this.timeout = typeof t === 'function' ? t : () => t;
+    this.decisionTtlMs = opts.decisionTtlMs ?? 10 * 60_000;
+    this.maxPending = opts.maxPending ?? 1000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /**
+   * The approval for this fingerprint: the existing one if the same request was seen (pending or
+   * decided and not yet consumed), else a new pending one. `created` tells which.
+   */
+  request(fingerprint: string, info: ApprovalRequestInfo): { approval: Approval; created: boolean } {
+    this.forgetExpired();
+    const existingId = this.byFingerprint.get(fingerprint);
+    const existing = existingId ? this.byId.get(existingId) : undefined;
+    if (existing && existing.state !== 'used') return { approval: existing, created: false };
+    if (this.pendingCount >= this.maxPending) {
+      throw new ApiError('rate-limited', 'too many launches are waiting for the owner; try later', {
+        'Retry-After': '30',
+      });
+    }
+    const now = this.now();
+    const timeoutMs = Math.max(1, this.timeout()) * 1000;
+    const a: Approval = {
+      ...info,
+      id: randomUUID(),
+      fingerprint,
+      state: 'pending',
+      reason: undefined,
+      createdAt: now,
+      expiresAt: now + timeoutMs,
+      decidedAt: undefined,
+    };
+    this.byId.set(a.id, a);
+    this.byFingerprint.set(fingerprint, a.id);
+    const timer = setTimeout(() => this.decideInternal(a, 'denied', 'timeout'), timeoutMs);
+    timer.unref();
+    this.timers.set(a.id, timer);
+    this.emit(a);
+    return { approval: a, created: true };
+  }
+
+  /** The owner's decision. Throws unknown-approval / approval-decided. */
+  decide(id: string, decision: 'approve' | 'deny'): Approval {
+    this.forgetExpired();
+    const a = this.byId.get(id);
+    if (!a) throw new ApiError('unknown-approval', `no approval with id ${id}`);
+    if (a.state !== 'pending') throw new ApiError('approval-decided', `approval ${id} is already ${a.state}`);
+    this.decideInternal(a, decision === 'approve' ? 'approved' : 'denied', 'owner');
+    return a;
+  }
+
+  /** Marks an approved approval as spent by the launch it admitted; the next identical request asks again. */
+  consume(a: Approval): void {
+    if (a.state !== 'approved') return;
+    a.state = 'used';
+    if (this.byFingerprint.get(a.fingerprint) === a.id) this.byFingerprint.delete(a.fingerprint);
+    this.emit(a);
+  }
+
+  get(id: string): Approval | undefined {
+    return this.byId.get(id);
+  }
+
+  /** All known approvals, newest first. */
+  list(): Approval[] {
+    this.forgetExpired();
+    return [...this.byId.values()].sort((x, y) => y.createdAt - x.createdAt);
+  }
+
+  get pendingCount(): number {
+    let n = 0;
+    for (const a of this.byId.values()) if (a.state === 'pending') n++;
+    return n;
+  }
+
+  /** Seconds until a pending approval times out (for Retry-After hints). */
+  secondsLeft(a: Approval): number {
+    return Math.max(1, Math.ceil((a.expiresAt - this.now()) / 1000));
+  }
+
+  /** Live changes (created, decided, timed out, consumed). Returns the unsubscribe function. */
+  subscribe(fn: ApprovalListener): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Denies everything pending and clears timers (shutdown). */
+  close(): void {
+    for (const a of this.byId.values())
+      if (a.state === 'pending') this.decideInternal(a, 'denied', 'shutdown');
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  private decideInternal(a: Approval, state: 'approved' | 'denied', reason: string): void {
+    if (a.state !== 'pending') return;
+    const t = this.timers.get(a.id);
+    if (t) clearTimeout(t);
+    this.timers.delete(a.id);
+    const now = this.now();
+    a.state = state;
+    a.reason = reason;
+    a.decidedAt = now;
+    a.expiresAt = now + this.decisionTtlMs;
+    this.emit(a);
+  }
+
+  private forgetExpired(): void {
+    const now = this.now();
+    for (const [id, a] of this.byId) {
+      if (a.state === 'pending' && now >= a.expiresAt) this.decideInternal(a, 'denied', 'timeout');
+      else if (a.state !== 'pending' && now >= a.expiresAt) {
+        this.byId.delete(id);
+        if (this.byFingerprint.get(a.fingerprint) === id) this.byFingerprint.delete(a.fingerprint);
+      }
+    }
+  }
+
+  private emit(a: Approval): void {
+    for (const fn of this.listeners) {
+      try {
+        fn(a);
+      } catch {
+        // A listener's failure must not break the decision.
+      }
+    }
+  }
+}

@@ -1,0 +1,272 @@
+/**
+ * The owner's operations, shared by the REST owner routes and (later) the desktop IPC: VM profiles with
+ * their secret values split off into the SecretStore, firmware artifacts, approvals, the audit log and
+ * health. Secret values go in, never come out.
+ */
+import type { Readable } from 'node:stream';
+import {
+  ApiError,
+  profileToVmResponse,
+  secretInputBytes,
+  secretInputGuid,
+  vmBodyToProfileFields,
+  type ApprovalBody,
+  type HealthResponse,
+  type VmPutRequest,
+  type VmPutResponse,
+  type VmResponse,
+} from '../../app/contract/rest';
+import type { AuditEvent, AuditFilter } from '../../app/audit';
+import {
+  secretAccount,
+  VmIdSchema,
+  type FirmwareRef,
+  type SecretRef,
+  type VmProfile,
+} from '../../app/profile';
+import { fromBase64, wipe } from '../../app/sev/bytes';
+import { hasSecretArea, supportsMeasuredDirectBoot, hasSevEsResetAddress } from '../../app/digest/ovmf';
+import type { Approval, ApprovalService } from './approvals';
+import { ArtifactError, type ArtifactStore } from './artifact-store';
+import type { AuditLog } from './audit-log';
+import type { ConnectionTable } from './connections';
+import type { ExpectedDigests } from './expected-digests';
+import { ProfileValidationError, type ProfileStore } from './profile-store';
+import type { SecretStore } from './secret-store';
+
+export interface OwnerServiceDeps {
+  profiles: ProfileStore;
+  secrets: SecretStore;
+  artifacts: ArtifactStore;
+  approvals: ApprovalService;
+  connections: ConnectionTable;
+  digests: ExpectedDigests;
+  audit: AuditLog;
+  /** What /v1/health reports about TLS. */
+  tls?: () => { enabled: boolean; fingerprint?: string };
+  version?: string;
+  now?: () => number;
+}
+
+/** Largest firmware upload (PUT /v1/artifacts). */
+export const MAX_ARTIFACT_BYTES = 128 * 1024 * 1024;
+
+export function approvalToBody(a: Approval): ApprovalBody {
+  const out: ApprovalBody = {
+    id: a.id,
+    state: a.state,
+    client: a.client,
+    policy: a.policy,
+    'created-at': new Date(a.createdAt).toISOString(),
+    'expires-at': new Date(a.expiresAt).toISOString(),
+  };
+  if (a.reason !== undefined) out.reason = a.reason;
+  if (a.vmId !== undefined) out['vm-id'] = a.vmId;
+  if (a.chipId !== undefined) out['chip-id'] = a.chipId;
+  if (a.anchor !== undefined) out.anchor = a.anchor;
+  if (a.decidedAt !== undefined) out['decided-at'] = new Date(a.decidedAt).toISOString();
+  return out;
+}
+
+export class OwnerService {
+  private readonly startedAt: number;
+  private readonly unsubscribe: () => void;
+
+  constructor(private readonly deps: OwnerServiceDeps) {
+    this.startedAt = (deps.now ?? Date.now)();
+    // Every decision, the owner's or the timeout's, is an audit event.
+    this.unsubscribe = deps.approvals.subscribe((a) => {
+      if (a.state !== 'approved' && a.state !== 'denied') return;
+      try {
+        deps.audit.append({
+          type: 'decision',
+          result: a.state === 'approved' ? 'ok' : 'refused',
+          client: a.client,
+          ...(a.vmId !== undefined ? { vmId: a.vmId } : {}),
+          ...(a.chipId !== undefined ? { chipId: a.chipId } : {}),
+          ...(a.anchor !== undefined ? { anchor: a.anchor } : {}),
+          reason: a.state === 'approved' ? 'approved' : a.reason === 'timeout' ? 'timeout' : 'denied',
+          message: `approval ${a.id} ${a.state} (${a.reason ?? 'owner'})`,
+          details: { approval: a.id },
+        });
+      } catch {
+        // The log reports its own failures.
+      }
+    });
+  }
+
+  close(): void {
+    this.unsubscribe();
+  }
+
+  listVms(): VmResponse[] {
+    return this.deps.profiles.list().map(profileToVmResponse);
+  }
+
+  getVm(id: string): VmResponse {
+    const p = this.deps.profiles.get(id);
+    if (!p) throw new ApiError('unknown-vm', `no VM registered as ${id}`);
+    return profileToVmResponse(p);
+  }
+
+  /** Registers or replaces a VM. Without `secrets` in the body, a replaced VM keeps its secrets. */
+  async putVm(id: string, body: VmPutRequest): Promise<VmPutResponse> {
+    if (!VmIdSchema.safeParse(id).success) {
+      throw new ApiError(
+        'bad-request',
+        'vmid: letters, digits, dot, dash and underscore, starting with a letter or digit (at most 64)',
+      );
+    }
+    const fields = vmBodyToProfileFields(id, body);
+    const warnings: string[] = [];
+    const firmware = await this.resolveFirmware(body);
+    const sevEs = fields.scheme === 'amd-sev-es';
+    if (firmware.kind === 'artifact') {
+      const info = await this.deps.digests.firmwareInfo(firmware.sha256).catch((e: unknown) => {
+        throw new ApiError('bad-request', `firmware: ${e instanceof Error ? e.message : String(e)}`);
+      });
+      if (fields.kernelHash !== undefined) {
+        const cap = supportsMeasuredDirectBoot(info);
+        if (!cap.ok) throw new ApiError('bad-request', `kernel-hash: ${cap.reason}`);
+      }
+      if (sevEs) {
+        const cap = hasSevEsResetAddress(info);
+        if (!cap.ok) throw new ApiError('bad-request', `scheme: ${cap.reason}`);
+        if (fields.cpuSignatures.length === 0) {
+          throw new ApiError(
+            'bad-request',
+            'cpu-signature: SEV-ES digests need the guest CPU signature (family, model, stepping)',
+          );
+        }
+      }
+      const secretsComing =
+        body.secrets !== undefined
+          ? [body.secrets].flat().length > 0
+          : (this.deps.profiles.get(id)?.secrets.length ?? 0) > 0;
+      if (secretsComing) {
+        const cap = hasSecretArea(info);
+        if (!cap.ok) warnings.push(`secrets are registered but ${cap.reason}; QEMU could not inject them`);
+      }
+    }
+
+    const previous = this.deps.profiles.get(id);
+    let secrets: SecretRef[] = previous?.secrets ?? [];
+    const written: string[] = [];
+    if (body.secrets !== undefined) {
+      const inputs = [body.secrets].flat();
+      const guids = inputs.map(secretInputGuid);
+      if (new Set(guids).size !== guids.length)
+        throw new ApiError('bad-request', 'secrets: each GUID may appear once');
+      secrets = [];
+      for (const s of inputs) {
+        const guid = secretInputGuid(s);
+        const value = secretInputBytes(s);
+        try {
+          await this.deps.secrets.set(secretAccount(id, guid), value);
+        } finally {
+          wipe(value);
+        }
+        written.push(guid);
+        secrets.push({
+          guid,
+          kind: s.type === 'luks-passphrase' ? 'luks-passphrase' : 'raw',
+          ...(s.label !== undefined ? { label: s.label } : {}),
+        });
+      }
+    }
+    let stored: VmProfile;
+    try {
+      stored = this.deps.profiles.put({ ...fields, firmware, secrets });
+    } catch (e) {
+      if (e instanceof ProfileValidationError) {
+        const i = e.issues[0];
+        throw new ApiError('bad-request', i ? `${i.path}: ${i.message}` : 'invalid VM');
+      }
+      throw e;
+    }
+    // Stale secret values of a replaced VM go after the new profile is durable.
+    if (body.secrets !== undefined && previous) {
+      for (const s of previous.secrets) {
+        if (!written.includes(s.guid)) await this.deps.secrets.delete(secretAccount(id, s.guid));
+      }
+    }
+    if (previous?.firmware.kind === 'artifact') this.deps.digests.forget(previous.firmware.sha256);
+    this.deps.audit.append({
+      type: 'profile',
+      result: 'ok',
+      vmId: id,
+      message: previous ? `VM ${id} replaced` : `VM ${id} registered`,
+      details: { secrets: secrets.map((s) => s.guid), warnings },
+    });
+    return { vm: profileToVmResponse(stored), warnings };
+  }
+
+  /** Deletes a VM and its secret values. */
+  async deleteVm(id: string): Promise<void> {
+    const p = this.deps.profiles.get(id);
+    if (!p) throw new ApiError('unknown-vm', `no VM registered as ${id}`);
+    this.deps.profiles.delete(id);
+    for (const account of await this.deps.secrets.list(`vm/${id}/`)) await this.deps.secrets.delete(account);
+    this.deps.audit.append({ type: 'profile', result: 'ok', vmId: id, message: `VM ${id} deleted` });
+  }
+
+  /** PUT /v1/artifacts: stores an uploaded firmware image. */
+  async putArtifact(
+    stream: Readable,
+    maxBytes = MAX_ARTIFACT_BYTES,
+  ): Promise<{ sha256: string; size: number }> {
+    try {
+      const info = await this.deps.artifacts.importStream(stream, { maxBytes });
+      return { sha256: info.sha256, size: info.size };
+    } catch (e) {
+      if (e instanceof ArtifactError && e.code === 'artifact-too-large') {
+        throw new ApiError('payload-too-large', `artifacts are limited to ${maxBytes} bytes`);
+      }
+      throw e;
+    }
+  }
+
+  listApprovals(): ApprovalBody[] {
+    return this.deps.approvals.list().map(approvalToBody);
+  }
+
+  decide(id: string, decision: 'approve' | 'deny'): ApprovalBody {
+    return approvalToBody(this.deps.approvals.decide(id, decision));
+  }
+
+  events(filter?: AuditFilter): AuditEvent[] {
+    return this.deps.audit.list(filter);
+  }
+
+  subscribeEvents(cb: (e: AuditEvent) => void): () => void {
+    return this.deps.audit.subscribe(cb);
+  }
+
+  health(): HealthResponse {
+    const tls = this.deps.tls?.() ?? { enabled: false };
+    return {
+      status: 'ok',
+      version: this.deps.version ?? '0.1.0',
+      tls,
+      'secret-store': this.deps.secrets.description,
+      'uptime-seconds': Math.round(((this.deps.now ?? Date.now)() - this.startedAt) / 1000),
+      connections: this.deps.connections.openCount,
+      'pending-approvals': this.deps.approvals.pendingCount,
+    };
+  }
+
+  private async resolveFirmware(body: VmPutRequest): Promise<FirmwareRef> {
+    if (body['launch-digests'] !== undefined) {
+      return { kind: 'digests', launchDigests: body['launch-digests'].map((h) => h.toLowerCase()) };
+    }
+    if (body.firmware !== undefined) {
+      const info = await this.deps.artifacts.importBytes(fromBase64(body.firmware), { name: 'firmware' });
+      return { kind: 'artifact', sha256: info.sha256, size: info.size };
+    }
+    const sha = body['firmware-artifact']!.toLowerCase();
+    const info = this.deps.artifacts.info(sha);
+    if (!info)
+      throw new ApiError('unknown-artifact', `no artifact ${sha}: upload it with PUT /v1/artifacts first`);
+    return { kind: 'artifact', sha256: sha, size: info.size };
+  }
+}

@@ -1,0 +1,130 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ArtifactError, ArtifactStore } from './artifact-store';
+
+let dir: string;
+let store: ArtifactStore;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'artifacts-'));
+  store = new ArtifactStore({ dir: join(dir, 'store') });
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+const tmpFiles = () => readdirSync(store.dir).filter((n) => n.includes('tmp-'));
+
+async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ArtifactError);
+  expect((err as ArtifactError).code).toBe(code);
+}
+
+describe('ArtifactStore', () => {
+  it('imports a file by streaming: content-addressed, named, with progress', async () => {
+    const bytes = randomBytes(3 * 1024 * 1024 + 17);
+    const src = join(dir, 'OVMF.fd');
+    writeFileSync(src, bytes);
+    const progress: Array<[number, number | undefined]> = [];
+    const info = await store.importFile(src, { onProgress: (c, t) => progress.push([c, t]) });
+    expect(info).toMatchObject({ sha256: sha(bytes), size: bytes.length, name: 'OVMF.fd' });
+    expect(readFileSync(store.path(info.sha256)).equals(bytes)).toBe(true);
+    expect(progress.length).toBeGreaterThan(1);
+    expect(progress.at(-1)).toEqual([bytes.length, bytes.length]);
+    expect(store.has(info.sha256)).toBe(true);
+    expect(await store.verify(info.sha256)).toBe(true);
+    expect(tmpFiles()).toEqual([]);
+    // Another instance reads the same index.
+    expect(new ArtifactStore({ dir: store.dir }).info(info.sha256)).toEqual(info);
+  });
+
+  it('imports bytes; a second import of the same content keeps the first import time', async () => {
+    const bytes = new TextEncoder().encode('kernel');
+    const a = await store.importBytes(bytes, { name: 'vmlinuz' });
+    await new Promise((r) => setTimeout(r, 5));
+    const b = await store.importBytes(bytes);
+    expect(b).toEqual(a);
+    expect(store.list()).toEqual([a]);
+  });
+
+  it('imports a stream and refuses one past maxBytes, leaving no temp file', async () => {
+    const ok = await store.importStream(Readable.from([Buffer.from('abc'), Buffer.from('def')]), {
+      maxBytes: 6,
+    });
+    expect(ok.sha256).toBe(sha(Buffer.from('abcdef')));
+    const big = Readable.from(
+      (function* () {
+        for (let i = 0; i < 100; i++) yield Buffer.alloc(1024, i);
+      })(),
+    );
+    const err = await store.importStream(big, { maxBytes: 10_000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ArtifactError);
+    expect((err as ArtifactError).code).toBe('artifact-too-large');
+    expect((err as Error).message).toMatch(/larger than the limit of 10000 bytes/);
+    expect(tmpFiles()).toEqual([]);
+    expect(store.list().map((i) => i.sha256)).toEqual([ok.sha256]);
+  });
+
+  it('cancels an import through its AbortSignal', async () => {
+    const ac = new AbortController();
+    const src = Readable.from(
+      (async function* () {
+        yield Buffer.alloc(1024);
+        ac.abort();
+        yield Buffer.alloc(1024);
+      })(),
+    );
+    await expectCode(store.importStream(src, { maxBytes: 1 << 20, signal: ac.signal }), 'artifact-aborted');
+    expect(tmpFiles()).toEqual([]);
+  });
+
+  it('deletes, lists and rejects bad digests clearly', async () => {
+    const a = await store.importBytes(new Uint8Array([1]), { name: 'one' });
+    const b = await store.importBytes(new Uint8Array([2]), { name: 'two' });
+    expect(
+      store
+        .list()
+        .map((i) => i.name)
+        .sort(),
+    ).toEqual(['one', 'two']);
+    expect(await store.delete(a.sha256)).toBe(true);
+    expect(await store.delete(a.sha256)).toBe(false);
+    expect(store.has(a.sha256)).toBe(false);
+    expect(store.info(a.sha256)).toBeUndefined();
+    expect(store.list().map((i) => i.sha256)).toEqual([b.sha256]);
+    expect(() => store.path('../etc/passwd')).toThrow(/not a SHA-256/);
+    expect(store.has('../x')).toBe(false);
+    await expectCode(store.importFile(join(dir, 'missing.fd')), 'artifact-io');
+  });
+
+  it('verify() notices a file whose bytes no longer match its name', async () => {
+    const a = await store.importBytes(new Uint8Array([1, 2, 3]));
+    writeFileSync(store.path(a.sha256), 'tampered');
+    expect(await store.verify(a.sha256)).toBe(false);
+  });
+
+  it('parallel imports all land in the index', async () => {
+    const infos = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => store.importBytes(new Uint8Array([i, i]), { name: `n${i}` })),
+    );
+    const fresh = new ArtifactStore({ dir: store.dir });
+    expect(
+      fresh
+        .list()
+        .map((i) => i.name)
+        .sort(),
+    ).toEqual(infos.map((i) => i.name).sort());
+  });
+
+  it('removes stale temp files from interrupted imports', () => {
+    writeFileSync(join(store.dir, 'tmp-deadbeef'), 'partial');
+    expect(store.removeStaleTemp(0)).toBe(1);
+    expect(existsSync(join(store.dir, 'tmp-deadbeef'))).toBe(false);
+  });
+});

@@ -1,0 +1,292 @@
+/**
+ * Content-addressed storage of imported artifacts (firmware images, kernels ...): `dir/<sha256>`.
+ * Imports stream into `dir/tmp-<random>` while hashing, fsync, then rename: a file named by a digest
+ * always holds exactly those bytes, and no import holds a whole file in memory.
+ * A small index (`dir/index.json`, written through temp + fsync + rename) keeps names and import times.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, promises as fsp, readFileSync } from 'node:fs';
+import * as fs from 'node:fs';
+import { basename, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { fsyncDir, writeFileAtomicSync } from './store-util';
+
+export interface ArtifactInfo {
+  sha256: string;
+  size: number;
+  name?: string;
+  /** ISO time of the first import. */
+  importedAt: string;
+}
+
+export interface ImportOptions {
+  /** A display name (default for importFile: the file's base name). */
+  name?: string;
+  /** Called with the bytes copied so far (and the total, when known). */
+  onProgress?: (copied: number, total?: number) => void;
+  signal?: AbortSignal;
+}
+
+export class ArtifactError extends Error {
+  constructor(
+    readonly code:
+      | 'artifact-too-large'
+      | 'artifact-not-found'
+      | 'artifact-aborted'
+      | 'artifact-bad-digest'
+      | 'artifact-io',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ArtifactError';
+  }
+}
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+const INDEX_FILE = 'index.json';
+
+interface IndexEntry {
+  name?: string;
+  importedAt: string;
+}
+
+function assertDigest(sha256: string): void {
+  if (!SHA256_HEX.test(sha256)) {
+    throw new ArtifactError('artifact-bad-digest', `"${sha256}" is not a SHA-256 in lower-case hex`);
+  }
+}
+
+export class ArtifactStore {
+  readonly dir: string;
+  private indexQueue: Promise<void> = Promise.resolve();
+
+  constructor(options: { dir: string }) {
+    this.dir = options.dir;
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  /** Copies a file into the store (streamed, hashed on the way). */
+  async importFile(path: string, options: ImportOptions = {}): Promise<ArtifactInfo> {
+    let total: number;
+    try {
+      total = (await fsp.stat(path)).size;
+    } catch (e) {
+      throw new ArtifactError('artifact-io', `cannot read ${path}: ${(e as Error).message}`);
+    }
+    const stream = createReadStream(path, { highWaterMark: 1 << 20 });
+    return this.ingest(stream, { ...options, name: options.name ?? basename(path), total });
+  }
+
+  async importBytes(bytes: Uint8Array, options: { name?: string } = {}): Promise<ArtifactInfo> {
+    const tmp = this.tmpPath();
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const fh = await fsp.open(tmp, 'wx', 0o600);
+    try {
+      await fh.writeFile(bytes);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    return this.commit(tmp, sha256, bytes.length, options.name);
+  }
+
+  /** Stores a stream (PUT /v1/artifacts); aborts with 'artifact-too-large' past maxBytes. */
+  async importStream(
+    readable: Readable | AsyncIterable<Uint8Array>,
+    options: ImportOptions & { maxBytes: number },
+  ): Promise<ArtifactInfo> {
+    return this.ingest(readable, options);
+  }
+
+  /** Where the artifact's bytes are (whether or not it exists). */
+  path(sha256: string): string {
+    assertDigest(sha256);
+    return join(this.dir, sha256);
+  }
+
+  has(sha256: string): boolean {
+    return SHA256_HEX.test(sha256) && fs.existsSync(join(this.dir, sha256));
+  }
+
+  info(sha256: string): ArtifactInfo | undefined {
+    assertDigest(sha256);
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(join(this.dir, sha256));
+    } catch {
+      return undefined;
+    }
+    const entry = this.readIndex()[sha256];
+    const out: ArtifactInfo = {
+      sha256,
+      size: st.size,
+      importedAt: entry?.importedAt ?? st.mtime.toISOString(),
+    };
+    if (entry?.name !== undefined) out.name = entry.name;
+    return out;
+  }
+
+  /** All artifacts, oldest import first. */
+  list(): ArtifactInfo[] {
+    const names = fs.readdirSync(this.dir).filter((n) => SHA256_HEX.test(n));
+    return names
+      .map((n) => this.info(n))
+      .filter((i): i is ArtifactInfo => i !== undefined)
+      .sort((a, b) => a.importedAt.localeCompare(b.importedAt) || a.sha256.localeCompare(b.sha256));
+  }
+
+  async delete(sha256: string): Promise<boolean> {
+    assertDigest(sha256);
+    let existed = true;
+    try {
+      await fsp.unlink(join(this.dir, sha256));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      existed = false;
+    }
+    await this.updateIndex((index) => {
+      delete index[sha256];
+    });
+    return existed;
+  }
+
+  /** Re-hashes the stored file: true when its bytes still match its name. */
+  async verify(sha256: string): Promise<boolean> {
+    const hash = createHash('sha256');
+    try {
+      for await (const chunk of createReadStream(this.path(sha256))) hash.update(chunk as Buffer);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw e;
+    }
+    return hash.digest('hex') === sha256;
+  }
+
+  /** Removes temp files left by an interrupted import (older than `olderThanMs`); returns how many. */
+  removeStaleTemp(olderThanMs = 10 * 60_000): number {
+    let removed = 0;
+    const limit = Date.now() - olderThanMs;
+    for (const n of fs.readdirSync(this.dir)) {
+      if (!n.startsWith('tmp-') && !n.startsWith(`${INDEX_FILE}.tmp-`)) continue;
+      const p = join(this.dir, n);
+      try {
+        if (fs.statSync(p).mtimeMs <= limit) {
+          fs.rmSync(p, { force: true });
+          removed++;
+        }
+      } catch {
+        // Gone already.
+      }
+    }
+    return removed;
+  }
+
+  private tmpPath(): string {
+    return join(this.dir, `tmp-${randomBytes(8).toString('hex')}`);
+  }
+
+  private async ingest(
+    source: Readable | AsyncIterable<Uint8Array>,
+    options: ImportOptions & { maxBytes?: number; total?: number },
+  ): Promise<ArtifactInfo> {
+    const tmp = this.tmpPath();
+    const hash = createHash('sha256');
+    let size = 0;
+    const fh = await fsp.open(tmp, 'wx', 0o600);
+    let ok = false;
+    try {
+      options.signal?.throwIfAborted();
+      for await (const chunk of source) {
+        if (options.signal?.aborted) throw new ArtifactError('artifact-aborted', 'the import was cancelled');
+        const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Uint8Array);
+        size += bytes.length;
+        if (options.maxBytes !== undefined && size > options.maxBytes) {
+          throw new ArtifactError(
+            'artifact-too-large',
+            `the artifact is larger than the limit of ${options.maxBytes} bytes`,
+          );
+        }
+        hash.update(bytes);
+        let off = 0;
+        while (off < bytes.length) {
+          const { bytesWritten } = await fh.write(bytes, off, bytes.length - off);
+          off += bytesWritten;
+        }
+        options.onProgress?.(size, options.total);
+      }
+      await fh.sync();
+      ok = true;
+    } catch (e) {
+      if (options.signal?.aborted || isAbort(e))
+        throw new ArtifactError('artifact-aborted', 'the import was cancelled');
+      throw e;
+    } finally {
+      await fh.close();
+      if (!ok) {
+        await fsp.rm(tmp, { force: true });
+        if ('destroy' in source && typeof source.destroy === 'function') source.destroy();
+      }
+    }
+    return this.commit(tmp, hash.digest('hex'), size, options.name);
+  }
+
+  private async commit(
+    tmp: string,
+    sha256: string,
+    size: number,
+    name: string | undefined,
+  ): Promise<ArtifactInfo> {
+    const target = join(this.dir, sha256);
+    // Same digest, same bytes: an existing file is kept (its import time too).
+    if (fs.existsSync(target)) await fsp.rm(tmp, { force: true });
+    else {
+      await fsp.rename(tmp, target);
+      fsyncDir(this.dir);
+    }
+    const time = new Date().toISOString();
+    await this.updateIndex((index) => {
+      const prev = index[sha256];
+      index[sha256] = {
+        importedAt: prev?.importedAt ?? time,
+        ...(name !== undefined ? { name } : prev?.name !== undefined ? { name: prev.name } : {}),
+      };
+    });
+    const info = this.info(sha256);
+    if (!info || info.size !== size)
+      throw new ArtifactError('artifact-io', `artifact ${sha256} vanished while importing`);
+    return info;
+  }
+
+  private readIndex(): Record<string, IndexEntry> {
+    try {
+      const parsed: unknown = JSON.parse(readFileSync(join(this.dir, INDEX_FILE), 'utf8'));
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return {};
+      const out: Record<string, IndexEntry> = {};
+      for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
+        if (!SHA256_HEX.test(k) || typeof v !== 'object' || v === null) continue;
+        const e = v as Record<string, unknown>;
+        if (typeof e.importedAt !== 'string') continue;
+        out[k] = { importedAt: e.importedAt, ...(typeof e.name === 'string' ? { name: e.name } : {}) };
+      }
+      return out;
+    } catch {
+      // No index (or an unreadable one): names are a convenience, the digests are the truth.
+      return {};
+    }
+  }
+
+  /** Index updates are serialized: two imports never lose each other's entry. */
+  private updateIndex(mutate: (index: Record<string, IndexEntry>) => void): Promise<void> {
+    const run = this.indexQueue.then(() => {
+      const index = this.readIndex();
+      mutate(index);
+      writeFileAtomicSync(join(this.dir, INDEX_FILE), `${JSON.stringify(index, null, 1)}\n`);
+    });
+    this.indexQueue = run.catch(() => undefined);
+    return run;
+  }
+}
+
+function isAbort(e: unknown): boolean {
+  return e instanceof Error && (e.name === 'AbortError' || (e as NodeJS.ErrnoException).code === 'ABORT_ERR');
+}

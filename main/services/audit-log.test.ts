@@ -1,0 +1,182 @@
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { AuditEvent } from '../../app/audit';
+import { AuditInputError, AuditLog, REDACTED, redactDetails } from './audit-log';
+
+let dir: string;
+let file: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'audit-'));
+  file = join(dir, 'audit.jsonl');
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+function lines(): string[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '');
+}
+
+describe('AuditLog', () => {
+  it('appends one JSON line per event with id, seq and time, and lists newest last', () => {
+    let n = 0;
+    const log = AuditLog.open({
+      file,
+      now: () => new Date(Date.UTC(2026, 0, 1, 0, 0, n)),
+      idGenerator: () => `id-${++n}`,
+    });
+    const a = log.append({ type: 'launch', result: 'ok', vmId: 'vm-1', client: '127.0.0.1:5000' });
+    const b = log.append({
+      type: 'validate',
+      result: 'refused',
+      vmId: 'vm-2',
+      reason: 'measurement-mismatch',
+    });
+    expect(a).toMatchObject({ id: 'id-1', seq: 1, time: '2026-01-01T00:00:01.000Z', type: 'launch' });
+    expect(b.seq).toBe(2);
+    expect(lines().map((l) => JSON.parse(l).seq)).toEqual([1, 2]);
+    expect(log.list().map((e) => e.seq)).toEqual([1, 2]);
+    log.close();
+  });
+
+  it('keeps seq monotonic across restarts and filters by type, vm, result, since and limit', () => {
+    let t = Date.UTC(2026, 0, 1);
+    const now = () => new Date((t += 1000));
+    const first = AuditLog.open({ file, now });
+    first.append({ type: 'launch', result: 'ok', vmId: 'a' });
+    first.append({ type: 'validate', result: 'refused', vmId: 'b' });
+    first.close();
+    const log = AuditLog.open({ file, now });
+    expect(log.seq).toBe(2);
+    log.append({ type: 'secret-release', result: 'ok', vmId: 'a' });
+    log.append({ type: 'validate', result: 'ok', vmId: 'a' });
+    expect(log.list().map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+    expect(log.list({ types: ['validate'] }).map((e) => e.seq)).toEqual([2, 4]);
+    expect(log.list({ vmId: 'a', result: 'ok' }).map((e) => e.seq)).toEqual([1, 3, 4]);
+    expect(
+      log.list({ since: new Date(Date.UTC(2026, 0, 1, 0, 0, 3)).toISOString() }).map((e) => e.seq),
+    ).toEqual([3, 4]);
+    expect(log.list({ limit: 2 }).map((e) => e.seq)).toEqual([3, 4]);
+    log.close();
+  });
+
+  it('tells subscribers about each event until they unsubscribe; a throwing subscriber is harmless', () => {
+    const log = AuditLog.open({ file });
+    const seen: AuditEvent[] = [];
+    const off = log.subscribe((e) => seen.push(e));
+    log.subscribe(() => {
+      throw new Error('closed stream');
+    });
+    log.append({ type: 'listener', result: 'info', message: 'listening' });
+    off();
+    log.append({ type: 'listener', result: 'info', message: 'stopped' });
+    expect(seen.map((e) => e.message)).toEqual(['listening']);
+    log.close();
+  });
+
+  it('drops a torn last line on open, says so, and the next event starts on its own line', () => {
+    const log = AuditLog.open({ file });
+    log.append({ type: 'launch', result: 'ok' });
+    log.append({ type: 'launch', result: 'ok' });
+    log.close();
+    appendFileSync(file, '{"id":"x","seq":3,"ti');
+    const reopened = AuditLog.open({ file });
+    expect(reopened.openReport.tornLine).toBe(true);
+    expect(reopened.openReport.warnings.join('\n')).toMatch(/incomplete last line/);
+    expect(reopened.append({ type: 'launch', result: 'ok' }).seq).toBe(3);
+    reopened.close();
+    expect(lines().map((l) => JSON.parse(l).seq)).toEqual([1, 2, 3]);
+    expect(AuditLog.open({ file }).openReport).toMatchObject({ tornLine: false, invalidLines: 0, events: 3 });
+  });
+
+  it('keeps a complete last event whose newline was cut', () => {
+    const log = AuditLog.open({ file });
+    log.append({ type: 'launch', result: 'ok' });
+    log.close();
+    writeFileSync(file, readFileSync(file, 'utf8').trimEnd());
+    const reopened = AuditLog.open({ file });
+    expect(reopened.openReport.tornLine).toBe(false);
+    expect(reopened.append({ type: 'launch', result: 'ok' }).seq).toBe(2);
+    reopened.close();
+    expect(lines()).toHaveLength(2);
+  });
+
+  it('skips and counts invalid lines', () => {
+    const log = AuditLog.open({ file });
+    log.append({ type: 'launch', result: 'ok' });
+    log.close();
+    appendFileSync(file, 'garbage\n{"seq":"x"}\n');
+    const reopened = AuditLog.open({ file });
+    expect(reopened.openReport.invalidLines).toBe(2);
+    expect(reopened.openReport.warnings.join('\n')).toMatch(/skipped 2 line/);
+    expect(reopened.list()).toHaveLength(1);
+    expect(reopened.append({ type: 'launch', result: 'ok' }).seq).toBe(2);
+    reopened.close();
+  });
+
+  it('compacts to the newest maxEntries/2 events through an atomic rename', () => {
+    const log = AuditLog.open({ file, maxEntries: 10 });
+    for (let i = 0; i < 10; i++) log.append({ type: 'launch', result: 'ok', message: `e${i}` });
+    expect(lines()).toHaveLength(10);
+    log.append({ type: 'launch', result: 'ok', message: 'e10' });
+    expect(lines().map((l) => JSON.parse(l).seq)).toEqual([7, 8, 9, 10, 11]);
+    log.append({ type: 'launch', result: 'ok', message: 'e11' });
+    expect(lines().map((l) => JSON.parse(l).seq)).toEqual([7, 8, 9, 10, 11, 12]);
+    expect(log.list().map((e) => e.seq)).toEqual([7, 8, 9, 10, 11, 12]);
+    log.close();
+    const reopened = AuditLog.open({ file, maxEntries: 10 });
+    expect(reopened.append({ type: 'launch', result: 'ok' }).seq).toBe(13);
+    reopened.close();
+    expect(readFileSync(file, 'utf8').endsWith('\n')).toBe(true);
+  });
+
+  it('rejects invalid input with a clear error and writes nothing', () => {
+    const log = AuditLog.open({ file });
+    expect(() => log.append({ type: 'nope', result: 'ok' } as never)).toThrow(AuditInputError);
+    expect(() => log.append({ type: 'launch', result: 'ok' } as never)).not.toThrow();
+    expect(() => log.append({ type: 'launch', result: 'maybe' } as never)).toThrow(/result/);
+    log.close();
+    expect(lines()).toHaveLength(1);
+    expect(() => log.append({ type: 'launch', result: 'ok' })).toThrow(/closed/);
+  });
+
+  it('redacts secret-looking details before they reach the file', () => {
+    const log = AuditLog.open({ file });
+    const secret = 'correct horse battery staple';
+    const e = log.append({
+      type: 'secret-release',
+      result: 'ok',
+      vmId: 'vm-1',
+      details: {
+        passphrase: secret,
+        secretGuid: '736869e5-84f0-4973-92ec-06879ce3da0b',
+        nested: { TEK: 'aabbccdd', luks_passphrase: secret, count: 3 },
+        data: [1, 2, 3],
+        raw: new Uint8Array([9, 9, 9]),
+        key: '',
+        digests: ['ab'.repeat(32)],
+      },
+    });
+    log.close();
+    const text = readFileSync(file, 'utf8');
+    expect(text).not.toContain(secret);
+    expect(text).not.toContain('aabbccdd');
+    expect(e.details).toMatchObject({
+      passphrase: REDACTED,
+      secretGuid: '736869e5-84f0-4973-92ec-06879ce3da0b',
+      nested: { TEK: REDACTED, luks_passphrase: REDACTED, count: 3 },
+      data: REDACTED,
+      raw: '<3 bytes>',
+      key: '',
+      digests: ['ab'.repeat(32)],
+    });
+    expect(e.details?.redacted).toEqual(['passphrase', 'nested.TEK', 'nested.luks_passphrase', 'data']);
+  });
+
+  it('redactDetails leaves harmless details untouched', () => {
+    const d = { expected: ['00'.repeat(32)], inputs: { cpuCount: 4, vmsa: 'kvm-init2' } };
+    expect(redactDetails(d)).toEqual({ details: d, redacted: [] });
+  });
+});

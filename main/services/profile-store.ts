@@ -1,0 +1,144 @@
+/**
+ * The owner's VM profiles, one JSON map { id: profile } in a key-value backend (conf / electron-store).
+ * Every read re-validates what is on disk: a hand-edited entry that no longer parses is reported in
+ * problems() and skipped, never fatal, and never rewritten behind the owner's back.
+ */
+import { VmIdSchema, VmProfileSchema, type VmProfile } from '../../app/profile';
+import type { KeyValueBackend } from './kv-backend';
+import { zodIssues } from './store-util';
+
+export type ProfileBackend = KeyValueBackend<{ profiles: Record<string, VmProfile> }>;
+
+/** A profile that does not satisfy VmProfileSchema. */
+export class ProfileValidationError extends Error {
+  readonly code = 'profile-invalid';
+  constructor(readonly issues: Array<{ path: string; message: string }>) {
+    super(`invalid profile: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
+    this.name = 'ProfileValidationError';
+  }
+}
+
+/** An entry on disk that was skipped, with why. */
+export interface ProfileProblem {
+  id: string;
+  message: string;
+}
+
+export type ProfileChange = { type: 'put'; id: string; profile: VmProfile } | { type: 'delete'; id: string };
+
+export class ProfileStore {
+  private readonly backend: ProfileBackend;
+  private readonly now: () => Date;
+  private readonly listeners = new Set<(change: ProfileChange) => void>();
+  private lastProblems: ProfileProblem[] = [];
+
+  constructor(options: { backend: ProfileBackend; now?: () => Date }) {
+    this.backend = options.backend;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /** Valid profiles, sorted by id. Invalid entries are skipped and listed in problems(). */
+  list(): VmProfile[] {
+    return [...this.readValid().values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  get(id: string): VmProfile | undefined {
+    return this.readValid().get(id);
+  }
+
+  /** The entries the last read skipped (empty when everything on disk is valid). */
+  problems(): ProfileProblem[] {
+    return this.lastProblems.map((p) => ({ ...p }));
+  }
+
+  /** Validates and stores a profile (create or replace); keeps createdAt, sets updatedAt. */
+  put(input: unknown): VmProfile {
+    const parsed = VmProfileSchema.safeParse(input);
+    if (!parsed.success) throw new ProfileValidationError(zodIssues(parsed.error));
+    const raw = this.readRaw();
+    const previous = VmProfileSchema.safeParse(raw[parsed.data.id]);
+    const time = this.now().toISOString();
+    const profile: VmProfile = {
+      ...parsed.data,
+      createdAt: previous.success ? (previous.data.createdAt ?? time) : time,
+      updatedAt: time,
+    };
+    // Other entries are written back exactly as read, valid or not (hence the cast).
+    this.backend.set('profiles', { ...raw, [profile.id]: profile } as Record<string, VmProfile>);
+    this.emit({ type: 'put', id: profile.id, profile });
+    return structuredClone(profile);
+  }
+
+  /** True when a profile (valid or not) was removed. */
+  delete(id: string): boolean {
+    const raw = this.readRaw();
+    if (!Object.prototype.hasOwnProperty.call(raw, id)) return false;
+    const rest = { ...raw };
+    delete rest[id];
+    this.backend.set('profiles', rest as Record<string, VmProfile>);
+    this.emit({ type: 'delete', id });
+    return true;
+  }
+
+  /** Called after every put/delete made through this store; returns the unsubscribe function. */
+  onChange(cb: (change: ProfileChange) => void): () => void {
+    this.listeners.add(cb);
+    return () => {
+      this.listeners.delete(cb);
+    };
+  }
+
+  private emit(change: ProfileChange): void {
+    for (const cb of [...this.listeners]) {
+      try {
+        cb(change);
+      } catch {
+        // A broken listener must not undo or fail a completed write.
+      }
+    }
+  }
+
+  private readRaw(): Record<string, unknown> {
+    const raw: unknown = this.backend.get('profiles');
+    if (raw === undefined || raw === null) return {};
+    if (typeof raw !== 'object' || Array.isArray(raw)) {
+      throw new ProfileValidationError([
+        {
+          path: 'profiles',
+          message: `expected an object in ${this.backend.path}, found ${Array.isArray(raw) ? 'an array' : typeof raw}`,
+        },
+      ]);
+    }
+    return raw as Record<string, unknown>;
+  }
+
+  private readValid(): Map<string, VmProfile> {
+    const out = new Map<string, VmProfile>();
+    const problems: ProfileProblem[] = [];
+    let raw: Record<string, unknown>;
+    try {
+      raw = this.readRaw();
+    } catch (e) {
+      this.lastProblems = [{ id: '*', message: e instanceof Error ? e.message : String(e) }];
+      return out;
+    }
+    for (const [key, value] of Object.entries(raw)) {
+      const parsed = VmProfileSchema.safeParse(value);
+      if (!parsed.success) {
+        const issues = zodIssues(parsed.error)
+          .map((i) => `${i.path}: ${i.message}`)
+          .join('; ');
+        problems.push({ id: key, message: `skipped: ${issues}` });
+      } else if (parsed.data.id !== key || !VmIdSchema.safeParse(key).success) {
+        problems.push({
+          id: key,
+          message: `skipped: stored under "${key}" but its id is "${parsed.data.id}"`,
+        });
+      } else {
+        out.set(key, parsed.data);
+      }
+    }
+    this.lastProblems = problems;
+    return out;
+  }
+}

@@ -1,0 +1,134 @@
+// @vitest-environment jsdom
+import { describe, expect, it, vi, afterEach } from 'vitest';
+import { act, screen, waitFor, within } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
+import { renderWithQuery } from '../test-utils';
+import { createFakeApi } from '../fake-api';
+import { ApiProvider } from '../queries/api-context';
+import { ApprovalCard } from './approval-card';
+import { encodeApiErrorMessage, type ApprovalView } from '../../../app/contract/ipc';
+
+const chipId = 'ab'.repeat(64);
+
+function approval(over: Partial<ApprovalView> = {}): ApprovalView {
+  return {
+    id: '6f1c1c2e-0000-4000-8000-000000000001',
+    state: 'pending',
+    vmId: 'web-01',
+    connection: null,
+    clientAddress: '192.0.2.10:51234',
+    chipId,
+    anchoredBy: 'milan',
+    firmwareApi: { major: 1, minor: 51 },
+    buildId: 3,
+    policy: 0x5,
+    scheme: 'amd-sev-es',
+    createdAt: new Date(Date.now() - 5_000).toISOString(),
+    expiresAt: new Date(Date.now() + 125_000).toISOString(),
+    ...over,
+  };
+}
+
+afterEach(() => vi.useRealTimers());
+
+describe('ApprovalCard', () => {
+  it('shows who asks, the anchoring root, firmware API and policy', () => {
+    const { api } = createFakeApi();
+    renderWithQuery(
+      <ApiProvider api={api}>
+        <ApprovalCard approval={approval()} />
+      </ApiProvider>,
+    );
+    const card = screen.getByRole('article', { name: /Launch of web-01 from 192\.0\.2\.10:51234/ });
+    const c = within(card);
+    expect(c.getByText('Anchored by AMD root milan')).toBeInTheDocument();
+    expect(c.getByText('1.51 build 3')).toBeInTheDocument();
+    expect(c.getByText('0x0005 (NODBG, ES)')).toBeInTheDocument();
+    expect(c.getByTitle(chipId)).toHaveTextContent('abababababab…abababababab');
+    expect(c.getByRole('button', { name: 'Copy chip id' })).toBeInTheDocument();
+    expect(c.getByText('Waiting for you')).toBeInTheDocument();
+  });
+
+  it('says why the chain failed and renders host strings as text', () => {
+    const { api } = createFakeApi();
+    renderWithQuery(
+      <ApiProvider api={api}>
+        <ApprovalCard
+          approval={approval({
+            anchoredBy: null,
+            chainError: '<b>CEK</b> not signed by the ASK',
+            chipId: null,
+          })}
+        />
+      </ApiProvider>,
+    );
+    expect(screen.getByText('Not anchored: <b>CEK</b> not signed by the ASK')).toBeInTheDocument();
+    expect(document.querySelector('b')).toBeNull();
+    expect(screen.getByText('not sent by the host')).toBeInTheDocument();
+  });
+
+  it('Approve and Deny call approvals.decide with the request id', async () => {
+    const user = userEvent.setup();
+    const decide = vi.fn(() => Promise.resolve());
+    const list = vi.fn(() => Promise.resolve([]));
+    const { api } = createFakeApi({ approvals: { decide, list } });
+    const a = approval();
+    renderWithQuery(
+      <ApiProvider api={api}>
+        <ApprovalCard approval={a} />
+      </ApiProvider>,
+    );
+    await user.click(screen.getByRole('button', { name: /^Approve launch of web-01/ }));
+    await waitFor(() => expect(decide).toHaveBeenCalledWith(a.id, 'approve'));
+    await user.click(screen.getByRole('button', { name: /^Deny launch of web-01/ }));
+    await waitFor(() => expect(decide).toHaveBeenCalledWith(a.id, 'deny'));
+    expect(decide).toHaveBeenCalledTimes(2);
+  });
+
+  it('shows the contract error when the decision fails', async () => {
+    const user = userEvent.setup();
+    const decide = vi.fn(() =>
+      Promise.reject(new Error(encodeApiErrorMessage('approval-decided', 'the request was already denied'))),
+    );
+    const { api } = createFakeApi({ approvals: { decide, list: vi.fn(() => Promise.resolve([])) } });
+    renderWithQuery(
+      <ApiProvider api={api}>
+        <ApprovalCard approval={approval()} />
+      </ApiProvider>,
+    );
+    await user.click(screen.getByRole('button', { name: /^Approve/ }));
+    expect(await screen.findByRole('alert')).toHaveTextContent(
+      'The decision was not recorded: the request was already denied (approval-decided)',
+    );
+  });
+
+  it('counts down to the automatic deny', () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout', 'Date'] });
+    vi.setSystemTime(new Date('2025-01-01T00:00:00Z'));
+    const { api } = createFakeApi();
+    renderWithQuery(
+      <ApiProvider api={api}>
+        <ApprovalCard
+          approval={approval({ createdAt: '2025-01-01T00:00:00Z', expiresAt: '2025-01-01T00:02:05Z' })}
+        />
+      </ApiProvider>,
+    );
+    expect(screen.getByRole('timer')).toHaveAccessibleName('Automatic deny in 2:05');
+    act(() => vi.advanceTimersByTime(35_000));
+    expect(screen.getByRole('timer')).toHaveAccessibleName('Automatic deny in 1:30');
+    act(() => vi.advanceTimersByTime(200_000));
+    expect(screen.getByRole('timer')).toHaveAccessibleName('Automatic deny in 0:00');
+  });
+
+  it('a decided request shows its state and no buttons', () => {
+    const { api } = createFakeApi();
+    renderWithQuery(
+      <ApiProvider api={api}>
+        <ApprovalCard approval={approval({ state: 'expired', decidedAt: new Date().toISOString() })} />
+      </ApiProvider>,
+    );
+    expect(screen.getByText('Denied automatically (timed out)')).toBeInTheDocument();
+    expect(screen.queryByRole('button', { name: /Approve/ })).toBeNull();
+    expect(screen.queryByRole('timer')).toBeNull();
+  });
+});

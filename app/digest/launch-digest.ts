@@ -244,7 +244,11 @@ export async function computeLaunchDigest(input: LaunchDigestInput): Promise<Lau
   const total = firmwareBytes + (await fileSize(input.kernel)) + (await fileSize(input.initrd));
   const done = { firmware: 0, kernel: 0, initrd: 0 };
   const report = () => input.onProgress?.(done.firmware + done.kernel + done.initrd, total);
-  const stream = { signal, chunkSize: input.chunkSize };
+  // One controller for both streams: the caller's abort, or the first failure, stops the other stream too.
+  const inner = new AbortController();
+  const forward = () => inner.abort(signal?.reason);
+  signal?.addEventListener('abort', forward, { once: true });
+  const stream = { signal: inner.signal, chunkSize: input.chunkSize };
 
   const firmwareP = isState(input.firmware)
     ? Promise.resolve(input.firmware)
@@ -273,7 +277,22 @@ export async function computeLaunchDigest(input: LaunchDigestInput): Promise<Lau
             },
           },
         );
-  const [state, kernelHashes] = await Promise.all([firmwareP, kernelP]);
+  let state: FirmwareMeasurementState;
+  let kernelHashes: KernelHashes | undefined;
+  try {
+    [state, kernelHashes] = await Promise.all([
+      firmwareP.catch((e: unknown) => {
+        inner.abort(e);
+        throw e;
+      }),
+      kernelP.catch((e: unknown) => {
+        inner.abort(e);
+        throw e;
+      }),
+    ]);
+  } finally {
+    signal?.removeEventListener('abort', forward);
+  }
   signal?.throwIfAborted();
 
   const hashesTable = kernelHashes ? buildHashesTable(kernelHashes) : undefined;

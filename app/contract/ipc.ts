@@ -68,7 +68,8 @@ export interface ArtifactSummary {
   size: number;
   /** The file name it was imported from (display only). */
   name: string;
-  kind: ArtifactKind;
+  /** The kind chosen at import, when the store knows it (firmware is also recognised by its footer). */
+  kind?: ArtifactKind;
   importedAt: string;
 }
 
@@ -455,37 +456,7 @@ export function isEventChannel(name: string): name is EventChannel {
 /** What main sends back for every call: a value, or a structured error (never a stack). */
 export type IpcResponse<T> = { ok: true; value: T } | { ok: false; error: string; message: string };
 
-/** A rejected call as the renderer sees it in both modes: a kebab-case code and a sentence. */
-export class ApiError extends Error {
-  constructor(
-    readonly code: string,
-    readonly detail: string,
-  ) {
-    super(encodeApiErrorMessage(code, detail));
-    this.name = 'ApiError';
-  }
-}
-
-// contextBridge copies only an Error's message, so the code travels inside it.
-const API_ERROR_MARK = 'sev-attest-error:';
-
-/** Packs a code and message into one Error message (the preload rejects with it). */
-export function encodeApiErrorMessage(code: string, message: string): string {
-  return `${API_ERROR_MARK}${code}:${message}`;
-}
-
-/** Turns any rejection into `{ code, message }` (ApiError, an encoded message from the preload, or other). */
-export function apiErrorOf(e: unknown): { code: string; message: string } {
-  if (e instanceof ApiError) return { code: e.code, message: e.detail };
-  const raw = e instanceof Error ? e.message : String(e);
-  const at = raw.indexOf(API_ERROR_MARK);
-  if (at >= 0) {
-    const rest = raw.slice(at + API_ERROR_MARK.length);
-    const colon = rest.indexOf(':');
-    if (colon > 0) return { code: rest.slice(0, colon), message: rest.slice(colon + 1) };
-  }
-  return { code: 'internal', message: raw };
-}
+export { ApiError, apiErrorOf, encodeApiErrorMessage } from './api-error';
 
 // ---------------------------------------------------------------------------------------------------------
 // window.api, derived from the maps

@@ -1,0 +1,226 @@
+/**
+ * SevAttestApi in a browser (`sev-attest serve --ui`): each call is `POST /ui/api/<channel>` with the JSON
+ * argument list, events arrive over one EventSource (`GET /ui/events`). The session cookie (HttpOnly,
+ * SameSite=Strict) authenticates; the custom header is what the server's CSRF check requires.
+ * Artifact import uploads the File itself (XMLHttpRequest PUT with progress, cancellable): in the browser
+ * `files.pathFor(file)` returns an upload handle instead of a path.
+ */
+import {
+  ApiError,
+  EVENT_CHANNELS,
+  isAllowedExternalUrl,
+  type ArtifactImportRequest,
+  type ArtifactInspection,
+  type ArtifactProgress,
+  type EventChannel,
+  type EventChannels,
+  type InvokeArgs,
+  type InvokeChannel,
+  type InvokeResult,
+  type IpcResponse,
+  type SevAttestApi,
+} from '../../../app/contract/ipc';
+
+/** The header every state-changing request carries (the server refuses requests without it). */
+export const UI_CSRF_HEADER = 'X-SEV-Attest-UI';
+export const UPLOAD_HANDLE_PREFIX = 'upload:';
+
+export interface WebApiOptions {
+  /** Base URL of the UI server; default: this page's origin. */
+  baseUrl?: string;
+  fetch?: typeof fetch;
+  EventSource?: typeof EventSource;
+  XMLHttpRequest?: typeof XMLHttpRequest;
+}
+
+function toResponse(status: number, text: string): IpcResponse<unknown> {
+  try {
+    const body = JSON.parse(text) as Partial<IpcResponse<unknown>> & { error?: string; message?: string };
+    if (body && typeof body === 'object' && typeof body.ok === 'boolean') return body as IpcResponse<unknown>;
+    if (typeof body.error === 'string') {
+      return { ok: false, error: body.error, message: body.message ?? `HTTP ${status}` };
+    }
+  } catch {
+    // fall through
+  }
+  return { ok: false, error: status === 401 ? 'unauthorized' : 'http-error', message: `HTTP ${status}` };
+}
+
+function unwrap<T>(res: IpcResponse<T>): T {
+  if (res.ok) return res.value;
+  throw new ApiError(res.error, res.message);
+}
+
+/** Builds the browser implementation of the contract. */
+export function createWebApi(options: WebApiOptions = {}): SevAttestApi {
+  const base = options.baseUrl ?? '';
+  const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+  const ES = options.EventSource ?? globalThis.EventSource;
+  const XHR = options.XMLHttpRequest ?? globalThis.XMLHttpRequest;
+
+  async function invoke<K extends InvokeChannel>(
+    channel: K,
+    ...args: InvokeArgs<K>
+  ): Promise<InvokeResult<K>> {
+    let res: Response;
+    try {
+      res = await doFetch(`${base}/ui/api/${channel}`, {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: { 'content-type': 'application/json', [UI_CSRF_HEADER]: '1' },
+        // JSON has no undefined: trailing optional arguments are dropped, which the schemas accept.
+        body: JSON.stringify(args),
+      });
+    } catch (e) {
+      throw new ApiError('unreachable', `the SEV Attest service did not answer (${String(e)})`);
+    }
+    return unwrap(toResponse(res.status, await res.text())) as InvokeResult<K>;
+  }
+
+  // One EventSource for all subscriptions, opened on first use.
+  const listeners = new Map<EventChannel, Set<(payload: unknown) => void>>();
+  let source: EventSource | undefined;
+  function deliver(channel: EventChannel, payload: unknown): void {
+    for (const l of [...(listeners.get(channel) ?? [])]) l(payload);
+  }
+  function subscribe<K extends EventChannel>(channel: K, listener: EventChannels[K]): () => void {
+    const fn = listener as (payload: unknown) => void;
+    if (!listeners.has(channel)) listeners.set(channel, new Set());
+    listeners.get(channel)!.add(fn);
+    if (!source && ES) {
+      source = new ES(`${base}/ui/events`, { withCredentials: true });
+      for (const c of EVENT_CHANNELS) {
+        source.addEventListener(c, (ev) => {
+          try {
+            deliver(c, JSON.parse((ev as MessageEvent<string>).data));
+          } catch {
+            // A malformed event is dropped; the next snapshot corrects the view.
+          }
+        });
+      }
+    }
+    return () => {
+      listeners.get(channel)?.delete(fn);
+    };
+  }
+
+  // Browser files waiting to be uploaded, by handle.
+  const files = new Map<string, File>();
+  const uploads = new Map<string, XMLHttpRequest>();
+  let nextHandle = 1;
+
+  function upload(request: ArtifactImportRequest, file: File): Promise<ArtifactInspection> {
+    return new Promise((resolve, reject) => {
+      const xhr = new XHR();
+      uploads.set(request.importId, xhr);
+      const progress = (p: Omit<ArtifactProgress, 'importId' | 'total'>) =>
+        deliver('artifacts:progress', { importId: request.importId, total: file.size, ...p });
+      const q = new URLSearchParams({ importId: request.importId, kind: request.kind, name: file.name });
+      xhr.open('PUT', `${base}/ui/upload?${q.toString()}`);
+      xhr.withCredentials = true;
+      xhr.setRequestHeader(UI_CSRF_HEADER, '1');
+      xhr.setRequestHeader('content-type', 'application/octet-stream');
+      xhr.upload.onprogress = (e) => progress({ phase: 'uploading', bytes: e.loaded });
+      xhr.onload = () => {
+        uploads.delete(request.importId);
+        try {
+          const value = unwrap(toResponse(xhr.status, xhr.responseText)) as ArtifactInspection;
+          files.delete(request.path);
+          progress({ phase: 'done', bytes: file.size });
+          resolve(value);
+        } catch (e) {
+          progress({ phase: 'error', bytes: 0, message: (e as Error).message });
+          reject(e);
+        }
+      };
+      xhr.onerror = () => {
+        uploads.delete(request.importId);
+        progress({ phase: 'error', bytes: 0, message: 'the upload failed' });
+        reject(new ApiError('unreachable', 'the upload failed'));
+      };
+      xhr.onabort = () => {
+        uploads.delete(request.importId);
+        progress({ phase: 'cancelled', bytes: 0 });
+        reject(new ApiError('cancelled', 'the import was cancelled'));
+      };
+      xhr.send(file);
+    });
+  }
+
+  const api: SevAttestApi = {
+    profiles: {
+      list: () => invoke('profiles:list'),
+      get: (id) => invoke('profiles:get', id),
+      save: (profile) => invoke('profiles:save', profile),
+      duplicate: (id, newId) => invoke('profiles:duplicate', id, newId),
+      delete: (id) => invoke('profiles:delete', id),
+    },
+    secrets: {
+      set: (vmId, secret) => invoke('secrets:set', vmId, secret),
+      reveal: (vmId, guid) => invoke('secrets:reveal', vmId, guid),
+      delete: (vmId, guid) => invoke('secrets:delete', vmId, guid),
+    },
+    artifacts: {
+      list: () => invoke('artifacts:list'),
+      import: (request) => {
+        const file = files.get(request.path);
+        if (!file) {
+          return Promise.reject(
+            new ApiError('not-supported', 'in the browser, import a file chosen or dropped in this page'),
+          );
+        }
+        return upload(request, file);
+      },
+      cancelImport: async (importId) => {
+        const xhr = uploads.get(importId);
+        if (xhr) xhr.abort();
+        else await invoke('artifacts:cancelImport', importId);
+      },
+      inspect: (sha256) => invoke('artifacts:inspect', sha256),
+      onProgress: (listener) => subscribe('artifacts:progress', listener),
+    },
+    digests: { preview: (draft) => invoke('digests:preview', draft) },
+    approvals: {
+      list: () => invoke('approvals:list'),
+      decide: (id, decision) => invoke('approvals:decide', id, decision),
+      onChanged: (listener) => subscribe('approvals:changed', listener),
+    },
+    events: {
+      list: (filter) => invoke('events:list', filter),
+      export: (filter) => invoke('events:export', filter),
+      onAppended: (listener) => subscribe('events:appended', listener),
+    },
+    listener: {
+      status: () => invoke('listener:status'),
+      configure: (config) => invoke('listener:configure', config),
+      tokens: () => invoke('listener:tokens'),
+      onChanged: (listener) => subscribe('listener:changed', listener),
+    },
+    tunnel: {
+      status: () => invoke('tunnel:status'),
+      configure: (config) => invoke('tunnel:configure', config),
+      onChanged: (listener) => subscribe('tunnel:changed', listener),
+    },
+    hostSetup: { get: (vmId) => invoke('hostSetup:get', vmId) },
+    demo: { run: (opts) => invoke('demo:run', opts) },
+    app: {
+      info: () => invoke('app:info'),
+      completeFirstRun: () => invoke('app:completeFirstRun'),
+    },
+    shell: {
+      // Same allow-list as main; the browser opens it itself, without an opener.
+      openExternal: async (url) => {
+        if (!isAllowedExternalUrl(url)) throw new ApiError('url-not-allowed', `not an allowed link: ${url}`);
+        window.open(url, '_blank', 'noopener,noreferrer');
+      },
+    },
+    files: {
+      pathFor: (file) => {
+        const handle = `${UPLOAD_HANDLE_PREFIX}${nextHandle++}:${file.name}`;
+        files.set(handle, file);
+        return handle;
+      },
+    },
+  };
+  return api;
+}

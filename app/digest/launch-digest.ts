@@ -13,6 +13,7 @@ import { SevError } from '../sev/errors';
 import {
   buildHashesTable,
   kernelHashesHex,
+  parseSha256Hex,
   resolveKernelHashes,
   type HashInput,
   type KernelHashes,
@@ -240,6 +241,13 @@ export async function computeLaunchDigest(input: LaunchDigestInput): Promise<Lau
   // A zero table stands in for the real one: only its presence matters to the checks.
   const params = digestParams(input, input.kernel !== undefined ? new Uint8Array(176) : undefined);
   checkParams(footer, params);
+  // Owner-given hashes are checked now too, not after the large files were read.
+  if (typeof input.kernel === 'object') parseSha256Hex(input.kernel.sha256hex, 'kernel-hash');
+  if (typeof input.initrd === 'object') parseSha256Hex(input.initrd.sha256hex, 'initrd-hash');
+  if (input.cmdlineHash !== undefined) parseSha256Hex(input.cmdlineHash, 'cmdline-hash');
+  if (input.cmdline !== undefined && input.cmdlineHash !== undefined) {
+    throw new SevError('bad-format', 'give either a command line or its hash, not both');
+  }
 
   const total = firmwareBytes + (await fileSize(input.kernel)) + (await fileSize(input.initrd));
   const done = { firmware: 0, kernel: 0, initrd: 0 };

@@ -72,7 +72,8 @@ sev-attest extensions:
       --vmsa-variant V      legacy (default, as libvirt builds them) or kvm-init2 (Linux 6.10+ hosts)
       --min-api MAJOR.MINOR refuse firmware older than this (exit 1)
       --secret-padding P    aligned (default; sevctl) or libvirt9 (16 extra bytes when aligned, as libvirt 9.0)
-Not supported (live libvirt domains; use sev-attest-host): -c/--connect, -o/--domain, -i/--insecure, -g/--ignore-config
+Not supported (live libvirt domains; use sev-attest-host): -c/--connect, -o/--domain (exit 2).
+-i/--insecure and -g/--ignore-config only concern live domains; they are accepted and have no effect.
 `;
 
 const options = {

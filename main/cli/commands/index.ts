@@ -1,6 +1,7 @@
 import type { CliCommand } from '../io';
 import { digestCommand } from './digest';
 import { validateCommand } from './validate';
+import { serveCommand } from './serve';
 
 /** Every subcommand, in the order `sev-attest --help` lists them. */
-export const commands: CliCommand[] = [digestCommand, validateCommand];
+export const commands: CliCommand[] = [digestCommand, validateCommand, serveCommand];

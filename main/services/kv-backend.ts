@@ -4,6 +4,8 @@
  * satisfies the same interface. Nothing here may import electron or electron-store.
  */
 import Conf from 'conf';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
 
 export interface KeyValueBackend<T extends Record<string, unknown>> {
   get<K extends keyof T>(key: K): T[K];
@@ -30,6 +32,38 @@ export interface ConfBackendOptions<T extends Record<string, unknown>> {
   /** File name without the .json extension. */
   configName: string;
   defaults: T;
+  /** Temp files of conf writes cut by a crash that are older than this are removed at open (default 10 s). */
+  staleTempMs?: number;
+}
+
+/**
+ * Removes `<name>.json.tmp-<stamp>` files that a crash left between conf's temp write and its rename;
+ * only old ones, so a write in flight in another process is never touched. Returns how many.
+ */
+export function removeStaleConfTemp(cwd: string, configName: string, olderThanMs: number): number {
+  const pattern = new RegExp(
+    `^${configName.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.json\\.tmp-\\d{10}[a-f0-9]{6}$`,
+  );
+  const limit = Date.now() - olderThanMs;
+  let removed = 0;
+  let names: string[];
+  try {
+    names = fs.readdirSync(cwd);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    if (!pattern.test(name)) continue;
+    try {
+      if (fs.statSync(join(cwd, name)).mtimeMs <= limit) {
+        fs.rmSync(join(cwd, name), { force: true });
+        removed++;
+      }
+    } catch {
+      // Already gone.
+    }
+  }
+  return removed;
 }
 
 function isSyntaxError(e: unknown): e is Error {
@@ -43,6 +77,7 @@ function isSyntaxError(e: unknown): e is Error {
 export function createConfBackend<T extends Record<string, unknown>>(
   options: ConfBackendOptions<T>,
 ): KeyValueBackend<T> {
+  removeStaleConfTemp(options.cwd, options.configName, options.staleTempMs ?? 10_000);
   let conf: Conf<T>;
   try {
     conf = new Conf<T>({

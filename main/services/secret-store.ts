@@ -60,6 +60,13 @@ function validateAccount(account: string): void {
   if (account === PROBE_ACCOUNT) throw new TypeError(`"${PROBE_ACCOUNT}" is reserved`);
 }
 
+/** keytar refuses an empty password ("Password is required."), so every store refuses empty values alike. */
+function validateValue(value: Uint8Array): void {
+  if (!(value instanceof Uint8Array) || value.length === 0) {
+    throw new TypeError('a secret value must be a non-empty byte array');
+  }
+}
+
 /**
  * The keychain store on keytar (libsecret / Secret Service on Linux, Keychain on macOS, Credential
  * Vault on Windows). keytar is archived upstream (no more releases): this is the ONE class that a move
@@ -94,6 +101,7 @@ export class KeytarSecretStore implements SecretStore {
 
   async set(account: string, value: Uint8Array): Promise<void> {
     validateAccount(account);
+    validateValue(value);
     const encoded = toBase64(value);
     await this.call('write', (k) => k.setPassword(this.service, account, encoded));
   }
@@ -204,6 +212,7 @@ export class InMemorySecretStore implements SecretStore {
 
   async set(account: string, value: Uint8Array): Promise<void> {
     validateAccount(account);
+    validateValue(value);
     this.items.set(account, value.slice());
   }
 

@@ -1,0 +1,44 @@
+/**
+ * The restart test's child: writes profiles (conf backend), audit events and, with USE_KEYRING=1,
+ * keychain secrets as fast as it can until it is killed. Env: DATA_DIR, USE_KEYRING, SECRET_SERVICE.
+ * Prints "ready <seq>" once its stores are open.
+ */
+import { join } from 'node:path';
+import type { VmProfile } from '../../app/profile';
+import { AuditLog } from '../../main/services/audit-log';
+import { createConfBackend } from '../../main/services/kv-backend';
+import { ProfileStore } from '../../main/services/profile-store';
+import { KeytarSecretStore } from '../../main/services/secret-store';
+import { RESTART_SLOTS, restartProfile, restartSecret } from './restart-profile';
+
+async function main(): Promise<void> {
+  const dir = process.env.DATA_DIR;
+  if (!dir) throw new Error('DATA_DIR is required');
+  const profiles = new ProfileStore({
+    backend: createConfBackend<{ profiles: Record<string, VmProfile> }>({
+      cwd: dir,
+      configName: 'profiles',
+      defaults: { profiles: {} },
+    }),
+  });
+  // A small bound so compaction (temp file + rename) also runs under the kills.
+  const audit = AuditLog.open({ file: join(dir, 'audit.jsonl'), maxEntries: 400 });
+  const secrets =
+    process.env.USE_KEYRING === '1'
+      ? new KeytarSecretStore({ service: process.env.SECRET_SERVICE ?? 'sev-attest-restart' })
+      : undefined;
+  // Generations continue from the log's seq: each generation is one audit event.
+  let gen = audit.seq + 1;
+  process.stdout.write(`ready ${audit.seq}\n`);
+  for (;;) {
+    const slot = gen % RESTART_SLOTS;
+    profiles.put(restartProfile(slot, gen));
+    if (secrets) await secrets.set(`restart/${slot}`, restartSecret(slot, gen));
+    audit.append({ type: 'profile', result: 'info', vmId: `p-${slot}`, details: { gen } });
+    gen++;
+    // Let the event loop breathe so the keychain calls and the kill interleave with every step.
+    if (gen % 8 === 0) await new Promise((r) => setImmediate(r));
+  }
+}
+
+void main();

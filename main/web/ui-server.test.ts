@@ -1,0 +1,250 @@
+import http from 'node:http';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { INVOKE_CHANNELS, type InvokeHandlers } from '../../app/contract/ipc';
+import { UiEventBus } from '../ipc/event-bus';
+import { UiServer, UI_CSP } from './ui-server';
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+function request(
+  url: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString(),
+        }),
+      );
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+const OWNER_TOKEN = 'owner-token-for-tests-0123456789';
+const dir = mkdtempSync(path.join(tmpdir(), 'ui-server-'));
+writeFileSync(path.join(dir, 'index.html'), '<!doctype html><title>SEV Attest</title>');
+writeFileSync(path.join(tmpdir(), 'outside-renderer.txt'), 'secret');
+const bus = new UiEventBus();
+const handlers = Object.fromEntries(
+  INVOKE_CHANNELS.map((c) => [c, vi.fn(async (...args: unknown[]) => ({ channel: c, args }))]),
+) as unknown as InvokeHandlers;
+const uploads: Array<{ meta: unknown; bytes: number }> = [];
+const server = new UiServer({
+  handlers,
+  events: bus,
+  rendererDir: dir,
+  ownerToken: OWNER_TOKEN,
+  importUpload: async (body, meta) => {
+    let bytes = 0;
+    for await (const c of body) bytes += (c as Buffer).length;
+    uploads.push({ meta, bytes });
+    return { sha256: 'a'.repeat(64), size: bytes, name: meta.name, importedAt: new Date(0).toISOString() };
+  },
+});
+let base = '';
+let cookie = '';
+
+beforeAll(async () => {
+  base = await server.start();
+  const res = await request(`${base}/ui/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: base },
+    body: `token=${OWNER_TOKEN}`,
+  });
+  expect(res.status).toBe(303);
+  cookie = String(res.headers['set-cookie']?.[0]).split(';')[0]!;
+});
+afterAll(async () => {
+  await server.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const apiHeaders = () => ({
+  'content-type': 'application/json',
+  'x-sev-attest-ui': '1',
+  origin: base,
+  cookie,
+});
+
+describe('UI server authentication', () => {
+  it('refuses API calls and events without a session cookie', async () => {
+    const res = await request(`${base}/ui/api/profiles:list`, {
+      method: 'POST',
+      headers: { ...apiHeaders(), cookie: '' },
+      body: '[]',
+    });
+    expect(res.status).toBe(401);
+    expect(JSON.parse(res.body)).toMatchObject({ ok: false, error: 'unauthorized' });
+    expect((await request(`${base}/ui/events`)).status).toBe(401);
+    expect((await request(`${base}/`)).status).toBe(303);
+    expect(handlers['profiles:list']).not.toHaveBeenCalled();
+  });
+
+  it('exchanges the owner token for an HttpOnly SameSite=Strict cookie, and refuses a wrong one', async () => {
+    const bad = await request(`${base}/ui/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: base },
+      body: 'token=wrong',
+    });
+    expect(bad.status).toBe(401);
+    expect(bad.headers['set-cookie']).toBeUndefined();
+    const good = await request(`${base}/ui/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: base },
+      body: `token=${encodeURIComponent(OWNER_TOKEN)}`,
+    });
+    const setCookie = String(good.headers['set-cookie']?.[0]);
+    expect(setCookie).toMatch(/^sev_attest_ui=[A-Za-z0-9_-]{40,};/);
+    expect(setCookie).toContain('HttpOnly');
+    expect(setCookie).toContain('SameSite=Strict');
+  });
+
+  it('accepts a one-time login link exactly once', async () => {
+    const link = server.createLoginUrl();
+    const first = await request(link);
+    expect(first.status).toBe(303);
+    expect(first.headers['set-cookie']).toBeDefined();
+    const second = await request(link);
+    expect(second.status).toBe(401);
+    expect(second.headers['set-cookie']).toBeUndefined();
+  });
+
+  it('refuses a foreign Origin, a missing CSRF header and a foreign Host', async () => {
+    const evil = await request(`${base}/ui/api/listener:tokens`, {
+      method: 'POST',
+      headers: { ...apiHeaders(), origin: 'https://evil.example' },
+      body: '[]',
+    });
+    expect(evil.status).toBe(403);
+    expect(JSON.parse(evil.body).error).toBe('bad-origin');
+    const noHeader = await request(`${base}/ui/api/listener:tokens`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: base, cookie },
+      body: '[]',
+    });
+    expect(noHeader.status).toBe(403);
+    const rebinding = await request(`${base}/ui/api/listener:tokens`, {
+      method: 'POST',
+      headers: { ...apiHeaders(), host: 'evil.example' },
+      body: '[]',
+    });
+    expect(rebinding.status).toBe(421);
+    expect(handlers['listener:tokens']).not.toHaveBeenCalled();
+  });
+});
+
+describe('UI server contract bridge', () => {
+  it('calls a channel with arguments parsed by the contract schema', async () => {
+    const res = await request(`${base}/ui/api/listener:configure`, {
+      method: 'POST',
+      headers: apiHeaders(),
+      body: JSON.stringify([{ host: '127.0.0.1', port: 8470, tls: true }]),
+    });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toEqual({
+      ok: true,
+      value: {
+        channel: 'listener:configure',
+        args: [{ host: '127.0.0.1', port: 8470, tls: true, hostToken: 'keep' }],
+      },
+    });
+  });
+
+  it('rejects invalid arguments and unknown channels without calling a service', async () => {
+    const bad = await request(`${base}/ui/api/approvals:decide`, {
+      method: 'POST',
+      headers: apiHeaders(),
+      body: JSON.stringify(['a1', 'yes please']),
+    });
+    expect(bad.status).toBe(400);
+    expect(JSON.parse(bad.body)).toMatchObject({ ok: false, error: 'bad-arguments' });
+    expect(handlers['approvals:decide']).not.toHaveBeenCalled();
+    const unknown = await request(`${base}/ui/api/fs:readFile`, {
+      method: 'POST',
+      headers: apiHeaders(),
+      body: '[]',
+    });
+    expect(unknown.status).toBe(404);
+    const notJson = await request(`${base}/ui/api/profiles:list`, {
+      method: 'POST',
+      headers: apiHeaders(),
+      body: '{',
+    });
+    expect(notJson.status).toBe(400);
+    const proto = await request(`${base}/ui/api/__proto__`, {
+      method: 'POST',
+      headers: apiHeaders(),
+      body: '[]',
+    });
+    expect(proto.status).toBe(404);
+  });
+
+  it('delivers bus events as server-sent events', async () => {
+    const got = await new Promise<string>((resolve, reject) => {
+      const req = http.get(`${base}/ui/events`, { headers: { cookie } }, (res) => {
+        expect(res.statusCode).toBe(200);
+        expect(res.headers['content-type']).toMatch(/^text\/event-stream/);
+        let text = '';
+        res.on('data', (c: Buffer) => {
+          text += c.toString();
+          if (text.includes(': connected')) {
+            bus.emit('listener:changed', {
+              state: 'running',
+              host: '127.0.0.1',
+              port: 8470,
+              tls: false,
+              hostTokenRequired: false,
+            });
+          }
+          if (text.includes('\n\nevent: listener:changed')) {
+            const frame = text.slice(text.indexOf('event: listener:changed'));
+            if (frame.includes('\n\n')) {
+              req.destroy();
+              resolve(frame);
+            }
+          }
+        });
+      });
+      req.on('error', reject);
+    });
+    expect(got).toMatch(/^event: listener:changed\ndata: \{"state":"running"/);
+  });
+
+  it('streams an upload to the artifact import', async () => {
+    const res = await request(`${base}/ui/upload?importId=imp-1&kind=firmware&name=OVMF.fd`, {
+      method: 'PUT',
+      headers: { ...apiHeaders(), 'content-type': 'application/octet-stream' },
+      body: Buffer.alloc(100_000, 7),
+    });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toMatchObject({ ok: true, value: { size: 100_000 } });
+    expect(uploads[0]).toEqual({
+      meta: { importId: 'imp-1', kind: 'firmware', name: 'OVMF.fd', size: 100_000 },
+      bytes: 100_000,
+    });
+  });
+
+  it('serves the renderer with a strict CSP and nothing outside its directory', async () => {
+    const res = await request(`${base}/`, { headers: { cookie } });
+    expect(res.status).toBe(200);
+    expect(res.body).toContain('SEV Attest');
+    expect(res.headers['content-security-policy']).toBe(UI_CSP);
+    expect(res.headers['content-security-policy']).toContain("script-src 'self'");
+    const escape = await request(`${base}/..%2Foutside-renderer.txt`, { headers: { cookie } });
+    expect(escape.status).toBe(404);
+  });
+});

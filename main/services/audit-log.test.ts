@@ -157,6 +157,8 @@ describe('AuditLog', () => {
         raw: new Uint8Array([9, 9, 9]),
         key: '',
         digests: ['ab'.repeat(32)],
+        secrets: ['736869e5-84f0-4973-92ec-06879ce3da0b'],
+        hostToken: 'tok-123456',
       },
     });
     log.close();
@@ -171,8 +173,31 @@ describe('AuditLog', () => {
       raw: '<3 bytes>',
       key: '',
       digests: ['ab'.repeat(32)],
+      secrets: ['736869e5-84f0-4973-92ec-06879ce3da0b'],
+      hostToken: REDACTED,
     });
-    expect(e.details?.redacted).toEqual(['passphrase', 'nested.TEK', 'nested.luks_passphrase', 'data']);
+    expect(text).not.toContain('tok-123456');
+    expect(e.details?.redacted).toEqual([
+      'passphrase',
+      'nested.TEK',
+      'nested.luks_passphrase',
+      'data',
+      'hostToken',
+    ]);
+  });
+
+  it('cuts an overlong message and replaces oversized details by a note instead of failing', () => {
+    const log = AuditLog.open({ file });
+    const e = log.append({
+      type: 'validate',
+      result: 'refused',
+      message: 'm'.repeat(10_000),
+      details: { digests: Array.from({ length: 5000 }, () => 'ab'.repeat(32)) },
+    });
+    log.close();
+    expect(e.message).toHaveLength(4000);
+    expect(String(e.details?.truncated)).toMatch(/over the 262144 limit/);
+    expect(lines()).toHaveLength(1);
   });
 
   it('redactDetails leaves harmless details untouched', () => {

@@ -44,12 +44,14 @@ export class AuditInputError extends Error {
   }
 }
 
-/** `details` keys whose string / byte values are never logged (compared without case, '-' and '_'). */
+/**
+ * `details` keys whose string / byte values are never logged (compared without case, '-' and '_'). Kept
+ * narrow on purpose: lists of secret GUIDs ("secrets", "guids") and names ("key" of a map) stay readable.
+ */
 const SENSITIVE_KEYS = new Set([
   'passphrase',
   'password',
   'secret',
-  'secrets',
   'secretvalue',
   'secretdata',
   'tek',
@@ -62,10 +64,12 @@ const SENSITIVE_KEYS = new Set([
   'hosttoken',
   'ownertoken',
   'privatekey',
-  'key',
 ]);
 
 export const REDACTED = '[redacted]';
+const MAX_MESSAGE = 4000;
+/** One event stays a reasonable line: bigger details are replaced by a note. */
+export const MAX_DETAILS_CHARS = 256 * 1024;
 
 function isSensitiveKey(key: string): boolean {
   const k = key.toLowerCase().replace(/[-_]/g, '');
@@ -146,7 +150,12 @@ export class AuditLog {
   /** Appends one event (durable when this returns) and tells the subscribers. */
   append(input: Omit<AuditEvent, 'id' | 'seq' | 'time'>): AuditEvent {
     if (this.fd === undefined) throw new AuditInputError(`the audit log ${this.file} is closed`);
-    const parsed = AuditEventInputSchema.safeParse(input);
+    // An overlong message is cut rather than refused: losing an audit event is worse than a long line.
+    const cut =
+      typeof input?.message === 'string' && input.message.length > MAX_MESSAGE
+        ? { ...input, message: `${input.message.slice(0, MAX_MESSAGE - 1)}…` }
+        : input;
+    const parsed = AuditEventInputSchema.safeParse(cut);
     if (!parsed.success) {
       throw new AuditInputError(
         `invalid audit event: ${zodIssues(parsed.error)
@@ -158,6 +167,10 @@ export class AuditLog {
     if (body.details) {
       const { details, redacted } = redactDetails(body.details);
       body.details = redacted.length > 0 ? { ...details, redacted } : details;
+      const size = JSON.stringify(body.details).length;
+      if (size > MAX_DETAILS_CHARS) {
+        body.details = { truncated: `details were ${size} characters, over the ${MAX_DETAILS_CHARS} limit` };
+      }
     }
     const event: AuditEvent = {
       id: this.newId(),

@@ -185,12 +185,22 @@ export class Listener {
   /** Binds and listens; resolves with the bound address and the base URL. */
   async start(): Promise<{ port: number; host: string; url: string }> {
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => void this.dispatch(req, res);
+    // Node checks header/request timeouts on this interval (default 30 s): keep it below the timeouts.
+    const connectionsCheckingInterval = Math.max(
+      50,
+      Math.min(1000, Math.floor(Math.min(this.limits.headersTimeoutMs, this.limits.requestTimeoutMs) / 4)),
+    );
     const server = this.opts.tls
       ? https.createServer(
-          { key: this.opts.tls.keyPem, cert: this.opts.tls.certPem, minVersion: 'TLSv1.2' },
+          {
+            key: this.opts.tls.keyPem,
+            cert: this.opts.tls.certPem,
+            minVersion: 'TLSv1.2',
+            connectionsCheckingInterval,
+          },
           handler,
         )
-      : http.createServer(handler);
+      : http.createServer({ connectionsCheckingInterval }, handler);
     server.headersTimeout = this.limits.headersTimeoutMs;
     server.requestTimeout = this.limits.requestTimeoutMs;
     server.keepAliveTimeout = this.limits.keepAliveTimeoutMs;

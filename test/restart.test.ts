@@ -110,7 +110,7 @@ describe('restart after kill -9', () => {
       }
 
       // Audit log: at most one torn line, nothing else invalid, seq strictly increasing and never reused.
-      const log = AuditLog.open({ file: join(dataDir, 'audit.jsonl'), maxEntries: 400 });
+      const log = AuditLog.open({ file: join(dataDir, 'audit.jsonl'), maxEntries: 20 });
       expect(log.openReport.invalidLines).toBe(0);
       const seqs = log.list().map((e) => e.seq);
       for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBe(seqs[i - 1]! + 1);

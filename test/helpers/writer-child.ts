@@ -21,8 +21,8 @@ async function main(): Promise<void> {
       defaults: { profiles: {} },
     }),
   });
-  // A small bound so compaction (temp file + rename) also runs under the kills.
-  const audit = AuditLog.open({ file: join(dir, 'audit.jsonl'), maxEntries: 400 });
+  // A small bound so compaction (temp file + rename) runs every ~10 events, under the kills too.
+  const audit = AuditLog.open({ file: join(dir, 'audit.jsonl'), maxEntries: 20 });
   const secrets =
     process.env.USE_KEYRING === '1'
       ? new KeytarSecretStore({ service: process.env.SECRET_SERVICE ?? 'sev-attest-restart' })

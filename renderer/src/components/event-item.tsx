@@ -1,0 +1,65 @@
+/** One audit-log entry in the timeline, with the mismatch explanation for a failed validate. */
+import type { AuditEvent } from '../../../app/contract/ipc';
+import { formatTime, shortHex } from '../lib/format';
+import { MismatchView, mismatchOf } from './mismatch-view';
+
+const TYPE_LABEL: Record<AuditEvent['type'], string> = {
+  launch: 'Launch',
+  decision: 'Decision',
+  validate: 'Validate',
+  'secret-release': 'Secret released',
+  profile: 'Profile',
+  listener: 'Listener',
+  tunnel: 'Tunnel',
+  error: 'Error',
+};
+
+const RESULT_TONE: Record<AuditEvent['result'], string> = {
+  ok: 'ok',
+  refused: 'bad',
+  error: 'bad',
+  pending: 'warn',
+  info: '',
+};
+
+export function EventItem({ event: e }: { event: AuditEvent }) {
+  const mismatch = mismatchOf(e);
+  const tone = RESULT_TONE[e.result];
+  return (
+    <li className={tone} data-testid="audit-event" data-type={e.type} data-result={e.result}>
+      <div className="card-header">
+        <strong>
+          {TYPE_LABEL[e.type]}
+          {e.vmId ? (
+            <>
+              {' '}
+              · <span className="mono">{e.vmId}</span>
+            </>
+          ) : null}
+        </strong>
+        <span>
+          <span className={`pill ${tone}`}>{e.result}</span>{' '}
+          <time dateTime={e.time}>{formatTime(e.time)}</time>
+        </span>
+      </div>
+      {e.message && <p>{e.message}</p>}
+      <p className="inputs">
+        {[
+          e.reason && `reason ${e.reason}`,
+          e.client && `client ${e.client}`,
+          e.chipId && `chip ${shortHex(e.chipId)}`,
+          e.anchor && `anchored by ${e.anchor}`,
+          e.connection && `connection ${shortHex(e.connection, 6)}`,
+        ]
+          .filter(Boolean)
+          .join(' · ')}
+      </p>
+      {mismatch && (
+        <details open>
+          <summary>Why the measurement did not match</summary>
+          <MismatchView mismatch={mismatch} />
+        </details>
+      )}
+    </li>
+  );
+}

@@ -1,0 +1,73 @@
+/**
+ * Live requests: launches waiting for the owner (approve / deny before the automatic deny), recent
+ * decisions, validate results as they happen, and the simulated demo host.
+ */
+import { useState } from 'react';
+import { useApprovals, useEvents } from '../queries/hooks';
+import { ScreenHeader } from '../components/screen-header';
+import { ErrorMessage } from '../components/error-message';
+import { ApprovalCard } from '../components/approval-card';
+import { EventItem } from '../components/event-item';
+import { DemoHostPanel } from './demo-host';
+
+const VALIDATE_FILTER = { types: ['validate' as const, 'secret-release' as const], limit: 20 };
+
+/** The live requests screen. */
+export function RequestsScreen() {
+  const approvals = useApprovals();
+  const validates = useEvents(VALIDATE_FILTER);
+  const [showDecided, setShowDecided] = useState(true);
+  const all = [...(approvals.data ?? [])].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  const pending = all.filter((a) => a.state === 'pending');
+  const decided = all.filter((a) => a.state !== 'pending').slice(0, 10);
+
+  return (
+    <>
+      <ScreenHeader title="Live requests">
+        Hosts asking to launch your VMs. Approve only launches you expect: the secrets are released later, and
+        only if the measurement matches the profile.
+      </ScreenHeader>
+      <ErrorMessage error={approvals.error} />
+      <section aria-labelledby="pending-heading">
+        <h2 id="pending-heading">Waiting for you ({pending.length})</h2>
+        {approvals.isSuccess && pending.length === 0 && (
+          <p className="muted">No launch is waiting. New requests appear here as they arrive.</p>
+        )}
+        {pending.map((a) => (
+          <ApprovalCard key={a.id} approval={a} />
+        ))}
+      </section>
+      <div className="grid-2">
+        <section className="panel" aria-labelledby="validate-heading">
+          <h2 id="validate-heading">Validate results</h2>
+          <ErrorMessage error={validates.error} />
+          {validates.isSuccess && (validates.data ?? []).length === 0 && (
+            <p className="muted">None yet. A host validates after launching the approved VM.</p>
+          )}
+          <ul className="timeline" aria-live="polite" aria-label="Validate results">
+            {(validates.data ?? []).map((e) => (
+              <EventItem key={e.id} event={e} />
+            ))}
+          </ul>
+        </section>
+        <DemoHostPanel />
+      </div>
+      {decided.length > 0 && (
+        <section aria-labelledby="decided-heading">
+          <div className="card-header">
+            <h2 id="decided-heading">Recently decided</h2>
+            <button
+              type="button"
+              className="small"
+              onClick={() => setShowDecided((v) => !v)}
+              aria-expanded={showDecided}
+            >
+              {showDecided ? 'Hide' : 'Show'}
+            </button>
+          </div>
+          {showDecided && decided.map((a) => <ApprovalCard key={a.id} approval={a} />)}
+        </section>
+      )}
+    </>
+  );
+}

@@ -1,0 +1,299 @@
+/**
+ * Secrets per profile, kept in the OS keychain: masked by default, revealed on demand; a LUKS
+ * passphrase or any GUID with bytes. A locked keychain gives a clear error and saves nothing.
+ */
+import { useId, useState } from 'react';
+import { useMutation, useQueryClient } from '@tanstack/react-query';
+import { LUKS_PASSPHRASE_GUID, type SecretRef, type VmProfile } from '../../../app/profile';
+import type { SecretInput, SecretValue } from '../../../app/contract/ipc';
+import { useApi } from '../queries/api-context';
+import { keys, useAppInfo, useArtifactInspection, useProfiles } from '../queries/hooks';
+import { ScreenHeader } from '../components/screen-header';
+import { ErrorMessage } from '../components/error-message';
+import { ProfileSelect } from '../components/profile-select';
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Secret bytes typed as hex ("0a1b…") or base64, as standard base64; undefined when neither parses. */
+export function secretBytesToBase64(text: string, encoding: 'hex' | 'base64'): string | undefined {
+  const t = text.trim();
+  if (encoding === 'hex') {
+    const h = t.replace(/\s+/g, '');
+    if (h.length === 0 || h.length % 2 !== 0 || !/^[0-9a-fA-F]+$/.test(h)) return undefined;
+    let bin = '';
+    for (let i = 0; i < h.length; i += 2) bin += String.fromCharCode(parseInt(h.slice(i, i + 2), 16));
+    return btoa(bin);
+  }
+  if (t.length === 0 || t.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(t)) return undefined;
+  return t;
+}
+
+function SecretRow({ vmId, secret }: { vmId: string; secret: SecretRef }) {
+  const api = useApi();
+  const client = useQueryClient();
+  const [shown, setShown] = useState<SecretValue | undefined>();
+  const reveal = useMutation({
+    mutationFn: () => api.secrets.reveal(vmId, secret.guid),
+    onSuccess: setShown,
+  });
+  const del = useMutation({
+    mutationFn: () => api.secrets.delete(vmId, secret.guid),
+    onSuccess: () => void client.invalidateQueries({ queryKey: keys.profiles }),
+  });
+  const name = secret.label ?? (secret.kind === 'luks-passphrase' ? 'Disk passphrase' : 'Secret');
+  return (
+    <tr>
+      <td>{name}</td>
+      <td>{secret.kind === 'luks-passphrase' ? 'LUKS passphrase' : 'Raw bytes'}</td>
+      <td className="mono">{secret.guid}</td>
+      <td>
+        {shown ? (
+          <code className="mono wrap" data-testid="secret-value">
+            {shown.text ?? shown.base64}
+          </code>
+        ) : (
+          <span aria-label="hidden value">••••••••</span>
+        )}
+        <ErrorMessage error={reveal.error ?? del.error} />
+      </td>
+      <td>
+        <div className="actions">
+          <button
+            type="button"
+            className="small"
+            onClick={() => (shown ? setShown(undefined) : reveal.mutate())}
+            disabled={reveal.isPending}
+            aria-label={`${shown ? 'Hide' : 'Reveal'} ${name}`}
+          >
+            {shown ? 'Hide' : 'Reveal'}
+          </button>
+          <button
+            type="button"
+            className="small"
+            onClick={() => del.mutate()}
+            disabled={del.isPending}
+            aria-label={`Delete ${name}`}
+          >
+            Delete
+          </button>
+        </div>
+      </td>
+    </tr>
+  );
+}
+
+function AddSecret({ profile }: { profile: VmProfile }) {
+  const api = useApi();
+  const client = useQueryClient();
+  const id = useId();
+  const [kind, setKind] = useState<'luks-passphrase' | 'raw'>('luks-passphrase');
+  const [passphrase, setPassphrase] = useState('');
+  const [showPassphrase, setShowPassphrase] = useState(false);
+  const [guid, setGuid] = useState('');
+  const [bytes, setBytes] = useState('');
+  const [encoding, setEncoding] = useState<'hex' | 'base64'>('hex');
+  const [label, setLabel] = useState('');
+  const [problem, setProblem] = useState<string | undefined>();
+  const [warnings, setWarnings] = useState<string[]>([]);
+
+  const save = useMutation({
+    mutationFn: (input: SecretInput) => api.secrets.set(profile.id, input),
+    onSuccess: (r) => {
+      setWarnings(r.warnings);
+      setPassphrase('');
+      setBytes('');
+      void client.invalidateQueries({ queryKey: keys.profiles });
+    },
+  });
+
+  const submit = () => {
+    setProblem(undefined);
+    setWarnings([]);
+    const lbl = label.trim() || undefined;
+    if (kind === 'luks-passphrase') {
+      if (passphrase === '') return setProblem('Enter the passphrase.');
+      return save.mutate({ kind, passphrase, label: lbl });
+    }
+    const g = guid.trim().toLowerCase();
+    if (!GUID.test(g)) return setProblem('The GUID must look like 736869e5-84f0-4973-92ec-06879ce3da0b.');
+    const b64 = secretBytesToBase64(bytes, encoding);
+    if (!b64)
+      return setProblem(
+        encoding === 'hex'
+          ? 'The bytes must be an even number of hex digits.'
+          : 'The bytes must be standard base64.',
+      );
+    save.mutate({ kind: 'raw', guid: g, dataBase64: b64, label: lbl });
+  };
+
+  const replaces = kind === 'luks-passphrase' && profile.secrets.some((s) => s.guid === LUKS_PASSPHRASE_GUID);
+
+  return (
+    <form
+      className="panel"
+      aria-labelledby={`${id}-h`}
+      onSubmit={(e) => {
+        e.preventDefault();
+        submit();
+      }}
+    >
+      <h2 id={`${id}-h`}>Add a secret</h2>
+      <fieldset>
+        <legend>Kind</legend>
+        <label className="inline">
+          <input
+            type="radio"
+            name={`${id}-kind`}
+            checked={kind === 'luks-passphrase'}
+            onChange={() => setKind('luks-passphrase')}
+          />
+          Disk (LUKS) passphrase — GUID <span className="mono">{LUKS_PASSPHRASE_GUID}</span>, read by
+          grub&apos;s efisecret
+        </label>
+        <label className="inline">
+          <input type="radio" name={`${id}-kind`} checked={kind === 'raw'} onChange={() => setKind('raw')} />
+          Any GUID with bytes
+        </label>
+      </fieldset>
+      {kind === 'luks-passphrase' ? (
+        <div className="row">
+          <label>
+            Passphrase
+            <input
+              type={showPassphrase ? 'text' : 'password'}
+              value={passphrase}
+              autoComplete="new-password"
+              onChange={(e) => setPassphrase(e.target.value)}
+            />
+          </label>
+          <label className="inline">
+            <input
+              type="checkbox"
+              checked={showPassphrase}
+              onChange={(e) => setShowPassphrase(e.target.checked)}
+            />
+            Show while typing
+          </label>
+        </div>
+      ) : (
+        <div className="form-grid">
+          <label>
+            GUID
+            <input
+              type="text"
+              className="mono"
+              value={guid}
+              onChange={(e) => setGuid(e.target.value)}
+              autoComplete="off"
+            />
+          </label>
+          <label>
+            Bytes are
+            <select value={encoding} onChange={(e) => setEncoding(e.target.value as 'hex' | 'base64')}>
+              <option value="hex">Hex</option>
+              <option value="base64">Base64</option>
+            </select>
+          </label>
+          <label>
+            Bytes
+            <textarea rows={2} value={bytes} onChange={(e) => setBytes(e.target.value)} />
+          </label>
+        </div>
+      )}
+      <label>
+        Label (optional)
+        <input type="text" value={label} onChange={(e) => setLabel(e.target.value)} />
+      </label>
+      {replaces && <p className="hint">This replaces the profile&apos;s current disk passphrase.</p>}
+      <div className="actions">
+        <button type="submit" className="primary" disabled={save.isPending}>
+          {save.isPending ? 'Saving…' : 'Save to keychain'}
+        </button>
+      </div>
+      {problem && (
+        <p className="error" role="alert">
+          {problem}
+        </p>
+      )}
+      {save.isSuccess && warnings.length === 0 && (
+        <p className="success" role="status">
+          Saved in the keychain.
+        </p>
+      )}
+      {warnings.map((w) => (
+        <p key={w} className="warning" role="status">
+          {w}
+        </p>
+      ))}
+      <ErrorMessage error={save.error} prefix="Not saved" />
+    </form>
+  );
+}
+
+/** The Secrets screen. */
+export function SecretsScreen() {
+  const profiles = useProfiles();
+  const info = useAppInfo();
+  const list = profiles.data ?? [];
+  const [selected, setSelected] = useState('');
+  const profile = list.find((p) => p.id === selected) ?? list[0];
+  const fw = useArtifactInspection(
+    profile?.firmware.kind === 'artifact' ? profile.firmware.sha256 : undefined,
+  );
+  const noSecretArea = fw.data?.firmware && !fw.data.firmware.secretArea.ok;
+
+  return (
+    <>
+      <ScreenHeader title="Secrets">
+        What a VM receives once its launch is verified, kept in the OS keychain, never in the profile files or
+        the log.
+      </ScreenHeader>
+      {info.data?.secretStore.kind === 'memory' && (
+        <p className="warning">
+          This service keeps secrets in memory only (--secret-store memory): they are gone when it stops.
+        </p>
+      )}
+      <ErrorMessage error={profiles.error} />
+      {profiles.isSuccess && list.length === 0 && <p className="muted">Create a VM profile first.</p>}
+      {profile && (
+        <>
+          <div className="row">
+            <ProfileSelect profiles={list} value={profile.id} onChange={setSelected} />
+          </div>
+          {noSecretArea && (
+            <p className="warning">
+              {profile.name}&apos;s firmware has no SEV secret area: QEMU cannot inject these secrets into the
+              guest.
+            </p>
+          )}
+          <section className="panel" aria-labelledby="secret-list-heading">
+            <h2 id="secret-list-heading">Secrets of {profile.name}</h2>
+            {profile.secrets.length === 0 ? (
+              <p className="muted">None yet.</p>
+            ) : (
+              <table>
+                <thead>
+                  <tr>
+                    <th scope="col">Label</th>
+                    <th scope="col">Kind</th>
+                    <th scope="col">GUID</th>
+                    <th scope="col">Value</th>
+                    <th scope="col">
+                      <span className="visually-hidden">Actions</span>
+                    </th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {profile.secrets.map((s) => (
+                    <SecretRow key={s.guid} vmId={profile.id} secret={s} />
+                  ))}
+                </tbody>
+              </table>
+            )}
+          </section>
+          <AddSecret key={profile.id} profile={profile} />
+        </>
+      )}
+    </>
+  );
+}

@@ -355,6 +355,48 @@ function signerLabel(s: SevCertSigner): string {
 }
 
 /**
+ * Checks that `signer` signed `cert` (bytes or parsed); returns null when it did, else the reason.
+ * Same rules as verifySevCertSignature, without the cost of an exception on the failure path.
+ */
+export function sevCertSignatureProblem(
+  cert: Uint8Array | SevCertificate,
+  signer: SevCertSigner,
+): { code: 'bad-signature'; message: string } | null {
+  const bytes = cert instanceof Uint8Array ? cert : serializeSevCert(cert);
+  const parsed = cert instanceof Uint8Array ? parseSevCert(cert) : cert;
+  let usage: number;
+  let algo: number;
+  if (isAmdCert(signer)) {
+    if (signer.keyUsage !== 0x13) {
+      return { code: 'bad-signature', message: 'only an ASK signs SEV certificates, not an ARK' };
+    }
+    usage = Usage.ASK;
+    algo = askSlotAlgo(signer);
+  } else {
+    if (signer.algo !== Algo.ECDSA_SHA256 && signer.algo !== Algo.ECDSA_SHA384) {
+      return {
+        code: 'bad-signature',
+        message: `the ${usageName(signer.usage)} key (${algoName(signer.algo)}) is not a signing key`,
+      };
+    }
+    usage = signer.usage;
+    algo = signer.algo;
+  }
+  const slots = parsed.sigs.filter((s) => s.usage === usage && s.algo === algo);
+  if (slots.length === 0) {
+    return {
+      code: 'bad-signature',
+      message: `no signature slot with usage ${usageName(usage)} and algorithm ${algoName(algo)}`,
+    };
+  }
+  const body = sevCertBody(bytes);
+  if (!slots.some((s) => verifySlot(body, s, signer))) {
+    return { code: 'bad-signature', message: 'signature does not verify' };
+  }
+  return null;
+}
+
+/**
  * Verifies that `signer` signed `cert` (bytes or parsed). The slot is chosen by (usage, algo) equal
  * to the signer's (§1 slot matching rule), never by position. An SEV signer must be an ECDSA key
  * (ECDSA_SHA256/384; hash by algo); an AMD signer must be an ASK (slot usage 0x13, RSA_SHA256 for
@@ -365,36 +407,10 @@ export function verifySevCertSignature(
   signer: SevCertSigner,
   what?: string,
 ): void {
-  const bytes = cert instanceof Uint8Array ? cert : serializeSevCert(cert);
-  const parsed = cert instanceof Uint8Array ? parseSevCert(cert) : cert;
-  const label = what ?? `${signerLabel(signer)} -> ${usageName(parsed.usage)}`;
-  let usage: number;
-  let algo: number;
-  if (isAmdCert(signer)) {
-    if (signer.keyUsage !== 0x13) {
-      throw new SevError('bad-signature', `${label}: only an ASK signs SEV certificates, not an ARK`);
-    }
-    usage = Usage.ASK;
-    algo = askSlotAlgo(signer);
-  } else {
-    if (signer.algo !== Algo.ECDSA_SHA256 && signer.algo !== Algo.ECDSA_SHA384) {
-      throw new SevError(
-        'bad-signature',
-        `${label}: the ${usageName(signer.usage)} key (${algoName(signer.algo)}) is not a signing key`,
-      );
-    }
-    usage = signer.usage;
-    algo = signer.algo;
-  }
-  const slots = parsed.sigs.filter((s) => s.usage === usage && s.algo === algo);
-  if (slots.length === 0) {
-    throw new SevError(
-      'bad-signature',
-      `${label}: no signature slot with usage ${usageName(usage)} and algorithm ${algoName(algo)}`,
-    );
-  }
-  const body = sevCertBody(bytes);
-  if (!slots.some((s) => verifySlot(body, s, signer))) {
-    throw new SevError('bad-signature', `${label}: signature does not verify`);
+  const problem = sevCertSignatureProblem(cert, signer);
+  if (problem) {
+    const usage = cert instanceof Uint8Array ? readU32le(cert, 0x08) : cert.usage;
+    const label = what ?? `${signerLabel(signer)} -> ${usageName(usage)}`;
+    throw new SevError(problem.code, `${label}: ${problem.message}`);
   }
 }

@@ -14,7 +14,7 @@ import {
   SIG_SLOT_SIZE,
   Usage,
   usageName,
-  verifySevCertSignature,
+  sevCertSignatureProblem,
   type SevCertificate,
   type SevCertSigner,
 } from './cert';
@@ -69,7 +69,7 @@ export interface PlatformLinks {
 }
 
 /**
- * Remembers links that verified, keyed by SHA-256 of (signer bytes, signed cert bytes), so a
+ * Remembers links that verified, keyed by SHA-256 of (signer key, signed cert bytes), so a
  * service that sees the same platform again (or a test that changes one certificate at a time)
  * does not redo the ECDSA work. Only successes are cached. Bounded, oldest entries dropped first.
  */
@@ -140,8 +140,26 @@ function parseAs(bytes: Uint8Array, what: string, usage: number, algos: number[]
   return c;
 }
 
+/** End of the ECC public key in an SEV cert: 0x14 + 2 * 72. */
+const ECC_KEY_END = 0xa4;
 const SIGNING = [Algo.ECDSA_SHA256, Algo.ECDSA_SHA384];
 const DH = [Algo.ECDH_SHA256, Algo.ECDH_SHA384];
+
+/** True when the link verifies (or is in the cache); the cache key covers the signer's key only. */
+function linkHolds(
+  cache: VerifiedLinkCache | undefined,
+  certBytes: Uint8Array,
+  signer: SevCertSigner,
+  signerBytes: Uint8Array,
+): { code: 'bad-signature'; message: string } | null {
+  // Only the signer's key decides whether it signed: usage, algo, curve, Qx, Qy = bytes [0x08, 0xA4).
+  const id = signerBytes.length === SEV_CERT_SIZE ? signerBytes.subarray(0x08, ECC_KEY_END) : signerBytes;
+  const k = cache?.key(id, certBytes);
+  if (k !== undefined && cache!.has(k)) return null;
+  const problem = sevCertSignatureProblem(certBytes, signer);
+  if (!problem && k !== undefined) cache!.add(k);
+  return problem;
+}
 
 function link(
   cache: VerifiedLinkCache | undefined,
@@ -150,10 +168,8 @@ function link(
   signerBytes: Uint8Array,
   what: string,
 ): void {
-  const k = cache?.key(signerBytes, certBytes);
-  if (k !== undefined && cache!.has(k)) return;
-  verifySevCertSignature(certBytes, signer, what);
-  if (k !== undefined) cache!.add(k);
+  const problem = linkHolds(cache, certBytes, signer, signerBytes);
+  if (problem) throw new SevError(problem.code, `${what}: ${problem.message}`);
 }
 
 /**
@@ -233,12 +249,9 @@ export function verifyChain(input: ChainInput, trust: TrustStore, opts: VerifyOp
   const anchors = trust.anchors();
   let anchor: TrustAnchor | undefined;
   for (const a of anchors) {
-    try {
-      link(opts.linkCache, cekBytes, a.ask, a.askBytes, `ASK -> ${what}`);
+    if (!linkHolds(opts.linkCache, cekBytes, a.ask, a.askBytes)) {
       anchor = a;
       break;
-    } catch (e) {
-      if (!(e instanceof SevError)) throw e;
     }
   }
   if (!anchor) {

@@ -50,7 +50,7 @@ describe('preload window.api', () => {
 
   it('rejects with a decodable error code', async () => {
     invoke.mockResolvedValueOnce({ ok: false, error: 'keychain-unavailable', message: 'locked' } as never);
-    const err = await api.secrets!.reveal!('vm1', 'g').catch((e: unknown) => e);
+    const err = await (api.secrets!.reveal!('vm1', 'g') as Promise<unknown>).catch((e: unknown) => e);
     expect(apiErrorOf(err)).toEqual({ code: 'keychain-unavailable', message: 'locked' });
   });
 

@@ -132,8 +132,13 @@ export interface VmSetup {
 }
 
 /** Uploads the firmware (once) and registers a VM through the owner API. */
-export async function registerVm(h: Harness, vm: VmSetup): Promise<HttpResult> {
+export async function registerVm(
+  h: Pick<Harness, 'svc'>,
+  vm: VmSetup,
+  token = OWNER_TOKEN,
+): Promise<HttpResult> {
   const up = await request(h.svc.url, 'PUT', '/v1/artifacts', {
+    token,
     body: Buffer.from(FIRMWARE),
     headers: { 'content-type': 'application/octet-stream' },
   });
@@ -158,7 +163,7 @@ export async function registerVm(h: Harness, vm: VmSetup): Promise<HttpResult> {
       : {}),
     ...vm.extra,
   };
-  return request(h.svc.url, 'PUT', `/v1/vm/${vm.id}`, { body });
+  return request(h.svc.url, 'PUT', `/v1/vm/${vm.id}`, { body, token });
 }
 
 /** The launch request body a host sends for the simulated platform. */
@@ -208,7 +213,7 @@ export interface FlowResult {
  * measured launch, LAUNCH_MEASURE, validate, LAUNCH_SECRET (decrypts the released table).
  */
 export async function hostFlow(
-  h: Harness,
+  h: Pick<Harness, 'svc'>,
   o: {
     vmId?: string;
     sevEs?: boolean;

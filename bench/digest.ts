@@ -7,6 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
+  statSync,
   closeSync,
   existsSync,
   mkdirSync,
@@ -28,6 +29,33 @@ const DEBIAN_OVMF = '/usr/share/ovmf/OVMF.fd';
 const SEVCTL_TAIL =
   'test/fixtures/vectors/sevctl/OVMF.amdsev.fd_trimmed_edk2-ovmf-20220126gitbb1bba3d77-4.el9';
 const CLI = 'dist/sev-attest.cjs';
+const DIGEST_ONLY_CLI = '.tmp/bench-digest-only/sev-attest-digest.cjs';
+
+/**
+ * The full CLI bundle carries every command's dependencies (serve: zod, conf, ...), which Node must compile on
+ * every start. This bundle holds only `digest`, to show what lazy command loading would save.
+ */
+function buildDigestOnlyCli(): void {
+  // run.ts imports the full command list, so the entry calls the command directly (success path only).
+  const entry = `import { digestCommand } from './main/cli/commands/digest';
+const io = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t), env: process.env, cwd: process.cwd() };
+digestCommand.run(process.argv.slice(3), io).then((c) => { process.exitCode = c; }, (e) => { process.stderr.write(String(e) + '\\n'); process.exitCode = 1; });`;
+  const r = spawnSync(
+    'node_modules/.bin/esbuild',
+    [
+      '--bundle',
+      '--platform=node',
+      '--format=cjs',
+      '--target=node20',
+      '--sourcefile=digest-only.ts',
+      '--loader=ts',
+      `--outfile=${DIGEST_ONLY_CLI}`,
+      '--log-level=warning',
+    ],
+    { input: entry, encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`digest-only build failed: ${r.stderr}`);
+}
 const MIB = 1024 * 1024;
 const dir = '.tmp/bench-digest';
 
@@ -116,11 +144,13 @@ function runCase(c: Case, tikFile: string, tekFile: string, tik: Uint8Array): vo
     '--cpu-stepping=1',
     ...c.libvirtArgs,
   ];
-  const [ours, ossl, lv] = benchInterleaved([
+  const [ours, ossl, lv, lean] = benchInterleaved([
     oursCmd,
     ['openssl', ['dgst', '-sha256', ...c.opensslFiles]],
     [SYSTEM_PYTHON, lvArgs],
-  ]) as [Timing, Timing, Timing];
+    [process.execPath, [DIGEST_ONLY_CLI, 'digest', ...c.oursArgs]],
+  ]) as [Timing, Timing, Timing, Timing];
+  if (lean.stdout.trim() !== digestHex) throw new Error('digest-only bundle disagrees with the CLI');
   console.log(`   digest ${digestHex}; libvirt validator: ${lv.stdout.trim()}`);
   console.log(
     `   sev-attest digest        median ${fmt(ours.median)}  (runs ${ours.all.map((x) => x.toFixed(0)).join(', ')})`,
@@ -130,6 +160,12 @@ function runCase(c: Case, tikFile: string, tekFile: string, tik: Uint8Array): vo
   );
   console.log(
     `   virt-qemu-sev-validate   median ${fmt(lv.median)}  (runs ${lv.all.map((x) => x.toFixed(0)).join(', ')})`,
+  );
+  console.log(
+    `   digest-only bundle       median ${fmt(lean.median)}  (runs ${lean.all.map((x) => x.toFixed(0)).join(', ')})  <- same code, without the other commands' modules`,
+  );
+  console.log(
+    `   digest-only: ratio to openssl ${(lean.median / ossl.median).toFixed(2)}x; libvirt/digest-only ${(lv.median / lean.median).toFixed(2)}x`,
   );
   console.log(
     `   ratio ours/openssl ${(ours.median / ossl.median).toFixed(2)}x (target <= 1.5x); libvirt/ours ${(lv.median / ours.median).toFixed(2)}x faster (target >= 3x)`,
@@ -265,6 +301,10 @@ async function main(): Promise<void> {
   }
   const b = spawnSync(process.execPath, ['scripts/build-cli.mjs'], { stdio: 'inherit' });
   if (b.status !== 0) throw new Error('CLI build failed');
+  buildDigestOnlyCli();
+  console.log(
+    `CLI bundle ${(statSync(CLI).size / 1024).toFixed(0)} KiB; digest-only bundle ${(statSync(DIGEST_ONLY_CLI).size / 1024).toFixed(0)} KiB`,
+  );
   mkdirSync(dir, { recursive: true });
   try {
     const kernel = join(dir, 'vmlinuz-12M');

@@ -89,7 +89,10 @@ async function main(): Promise<void> {
   });
   const unregister = registerIpcHandlers(handlers, guard);
 
-  const icon = path.join(__dirname, '../../assets/icon.png');
+  // Packaged: electron-builder's extraResources copies assets/icon.png next to app.asar.
+  const icon = app.isPackaged
+    ? path.join(process.resourcesPath, 'icon.png')
+    : path.join(__dirname, '../../assets/icon.png');
   win = createMainWindow({
     preloadPath: path.join(__dirname, '../preload/index.js'),
     isPackaged: app.isPackaged,

@@ -158,7 +158,7 @@ describe('App', () => {
       },
     ]);
     expect(await screen.findByTestId('approval-card')).toHaveTextContent('127.0.0.1:40000');
-    expect(screen.getByLabelText('1 waiting')).toBeInTheDocument();
+    expect(screen.getByRole('button', { name: /Live requests\s*1\s*waiting/ })).toBeInTheDocument();
   });
 
   it('the profile editor previews digests live as the vCPU count changes', async () => {

@@ -93,8 +93,9 @@ export function App() {
                 >
                   <span>{s.label}</span>
                   {s.id === 'requests' && pending > 0 && (
-                    <span className="badge" aria-label={`${pending} waiting`}>
+                    <span className="badge">
                       {pending}
+                      <span className="visually-hidden"> waiting</span>
                     </span>
                   )}
                 </button>

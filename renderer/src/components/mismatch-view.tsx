@@ -64,7 +64,7 @@ export function MismatchView({ mismatch }: { mismatch: MismatchExplanation }) {
           {h}
         </p>
       ))}
-      <h4>What the host reported</h4>
+      <h3>What the host reported</h3>
       <dl className="facts">
         <dt>Firmware API</dt>
         <dd className="mono">
@@ -78,7 +78,7 @@ export function MismatchView({ mismatch }: { mismatch: MismatchExplanation }) {
         <dt>Measurement</dt>
         <dd className="mono wrap">{r.measurement ?? '—'}</dd>
       </dl>
-      <h4>Expected digests tried ({mismatch.tried.length})</h4>
+      <h3>Expected digests tried ({mismatch.tried.length})</h3>
       <DigestList candidates={mismatch.tried} label="Expected digests tried" />
     </div>
   );

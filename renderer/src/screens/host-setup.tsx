@@ -39,7 +39,7 @@ export function HostSetupScreen() {
               Merge into the domain with virsh edit (inside &lt;domain&gt;; the &lt;os&gt; part replaces
               yours).
             </p>
-            <pre className="code" data-testid="domain-xml" tabIndex={0} aria-label="Domain XML fragment">
+            <pre className="code" data-testid="domain-xml" tabIndex={0}>
               {setup.data.domainXml}
             </pre>
           </section>
@@ -48,7 +48,7 @@ export function HostSetupScreen() {
               <h2 id="cmd-heading">Host-side command</h2>
               <CopyButton value={setup.data.hostCommand} what="host command" />
             </div>
-            <pre className="code" data-testid="host-command" tabIndex={0} aria-label="Host-side command">
+            <pre className="code" data-testid="host-command" tabIndex={0}>
               {setup.data.hostCommand}
             </pre>
           </section>

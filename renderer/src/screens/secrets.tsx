@@ -52,7 +52,10 @@ function SecretRow({ vmId, secret }: { vmId: string; secret: SecretRef }) {
             {shown.text ?? shown.base64}
           </code>
         ) : (
-          <span aria-label="hidden value">••••••••</span>
+          <span>
+            <span aria-hidden="true">••••••••</span>
+            <span className="visually-hidden">hidden</span>
+          </span>
         )}
         <ErrorMessage error={reveal.error ?? del.error} />
       </td>

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { TrustStore, anchorName } from '../../app/sev/roots';
 import { isSevError } from '../../app/sev/errors';
+import { DiskCekCache, KdsClient } from '../../app/sev/kds';
 import type { VmProfile } from '../../app/profile';
 import { loadOrCreateTlsCert } from '../listener/tls-cert';
 import { Listener, type ListenerLimits } from '../listener/server';
@@ -38,7 +39,9 @@ export interface ServeOptions {
   ownerToken?: string;
   hostToken?: string;
   allowedHosts?: string[];
-  /** Where a signed CEK comes from when the chain's is unsigned (AMD's key server client). */
+  /** AMD key server base URL (default: the settings' kdsUrl, https://kdsintf.amd.com). */
+  kdsUrl?: string;
+  /** Where a signed CEK comes from when the chain's is unsigned; default a KdsClient on kdsUrl with a disk cache in DIR/kds-cache. */
   kds?: CekSource;
   approvalTimeoutSeconds?: number;
   connectionTtlSeconds?: number;
@@ -139,7 +142,14 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     approvals,
     digests,
     audit,
-    ...(opts.kds ? { kds: opts.kds } : {}),
+    kds:
+      opts.kds ??
+      new KdsClient({
+        baseUrl: opts.kdsUrl ?? s.kdsUrl,
+        cache: new DiskCekCache(join(opts.dataDir, 'kds-cache')),
+        // A host waits on this: two attempts at most.
+        maxAttempts: 2,
+      }),
   });
 
   let tlsInfo: { keyPem: string; certPem: string; fingerprint: string } | undefined;

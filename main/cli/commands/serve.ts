@@ -78,6 +78,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       dataDir,
       trustCa: (values['trust-ca'] ?? []).map((f) => resolve(io.cwd, f)),
       secretStore: store,
+      ...(values['kds-url'] !== undefined ? { kdsUrl: values['kds-url'] } : {}),
       tls: values.tls === true,
       ...(io.env.SEV_ATTEST_OWNER_TOKEN ? { ownerToken: io.env.SEV_ATTEST_OWNER_TOKEN } : {}),
       ...(io.env.SEV_ATTEST_HOST_TOKEN ? { hostToken: io.env.SEV_ATTEST_HOST_TOKEN } : {}),

@@ -14,6 +14,7 @@ import {
   type DigestParams,
 } from './launch-digest';
 import { launchMeasure } from './test-support';
+import { computeMeasurement } from '../sev/measurement';
 
 const V = join(process.cwd(), 'test/fixtures/vectors');
 const AMDSEV = join(V, 'virtee-sev/ovmf_AmdSev_suffix.bin');
@@ -125,6 +126,17 @@ describe('launch digest: sevctl measurementbuild vectors (doc §9)', () => {
       vmsaVariant: 'legacy',
     });
     expect(blob(r.digest, { apiMajor: 1, apiMinor: 49, build: 6, policy: 0x05 }, mnonce)).toBe(expected);
+    // The product's measurement code agrees on the same digest.
+    const viaProduct = computeMeasurement({
+      tik,
+      apiMajor: 1,
+      apiMinor: 49,
+      build: 6,
+      policy: 0x05,
+      digest: r.digest,
+      mnonce,
+    });
+    expect(toBase64(Uint8Array.from([...viaProduct, ...mnonce]))).toBe(expected);
     const three = await computeLaunchDigest({
       firmware: SEVCTL_FW,
       sevEs: true,

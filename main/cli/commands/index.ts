@@ -2,6 +2,7 @@ import type { CliCommand } from '../io';
 import { digestCommand } from './digest';
 import { validateCommand } from './validate';
 import { serveCommand } from './serve';
+import { verifyChainCommand } from './verify-chain';
 
 /** Every subcommand, in the order `sev-attest --help` lists them. */
-export const commands: CliCommand[] = [digestCommand, validateCommand, serveCommand];
+export const commands: CliCommand[] = [digestCommand, validateCommand, serveCommand, verifyChainCommand];

@@ -1,0 +1,101 @@
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startService, type RunningService } from '../headless/serve';
+import { startUi, type RunningUi } from './start-ui';
+
+function call(url: string, method: string, headers: Record<string, string>, body?: string | Buffer) {
+  return new Promise<{ status: number; headers: http.IncomingHttpHeaders; json: unknown }>(
+    (resolve, reject) => {
+      const req = http.request(url, { method, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          let json: unknown = text;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            // not JSON
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, json });
+        });
+      });
+      req.on('error', reject);
+      req.end(body);
+    },
+  );
+}
+
+const dataDir = mkdtempSync(path.join(tmpdir(), 'start-ui-'));
+const rendererDir = mkdtempSync(path.join(tmpdir(), 'start-ui-renderer-'));
+writeFileSync(path.join(rendererDir, 'index.html'), '<!doctype html><title>SEV Attest</title>');
+let service: RunningService;
+let ui: RunningUi;
+let cookie = '';
+
+beforeAll(async () => {
+  service = await startService({
+    host: '127.0.0.1',
+    port: 0,
+    dataDir,
+    secretStore: 'memory',
+    ownerToken: 'o'.repeat(32),
+  });
+  ui = await startUi(service, { rendererDir, dataDir, version: '0.0.0-test' });
+  const res = await call(ui.loginUrl, 'GET', {});
+  expect(res.status).toBe(303);
+  cookie = String(res.headers['set-cookie']?.[0]).split(';')[0]!;
+});
+afterAll(async () => {
+  await ui?.close();
+  await service?.close();
+  rmSync(dataDir, { recursive: true, force: true });
+  rmSync(rendererDir, { recursive: true, force: true });
+});
+
+const headers = () => ({
+  'content-type': 'application/json',
+  'x-sev-attest-ui': '1',
+  origin: ui.url,
+  cookie,
+});
+
+describe('serve --ui over the real services', () => {
+  it('answers contract calls from the running service', async () => {
+    const profiles = await call(`${ui.url}/ui/api/profiles:list`, 'POST', headers(), '[]');
+    expect(profiles.json).toEqual({ ok: true, value: [] });
+    const tokens = await call(`${ui.url}/ui/api/listener:tokens`, 'POST', headers(), '[]');
+    expect(tokens.json).toEqual({ ok: true, value: { ownerToken: 'o'.repeat(32), hostToken: null } });
+    const info = (await call(`${ui.url}/ui/api/app:info`, 'POST', headers(), '[]')).json as {
+      value: { mode: string; secretStore: { kind: string } };
+    };
+    expect(info.value.mode).toBe('browser');
+    expect(info.value.secretStore.kind).toBe('memory');
+    const missing = await call(`${ui.url}/ui/api/profiles:delete`, 'POST', headers(), '["nope"]');
+    expect(missing.json).toMatchObject({ ok: false, error: 'unknown-vm' });
+  });
+
+  it('stores an uploaded artifact and refuses server-path imports', async () => {
+    const bytes = Buffer.from('not really firmware');
+    const up = await call(`${ui.url}/ui/upload?importId=i1&kind=firmware&name=x.fd`, 'PUT', headers(), bytes);
+    expect(up.json).toMatchObject({
+      ok: true,
+      value: {
+        sha256: createHash('sha256').update('not really firmware').digest('hex'),
+        size: bytes.length,
+        name: 'x.fd',
+      },
+    });
+    const byPath = await call(
+      `${ui.url}/ui/api/artifacts:import`,
+      'POST',
+      headers(),
+      JSON.stringify([{ importId: 'i2', path: '/etc/passwd', kind: 'firmware' }]),
+    );
+    expect(byPath.json).toMatchObject({ ok: false, error: 'not-supported' });
+  });
+});

@@ -515,7 +515,16 @@ export class AttestationService {
         values.push(v);
         table.add(s.guid, v);
       }
-      const plain = table.build();
+      let plain: Uint8Array;
+      try {
+        plain = table.build();
+      } catch (e) {
+        // The owner's secrets do not fit LAUNCH_SECRET (e.g. larger than 0x5000 bytes): the owner's problem, not the host's.
+        if (!isSevError(e)) throw e;
+        throw new Refusal('denied', `${profile.id}'s secrets cannot be packaged: ${e.message}`, {
+          reason: 'secret-table',
+        });
+      }
       try {
         return packageSecret({
           tek: conn.tek!,

@@ -14,7 +14,10 @@ export const KDS_DEFAULT_BASE_URL = 'https://kdsintf.amd.com';
 /** GET_ID / cpu0-id size for one socket: secp256k1 x||y, big-endian. */
 export const CHIP_ID_SIZE = 64;
 
-/** The chip id as the KDS path shows it: virtee prints it as upper-case hex (protocol doc §3). */
+/** Casing of the chip id in the KDS path: virtee prints the id as upper-case hex (protocol doc §3). */
+export const KDS_CHIP_ID_HEX_CASE: 'upper' | 'lower' = 'upper';
+
+/** The chip id as it appears in the KDS path (hex in KDS_CHIP_ID_HEX_CASE). */
 export function chipIdHex(chipId: Uint8Array): string {
   if (chipId.length !== CHIP_ID_SIZE) {
     throw new SevError(
@@ -22,7 +25,8 @@ export function chipIdHex(chipId: Uint8Array): string {
       `chip id: expected ${CHIP_ID_SIZE} bytes (cpu0-id), got ${chipId.length}`,
     );
   }
-  return toHex(chipId).toUpperCase();
+  const hex = toHex(chipId);
+  return KDS_CHIP_ID_HEX_CASE === 'upper' ? hex.toUpperCase() : hex;
 }
 
 /** Where signed CEKs are kept between runs, by chip id hex. */

@@ -48,9 +48,6 @@ export function App() {
   const loaded = info.isSuccess && profiles.isSuccess && approvals.isSuccess;
   const failed = info.isError || profiles.isError || approvals.isError;
   const appState = loaded ? 'ready' : failed ? 'error' : 'loading';
-  useEffect(() => {
-    document.documentElement.dataset.appState = appState;
-  }, [appState]);
 
   // First run opens on the explanation; afterwards on the live requests.
   const current: ScreenId = screen ?? (info.data && !info.data.firstRunComplete ? 'welcome' : 'requests');

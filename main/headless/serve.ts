@@ -65,6 +65,8 @@ export interface RunningService {
   attestation: AttestationService;
   owner: OwnerService;
   profiles: ProfileStore;
+  artifacts: ArtifactStore;
+  settings: SettingsStore;
   audit: AuditLog;
   approvals: ApprovalService;
   connections: ConnectionTable;
@@ -216,6 +218,8 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     attestation,
     owner,
     profiles,
+    artifacts,
+    settings,
     audit,
     approvals,
     connections,

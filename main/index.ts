@@ -42,6 +42,9 @@ async function main(): Promise<void> {
   }
   app.on('second-instance', showWindow);
   app.enableSandbox();
+  // Tests and portable setups: a separate data directory (never the user's own).
+  const userDataOverride = process.env['SEV_ATTEST_USER_DATA'];
+  if (userDataOverride) app.setPath('userData', userDataOverride);
   registerAppScheme();
   installWebContentsGuards(app, trusted);
   await app.whenReady();

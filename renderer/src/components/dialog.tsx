@@ -26,7 +26,10 @@ export function Dialog({ title, onClose, children, footer, wide }: DialogProps) 
   useEffect(() => {
     const opener = document.activeElement as HTMLElement | null;
     const el = ref.current;
-    const first = el?.querySelector<HTMLElement>(FOCUSABLE);
+    // The first field of the body, else the first control (Close).
+    const first =
+      el?.querySelector<HTMLElement>(`.dialog-body :is(${FOCUSABLE})`) ??
+      el?.querySelector<HTMLElement>(FOCUSABLE);
     (first ?? el)?.focus();
     return () => opener?.focus?.();
   }, []);

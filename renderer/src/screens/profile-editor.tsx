@@ -353,20 +353,22 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
         }}
       >
         <div className="form-grid">
-          <label>
-            Id
-            <input
-              type="text"
-              value={form.id}
-              readOnly={profile !== undefined}
-              onChange={(e) => set('id', e.target.value)}
-              aria-describedby={`${id}-id-hint`}
-              autoComplete="off"
-            />
+          <div className="field">
+            <label>
+              Id
+              <input
+                type="text"
+                value={form.id}
+                readOnly={profile !== undefined}
+                onChange={(e) => set('id', e.target.value)}
+                aria-describedby={`${id}-id-hint`}
+                autoComplete="off"
+              />
+            </label>
             <span id={`${id}-id-hint`} className="hint">
               Hosts call /v1/vm/&lt;id&gt;/launch. Letters, digits, . _ -
             </span>
-          </label>
+          </div>
           <label>
             Name
             <input
@@ -419,36 +421,40 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
           <legend>vCPUs and VMSA (SEV-ES)</legend>
           {!es && <p className="hint">SEV does not measure CPU state: these only apply to SEV-ES.</p>}
           <div className="form-grid">
-            <label>
-              vCPU counts
-              <input
-                type="text"
-                value={es ? form.cpuCounts : '—'}
-                onChange={(e) => set('cpuCounts', e.target.value)}
-                aria-describedby={`${id}-cpu-hint`}
-                inputMode="numeric"
-              />
+            <div className="field">
+              <label>
+                vCPU counts
+                <input
+                  type="text"
+                  value={es ? form.cpuCounts : '—'}
+                  onChange={(e) => set('cpuCounts', e.target.value)}
+                  aria-describedby={`${id}-cpu-hint`}
+                  inputMode="numeric"
+                />
+              </label>
               <span id={`${id}-cpu-hint`} className="hint">
                 One or more, comma separated: each count gives its own digest (one VMSA per vCPU is measured).
               </span>
-            </label>
-            <label>
-              CPU signature
-              <select value={form.cpuPreset} onChange={(e) => set('cpuPreset', e.target.value)}>
-                <option value="">Choose…</option>
-                {CPU_PRESETS.map((p) => (
-                  <option key={p.name} value={p.name}>
-                    {p.name} — family {p.family}, model {p.model}, stepping {p.stepping}
-                    {p.confidence === 'low' ? ' (unverified)' : ''}
-                  </option>
-                ))}
-                <option value={CUSTOM}>Custom (from virsh capabilities)</option>
-              </select>
+            </div>
+            <div className="field">
+              <label>
+                CPU signature
+                <select value={form.cpuPreset} onChange={(e) => set('cpuPreset', e.target.value)}>
+                  <option value="">Choose…</option>
+                  {CPU_PRESETS.map((p) => (
+                    <option key={p.name} value={p.name}>
+                      {p.name} — family {p.family}, model {p.model}, stepping {p.stepping}
+                      {p.confidence === 'low' ? ' (unverified)' : ''}
+                    </option>
+                  ))}
+                  <option value={CUSTOM}>Custom (from virsh capabilities)</option>
+                </select>
+              </label>
               <span className="hint">
                 {CPU_PRESETS.find((p) => p.name === form.cpuPreset)?.note ??
                   'The guest CPU model QEMU presents (-cpu); with -cpu host, the host’s own signature.'}
               </span>
-            </label>
+            </div>
           </div>
           {form.cpuPreset === CUSTOM && (
             <div className="row">

@@ -13,6 +13,8 @@ export type BundleErrorCode =
   | 'bundle-key-untrusted'
   /** The profile cannot be exported as asked (no firmware, an impossible format). */
   | 'bundle-export-unsupported'
+  /** A matrix selection (vCPU counts, CPU signatures, VMSA variants) or format that cannot be read. */
+  | 'bundle-bad-selection'
   /** No signing key yet (run `sev-attest bundle keygen`). */
   | 'bundle-no-signing-key';
 

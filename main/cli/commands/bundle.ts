@@ -10,8 +10,8 @@ import { isBundleError } from '../../../app/bundle/errors';
 import { EXPORT_FORMATS, type ExportFormat } from '../../../app/bundle/export';
 import { verifyBundle, type MatrixSelection, type TrustedKey } from '../../../app/bundle/bundle';
 import { ApiError } from '../../../app/contract/rest';
-import { CPU_PRESETS, findCpuPreset } from '../../../app/digest/cpu-presets';
-import { VMSA_VARIANTS, type CpuSignature, type VmsaVariant } from '../../../app/digest/vmsa';
+import { CPU_PRESETS } from '../../../app/digest/cpu-presets';
+import { parseCpuList, parseCpuSignatures, parseVmsaVariants } from '../../../app/bundle/selection';
 import type { VmProfile } from '../../../app/profile';
 import { ArtifactStore } from '../../services/artifact-store';
 import { AuditLog } from '../../services/audit-log';
@@ -57,56 +57,6 @@ common options:
 
 verify/import exit with 1 and one of: bundle-signature-invalid (modified after signing), bundle-key-untrusted
 (intact, unknown signer), bundle-unsigned, bundle-invalid (not a bundle).`;
-
-/** Parses "1-8", "1,2,4", "1-4,8" into a sorted list of distinct vCPU counts. */
-export function parseCpuList(s: string): number[] {
-  const out = new Set<number>();
-  for (const part of s.split(',')) {
-    const m = /^\s*(\d{1,4})\s*(?:-\s*(\d{1,4})\s*)?$/.exec(part);
-    const lo = m ? Number(m[1]) : NaN;
-    const hi = m && m[2] !== undefined ? Number(m[2]) : lo;
-    if (!m || lo < 1 || hi < lo || hi > 4096) {
-      throw new CliError(`--cpus must be counts or ranges in 1..4096 like 1-8 or 1,2,4, got '${s}'`);
-    }
-    if (hi - lo > 511) throw new CliError('--cpus spans at most 512 counts');
-    for (let n = lo; n <= hi; n++) out.add(n);
-  }
-  if (out.size > 512) throw new CliError('--cpus spans at most 512 counts');
-  return [...out].sort((a, b) => a - b);
-}
-
-/** Parses "milan,genoa" / "EPYC-Rome" / "25:1:1" into named CPU signatures. */
-export function parseCpuSignatures(s: string): Array<CpuSignature & { name?: string }> {
-  return s.split(',').map((raw) => {
-    const t = raw.trim();
-    const m = /^(\d{1,3})[:/](\d{1,3})[:/](\d{1,2})$/.exec(t);
-    if (m) {
-      const sig = { family: Number(m[1]), model: Number(m[2]), stepping: Number(m[3]) };
-      if (sig.family > 0x10e || sig.model > 0xff || sig.stepping > 0xf) {
-        throw new CliError(`--cpu-signature ${t}: family <= 270, model <= 255, stepping <= 15`);
-      }
-      return sig;
-    }
-    const p = findCpuPreset(t) ?? findCpuPreset(`EPYC-${t}`);
-    if (!p) {
-      throw new CliError(
-        `unknown --cpu-signature '${t}'; use FAMILY:MODEL:STEPPING or one of ${CPU_PRESETS.map((x) => x.name).join(', ')}`,
-      );
-    }
-    return { family: p.family, model: p.model, stepping: p.stepping, name: p.name };
-  });
-}
-
-function parseVariants(s: string): VmsaVariant[] {
-  if (s === 'both') return [...VMSA_VARIANTS];
-  const list = s.split(',').map((x) => x.trim());
-  for (const v of list) {
-    if (!VMSA_VARIANTS.includes(v as VmsaVariant)) {
-      throw new CliError(`--vmsa-variant must be legacy, kvm-init2 or both, got '${s}'`);
-    }
-  }
-  return [...new Set(list as VmsaVariant[])];
-}
 
 export interface BundleCommandDeps {
   /** Replaces the store --secret-store would create (tests). */
@@ -223,7 +173,7 @@ async function run(argv: string[], io: CliIo, deps: BundleCommandDeps): Promise<
       const selection: MatrixSelection = {};
       if (v.cpus !== undefined) selection.cpuCounts = parseCpuList(v.cpus);
       if (v['cpu-signature'] !== undefined) selection.cpuSignatures = parseCpuSignatures(v['cpu-signature']);
-      if (v['vmsa-variant'] !== undefined) selection.vmsaVariants = parseVariants(v['vmsa-variant']);
+      if (v['vmsa-variant'] !== undefined) selection.vmsaVariants = parseVmsaVariants(v['vmsa-variant']);
       const s = open();
       try {
         const r = await s.service.exportProfile(v.profile, {
@@ -341,6 +291,7 @@ export function makeBundleCommand(deps: BundleCommandDeps = {}): CliCommand {
       try {
         return await run(argv, io, deps);
       } catch (e) {
+        if (isBundleError(e) && e.code === 'bundle-bad-selection') throw new CliError(`--${e.message}`, 2);
         if (isBundleError(e)) throw new CliError(`${e.message} (${e.code})`, 1);
         if (e instanceof ApiError) throw new CliError(`${e.message} (${e.code})`, 1);
         if (e instanceof SecretStoreUnavailableError) throw new CliError(e.message, 1);

@@ -1,0 +1,182 @@
+/**
+ * Owner routes for measurement bundles, kept apart from server.ts (owned by the listener engineer) until
+ * they are wired in. Each route has the shape of the listener's own routes (method, pattern, auth, handle
+ * with {req, res, params, url, client}); the listener only needs to append bundleRoutes(...) to its route
+ * table (e.g. a `extraRoutes` option) for them to get its Host check, rate limit, origin refusal and owner
+ * token check first.
+ *
+ *   GET  /v1/vm/{vmid}/bundle?cpus=1-8&cpu-signature=milan,genoa&vmsa-variant=both&format=native
+ *        format: native (default) | vqsv | simple-kbs | simple-kbs-sql | csv; the body is the file itself.
+ *   POST /v1/bundles   {"bundle": {...}, "vm-id"?, "name"?, "approval"?, "secrets"?} or the bundle itself
+ *        200: {"vm", "warnings", "signer": {"fingerprint", "label"?}, "rows"}.
+ * Bundle refusals are JSON errors: 400 bundle-invalid | bundle-bad-selection, 422 bundle-unsigned |
+ * bundle-signature-invalid, 403 bundle-key-untrusted, 409 bundle-export-unsupported | bundle-no-signing-key.
+ */
+import type * as http from 'node:http';
+import { z } from 'zod';
+import { BUNDLE_FORMAT, MAX_BUNDLE_BYTES, type MatrixSelection } from '../../app/bundle/bundle';
+import { BundleError, type BundleErrorCode } from '../../app/bundle/errors';
+import { EXPORT_FORMATS, type ExportFormat } from '../../app/bundle/export';
+import { parseCpuList, parseCpuSignatures, parseVmsaVariants } from '../../app/bundle/selection';
+import { ApiError, SecretInputSchema, describeZodError } from '../../app/contract/rest';
+import { VmIdSchema, APPROVAL_MODES } from '../../app/profile';
+import type { BundleService } from '../services/bundle-service';
+
+/** The context the listener passes to a route handler. */
+export interface BundleRouteContext {
+  req: http.IncomingMessage;
+  res: http.ServerResponse;
+  params: string[];
+  url: URL;
+  client?: { address: string; port?: number };
+}
+
+/** A route in the listener's route-table shape. */
+export interface BundleRoute {
+  method: 'GET' | 'POST';
+  pattern: RegExp;
+  auth: 'owner';
+  handle(ctx: BundleRouteContext): Promise<void>;
+}
+
+/** HTTP status of each bundle refusal. */
+export const BUNDLE_ERROR_STATUS: Record<BundleErrorCode, number> = {
+  'bundle-invalid': 400,
+  'bundle-bad-selection': 400,
+  'bundle-unsigned': 422,
+  'bundle-signature-invalid': 422,
+  'bundle-key-untrusted': 403,
+  'bundle-export-unsupported': 409,
+  'bundle-no-signing-key': 409,
+};
+
+export const BundleImportRequestSchema = z.strictObject({
+  bundle: z.unknown(),
+  'vm-id': VmIdSchema.optional(),
+  name: z.string().min(1).max(200).optional(),
+  approval: z.enum(APPROVAL_MODES).optional(),
+  secrets: z.union([SecretInputSchema, z.array(SecretInputSchema).max(64)]).optional(),
+});
+
+const HEADERS = { 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' };
+
+function send(res: http.ServerResponse, status: number, contentType: string, text: string, extra = {}): void {
+  res.writeHead(status, {
+    ...HEADERS,
+    'Content-Type': `${contentType}; charset=utf-8`,
+    'Content-Length': Buffer.byteLength(text),
+    ...extra,
+  });
+  res.end(text);
+}
+
+function sendBundleError(res: http.ServerResponse, e: BundleError): void {
+  send(
+    res,
+    BUNDLE_ERROR_STATUS[e.code],
+    'application/json',
+    JSON.stringify({ error: e.code, message: e.message }),
+  );
+}
+
+function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json') {
+    req.resume();
+    return Promise.reject(new ApiError('unsupported-media-type', 'the body must be application/json'));
+  }
+  if (Number(req.headers['content-length'] ?? 0) > limit) {
+    req.resume();
+    return Promise.reject(new ApiError('payload-too-large', `the body is larger than ${limit} bytes`));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new ApiError('payload-too-large', `the body is larger than ${limit} bytes`));
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', (e) => reject(new ApiError('bad-request', `the body could not be read: ${e.message}`)));
+  });
+}
+
+/** The selection from query parameters (absent ones fall back to the profile's). */
+export function selectionFromQuery(q: URLSearchParams): { selection: MatrixSelection; format: ExportFormat } {
+  const selection: MatrixSelection = {};
+  const cpus = q.get('cpus');
+  const sigs = q.get('cpu-signature');
+  const variants = q.get('vmsa-variant');
+  if (cpus !== null) selection.cpuCounts = parseCpuList(cpus);
+  if (sigs !== null) selection.cpuSignatures = parseCpuSignatures(sigs);
+  if (variants !== null) selection.vmsaVariants = parseVmsaVariants(variants);
+  const format = (q.get('format') ?? 'native') as ExportFormat;
+  if (!EXPORT_FORMATS.includes(format)) {
+    throw new BundleError('bundle-bad-selection', `format must be one of ${EXPORT_FORMATS.join(', ')}`);
+  }
+  return { selection, format };
+}
+
+/** The two bundle routes over a BundleService (whose `owner` dependency should be the listener's). */
+export function bundleRoutes(service: BundleService): BundleRoute[] {
+  const guard =
+    (fn: (ctx: BundleRouteContext) => Promise<void>) =>
+    async (ctx: BundleRouteContext): Promise<void> => {
+      try {
+        await fn(ctx);
+      } catch (e) {
+        if (e instanceof BundleError) sendBundleError(ctx.res, e);
+        else throw e; // ApiError and the rest: the listener's own error answer
+      }
+    };
+  return [
+    {
+      method: 'GET',
+      pattern: /^\/v1\/vm\/([^/]+)\/bundle$/,
+      auth: 'owner',
+      handle: guard(async (ctx) => {
+        const id = ctx.params[0]!;
+        if (!VmIdSchema.safeParse(id).success) throw new ApiError('unknown-vm', 'no VM with that id');
+        const { selection, format } = selectionFromQuery(ctx.url.searchParams);
+        const r = await service.exportProfile(id, { selection, format });
+        send(ctx.res, 200, r.file.contentType, r.file.text, {
+          'Content-Disposition': `attachment; filename="${id}${r.file.extension}"`,
+        });
+      }),
+    },
+    {
+      method: 'POST',
+      pattern: /^\/v1\/bundles$/,
+      auth: 'owner',
+      handle: guard(async (ctx) => {
+        const raw = await readBody(ctx.req, MAX_BUNDLE_BYTES + 256 * 1024);
+        let value: unknown;
+        try {
+          value = JSON.parse(raw.toString('utf8'));
+        } catch {
+          throw new ApiError('bad-request', 'the body is not valid JSON');
+        }
+        const isBare =
+          typeof value === 'object' &&
+          value !== null &&
+          (value as { format?: unknown }).format === BUNDLE_FORMAT;
+        const parsed = BundleImportRequestSchema.safeParse(isBare ? { bundle: value } : value);
+        if (!parsed.success) throw new ApiError('bad-request', describeZodError(parsed.error));
+        const b = parsed.data;
+        const out = await service.importBundle(b.bundle, {
+          ...(b['vm-id'] !== undefined ? { vmId: b['vm-id'] } : {}),
+          ...(b.name !== undefined ? { name: b.name } : {}),
+          ...(b.approval !== undefined ? { approval: b.approval } : {}),
+          ...(b.secrets !== undefined ? { secrets: [b.secrets].flat() } : {}),
+        });
+        send(ctx.res, 200, 'application/json', JSON.stringify(out));
+      }),
+    },
+  ];
+}

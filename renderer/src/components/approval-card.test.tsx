@@ -64,6 +64,20 @@ describe('ApprovalCard', () => {
     );
     expect(screen.getByText('Not anchored: <b>CEK</b> not signed by the ASK')).toBeInTheDocument();
     expect(document.querySelector('b')).toBeNull();
+  });
+
+  it('names an extra (non-AMD) trust anchor as such', () => {
+    const { api } = createFakeApi();
+    renderWithQuery(
+      <ApiProvider api={api}>
+        <ApprovalCard approval={approval({ anchoredBy: 'extra:simulated-platform' })} />
+      </ApiProvider>,
+    );
+    expect(
+      screen.getByText(
+        "Anchored by an extra trusted root (simulated-platform), not one of AMD's pinned roots",
+      ),
+    ).toHaveClass('warn');
     expect(screen.getByText('not sent by the host')).toBeInTheDocument();
   });
 

@@ -70,7 +70,12 @@ export function ApprovalCard({ approval: a }: { approval: ApprovalView }) {
         </dd>
         <dt>Certificate chain</dt>
         <dd>
-          {anchored ? (
+          {anchored && a.anchoredBy!.startsWith('extra:') ? (
+            <span className="pill warn">
+              Anchored by an extra trusted root ({a.anchoredBy!.slice('extra:'.length)}), not one of
+              AMD&apos;s pinned roots
+            </span>
+          ) : anchored ? (
             <span className="pill ok">Anchored by AMD root {a.anchoredBy}</span>
           ) : (
             <span className="pill bad">Not anchored{a.chainError ? `: ${a.chainError}` : ''}</span>

@@ -67,6 +67,10 @@ export interface RunningService {
   profiles: ProfileStore;
   artifacts: ArtifactStore;
   settings: SettingsStore;
+  /** The anchors chains are verified against; the demo host adds its simulated root here, labelled 'extra'. */
+  trust: TrustStore;
+  /** The expected-digest cache (one firmware pass per artifact), shared with previews of draft profiles. */
+  digests: ExpectedDigests;
   audit: AuditLog;
   approvals: ApprovalService;
   connections: ConnectionTable;
@@ -220,6 +224,8 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     profiles,
     artifacts,
     settings,
+    trust,
+    digests,
     audit,
     approvals,
     connections,

@@ -17,6 +17,8 @@ import type {
 import type { Approval } from '../services/approvals';
 import type { RunningService } from '../headless/serve';
 import type { UiEventBus } from './event-bus';
+import { buildHostSetup } from '../../app/host-setup';
+import { previewDigests } from '../services/digest-preview';
 
 /** A coded error for a channel that has no backing service yet. */
 export class NotAvailableError extends Error {
@@ -130,8 +132,7 @@ export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
       notAvailable('artifacts:import', 'needs the hashing worker and artifact store'),
     'artifacts:cancelImport': async () => notAvailable('artifacts:cancelImport', 'needs artifacts:import'),
     'artifacts:inspect': async () => notAvailable('artifacts:inspect', 'the artifact store is not exposed'),
-    'digests:preview': async () =>
-      notAvailable('digests:preview', 'needs an ExpectedDigests preview entry point'),
+    'digests:preview': async (draft) => previewDigests(service.digests, draft),
 
     'approvals:list': async () => service.approvals.list().map(approvalView),
     'approvals:decide': async (id, decision) => {
@@ -153,8 +154,13 @@ export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
     'tunnel:configure': async () =>
       notAvailable('tunnel:configure', 'the SSH tunnel service does not exist yet'),
 
-    'hostSetup:get': async () =>
-      notAvailable('hostSetup:get', 'the libvirt XML generator does not exist yet'),
+    'hostSetup:get': async (vmId) =>
+      buildHostSetup({
+        profile: requireProfile(vmId),
+        listenerUrl: service.url,
+        ...(service.tlsFingerprint !== undefined ? { tlsFingerprint: service.tlsFingerprint } : {}),
+        hostTokenRequired: ctx.hostToken !== undefined,
+      }),
     'demo:run': async () => notAvailable('demo:run', 'the simulated-host demo runner does not exist yet'),
 
     'app:info': async () => ({

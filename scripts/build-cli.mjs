@@ -1,7 +1,10 @@
 // Bundles the Electron-free command-line entries into single CommonJS files under dist/.
 import { build } from 'esbuild';
 
-const entries = { 'sev-attest': 'main/cli/sev-attest.ts' };
+const entries = {
+  'sev-attest': 'main/cli/sev-attest.ts',
+  'sev-attest-host': 'main/host/sev-attest-host.ts',
+};
 
 for (const [name, entry] of Object.entries(entries)) {
   await build({

@@ -110,7 +110,7 @@ export class SimulatedSevPlatform {
     ark: Uint8Array;
     ask: Uint8Array;
     chipId: Uint8Array;
-    pdhKey: SimEcKey;
+    pdhKey: Pick<SimEcKey, 'd'>;
     rng: SimRandom;
   }) {
     this.generation = init.generation;
@@ -198,6 +198,50 @@ export class SimulatedSevPlatform {
     });
   }
 
+  /**
+   * The platform's exports and PDH private key, so another process can rebuild the same platform with
+   * restore() (test tools such as the stand-in virsh: RSA ARK/ASK keys cannot be re-derived from a seed).
+   */
+  exportState(): SimPlatformState {
+    const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
+    return {
+      version: 1,
+      generation: this.generation,
+      api: { major: this.apiMajor, minor: this.apiMinor, build: this.build },
+      pdh: b64(this.pdh),
+      certChain: b64(this.certChain),
+      signedCek: b64(this.signedCek),
+      ark: b64(this.ark),
+      ask: b64(this.ask),
+      chipId: b64(this.chipId),
+      pdhPrivateKey: b64(this.pdhEcdh.getPrivateKey()),
+    };
+  }
+
+  /** Rebuilds a platform from exportState(); its nonces are fresh (unseeded). */
+  static restore(state: SimPlatformState): SimulatedSevPlatform {
+    if (state?.version !== 1) throw new RangeError('unsupported simulated platform state');
+    const bytes = (s: string) => new Uint8Array(Buffer.from(s, 'base64'));
+    const d = bytes(state.pdhPrivateKey);
+    const pdh = bytes(state.pdh);
+    return new SimulatedSevPlatform({
+      generation: state.generation,
+      api: {
+        major: requireU8(state.api.major, 'apiMajor'),
+        minor: requireU8(state.api.minor, 'apiMinor'),
+        build: requireU8(state.api.build, 'build'),
+      },
+      pdh,
+      certChain: bytes(state.certChain),
+      signedCek: bytes(state.signedCek),
+      ark: bytes(state.ark),
+      ask: bytes(state.ask),
+      chipId: bytes(state.chipId),
+      pdhKey: { d },
+      rng: new SimRandom(),
+    });
+  }
+
   /** LAUNCH_START: checks the policy and the owner's GODH, opens the channel; returns the new guest. */
   launchStart(input: LaunchStartInput): SimulatedGuest {
     const ownerCert = requireBytes(input?.ownerCert, 'ownerCert');
@@ -247,6 +291,20 @@ export class SimulatedSevPlatform {
       return invalid('public key is not a valid P-384 point');
     }
   }
+}
+
+/** A simulated platform in JSON form (base64 fields): exportState() / restore(). */
+export interface SimPlatformState {
+  version: 1;
+  generation: SimGeneration;
+  api: { major: number; minor: number; build: number };
+  pdh: string;
+  certChain: string;
+  signedCek: string;
+  ark: string;
+  ask: string;
+  chipId: string;
+  pdhPrivateKey: string;
 }
 
 type GuestState = 'LUPDATE' | 'LSECRET' | 'RUNNING';

@@ -19,6 +19,7 @@ import type { RunningService } from '../headless/serve';
 import type { UiEventBus } from './event-bus';
 import { buildHostSetup } from '../../app/host-setup';
 import { previewDigests } from '../services/digest-preview';
+import { demoRunnerFor } from '../services/demo-host';
 
 /** A coded error for a channel that has no backing service yet. */
 export class NotAvailableError extends Error {
@@ -161,7 +162,7 @@ export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
         ...(service.tlsFingerprint !== undefined ? { tlsFingerprint: service.tlsFingerprint } : {}),
         hostTokenRequired: ctx.hostToken !== undefined,
       }),
-    'demo:run': async () => notAvailable('demo:run', 'the simulated-host demo runner does not exist yet'),
+    'demo:run': async (options) => demoRunnerFor(service, ctx.hostToken).run(options),
 
     'app:info': async () => ({
       version: ctx.version,

@@ -1,12 +1,11 @@
 /**
  * Bundles end to end: service A (which has the firmware) exports a signed bundle; service B (a fresh data
  * directory, no firmware artifact at all) imports it, and a simulated host then launches and validates
- * through B's listener over real HTTP and decrypts the released secret. The bundle routes are served by a
- * small HTTP front over bundleRoutes() (the listener does not wire them in yet). The serialized bundle
+ * through B's listener over real HTTP and decrypts the released secret. The bundle routes run inside real
+ * Listeners (ListenerOptions.extraRoutes) over each harness's services, behind the owner token check. The serialized bundle
  * never holds the profile's secret value.
  */
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,14 +16,14 @@ import {
   signBundle,
   type BundleDocument,
 } from '../app/bundle/bundle';
-import { ApiError } from '../app/contract/rest';
 import { LUKS_PASSPHRASE_GUID } from '../app/profile';
 import { toBase64, toHex } from '../app/sev/bytes';
 import { ArtifactStore } from '../main/services/artifact-store';
 import { BundleService } from '../main/services/bundle-service';
 import { createMemoryBackend } from '../main/services/kv-backend';
 import { TrustedKeyStore, type StoredTrustedKey } from '../main/services/trusted-keys';
-import { bundleRoutes, type BundleRoute } from '../main/listener/bundle-routes';
+import { bundleRoutes } from '../main/listener/bundle-routes';
+import { Listener } from '../main/listener/server';
 import { hostFlow, OWNER_TOKEN, registerVm, request, startHarness, type Harness } from './listener-harness';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -40,39 +39,30 @@ function trustedStore(keys: StoredTrustedKey[] = []): TrustedKeyStore {
   return new TrustedKeyStore(createMemoryBackend({ keys }));
 }
 
-/** A minimal HTTP front that routes to bundle routes with the owner token check, like the listener. */
-async function serveRoutes(routes: BundleRoute[]): Promise<{ url: string; close(): Promise<void> }> {
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    const hit = routes
-      .map((r) => ({ r, m: r.pattern.exec(url.pathname) }))
-      .find((x) => x.m && x.r.method === req.method);
-    const fail = (status: number, error: string, message: string) => {
-      res.writeHead(status, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify({ error, message }));
-    };
-    if (!hit) return fail(404, 'not-found', 'no route');
-    if (req.headers.authorization !== `Bearer ${OWNER_TOKEN}`)
-      return fail(401, 'unauthorized', 'owner token');
-    hit.r
-      .handle({ req, res, params: hit.m!.slice(1), url })
-      .catch((e: unknown) =>
-        e instanceof ApiError ? fail(e.status, e.code, e.message) : fail(500, 'internal', String(e)),
-      );
+/** A second listener over a harness's services, with the bundle routes as extraRoutes. */
+async function listenerWithBundles(
+  h: Harness,
+  service: BundleService,
+): Promise<{ url: string; close(): Promise<void> }> {
+  const listener = new Listener({
+    host: '127.0.0.1',
+    port: 0,
+    ownerToken: OWNER_TOKEN,
+    attestation: h.svc.attestation,
+    owner: h.svc.owner,
+    rateLimit: false,
+    extraRoutes: bundleRoutes(service),
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
+  const { url } = await listener.start();
+  return { url, close: () => listener.close() };
 }
 
 let a: Harness;
 let b: Harness;
 let exporter: BundleService;
 let importer: BundleService;
-let front: { url: string; close(): Promise<void> };
+let frontA: { url: string; close(): Promise<void> };
+let frontB: { url: string; close(): Promise<void> };
 let esBundleText = '';
 
 beforeAll(async () => {
@@ -111,10 +101,8 @@ beforeAll(async () => {
     ]),
     owner: b.svc.owner,
   });
-  front = await serveRoutes([
-    ...bundleRoutes(exporter).filter((r) => r.method === 'GET'),
-    ...bundleRoutes(importer).filter((r) => r.method === 'POST'),
-  ]);
+  frontA = await listenerWithBundles(a, exporter);
+  frontB = await listenerWithBundles(b, importer);
   const r = await exporter.exportProfile('es', {
     selection: { cpuCounts: [1, 2, 3, 4], vmsaVariants: ['legacy', 'kvm-init2'] },
   });
@@ -122,7 +110,8 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await front?.close();
+  await frontA?.close();
+  await frontB?.close();
   await a?.close();
   await b?.close();
 });
@@ -160,7 +149,7 @@ describe('export on A, import on B (no firmware on B), launch and validate throu
 
   it('over HTTP: GET /v1/vm/mdb/bundle on A, POST /v1/bundles on B, then SEV with measured direct boot validates', async () => {
     const got = await request(
-      front.url,
+      frontA.url,
       'GET',
       '/v1/vm/mdb/bundle?cpus=1-8&cpu-signature=milan,genoa&vmsa-variant=both',
     );
@@ -170,15 +159,15 @@ describe('export on A, import on B (no firmware on B), launch and validate throu
     expect(doc.body.rows).toHaveLength(1);
     expect(doc.body.matrix.collapsed).toBe(true);
     expect(got.text).not.toContain(MDB_SECRET);
-    const csv = await request(front.url, 'GET', '/v1/vm/mdb/bundle?format=csv');
+    const csv = await request(frontA.url, 'GET', '/v1/vm/mdb/bundle?format=csv');
     expect(csv.status).toBe(200);
     expect(csv.text.split('\r\n')[1]).toContain(doc.body.rows[0]!.digest);
-    const posted = await request(front.url, 'POST', '/v1/bundles', {
+    const posted = await request(frontB.url, 'POST', '/v1/bundles', {
       body: { bundle: doc, approval: 'auto', secrets: { type: 'luks-passphrase', passphrase: 'mdb on B' } },
     });
     expect(posted.status, posted.text).toBe(200);
     expect(posted.json.vm.id).toBe('mdb');
-    const r = await hostFlow(b, { vmId: 'mdb', kernel: KERNEL });
+    const r = await hostFlow(b, { vmId: 'mdb', kernel: KERNEL, base: frontB.url });
     expect(r.launch.status, r.launch.text).toBe(200);
     expect(r.validate?.status).toBe(200);
     expect(r.secret?.get(LUKS_PASSPHRASE_GUID)).toBe('mdb on B');
@@ -189,22 +178,26 @@ describe('export on A, import on B (no firmware on B), launch and validate throu
   it('over HTTP: a modified bundle is 422 bundle-signature-invalid, a stranger 403 bundle-key-untrusted; nothing registered', async () => {
     const doc = JSON.parse(esBundleText) as BundleDocument;
     doc.body.policy = 0x07;
-    const modified = await request(front.url, 'POST', '/v1/bundles', {
+    const modified = await request(frontB.url, 'POST', '/v1/bundles', {
       body: { bundle: doc, 'vm-id': 'tampered' },
     });
     expect(modified.status).toBe(422);
     expect(modified.json.error).toBe('bundle-signature-invalid');
     const strangerKey = generateSigningKey();
     const stranger = signBundle((JSON.parse(esBundleText) as BundleDocument).body, strangerKey);
-    const untrusted = await request(front.url, 'POST', '/v1/bundles', { body: { ...stranger } });
+    const untrusted = await request(frontB.url, 'POST', '/v1/bundles', { body: { ...stranger } });
     expect(untrusted.status).toBe(403);
     expect(untrusted.json.error).toBe('bundle-key-untrusted');
     expect(untrusted.json.message).toContain(keyFingerprint(publicKeyOf(strangerKey)));
     expect(b.svc.profiles.get('tampered')).toBeUndefined();
-    const badSel = await request(front.url, 'GET', '/v1/vm/es/bundle?cpus=0-3');
+    const badSel = await request(frontA.url, 'GET', '/v1/vm/es/bundle?cpus=0-3');
     expect(badSel.status).toBe(400);
     expect(badSel.json.error).toBe('bundle-bad-selection');
-    const unknown = await request(front.url, 'GET', '/v1/vm/nope/bundle');
+    const noToken = await request(frontA.url, 'GET', '/v1/vm/es/bundle', {
+      token: 'not-the-owner-token-123',
+    });
+    expect(noToken.status).toBe(401);
+    const unknown = await request(frontA.url, 'GET', '/v1/vm/nope/bundle');
     expect(unknown.status).toBe(404);
   });
 });

@@ -1,9 +1,9 @@
 /**
  * Owner routes for measurement bundles, kept apart from server.ts (owned by the listener engineer) until
  * they are wired in. Each route has the shape of the listener's own routes (method, pattern, auth, handle
- * with {req, res, params, url, client}); the listener only needs to append bundleRoutes(...) to its route
- * table (e.g. a `extraRoutes` option) for them to get its Host check, rate limit, origin refusal and owner
- * token check first.
+ * with {req, res, params, url, client}); the composition root passes them as ListenerOptions.extraRoutes
+ * (`extraRoutes: bundleRoutes(bundleService)`), so they get the listener's Host check, rate limit, origin
+ * refusal and owner token check first.
  *
  *   GET  /v1/vm/{vmid}/bundle?cpus=1-8&cpu-signature=milan,genoa&vmsa-variant=both&format=native
  *        format: native (default) | vqsv | simple-kbs | simple-kbs-sql | csv; the body is the file itself.
@@ -21,23 +21,12 @@ import { parseCpuList, parseCpuSignatures, parseVmsaVariants } from '../../app/b
 import { ApiError, SecretInputSchema, describeZodError } from '../../app/contract/rest';
 import { VmIdSchema, APPROVAL_MODES } from '../../app/profile';
 import type { BundleService } from '../services/bundle-service';
+import type { Ctx, Route } from './server';
 
 /** The context the listener passes to a route handler. */
-export interface BundleRouteContext {
-  req: http.IncomingMessage;
-  res: http.ServerResponse;
-  params: string[];
-  url: URL;
-  client?: { address: string; port?: number };
-}
-
-/** A route in the listener's route-table shape. */
-export interface BundleRoute {
-  method: 'GET' | 'POST';
-  pattern: RegExp;
-  auth: 'owner';
-  handle(ctx: BundleRouteContext): Promise<void>;
-}
+export type BundleRouteContext = Ctx;
+/** A route in the listener's route-table shape (ListenerOptions.extraRoutes). */
+export type BundleRoute = Route;
 
 /** HTTP status of each bundle refusal. */
 export const BUNDLE_ERROR_STATUS: Record<BundleErrorCode, number> = {

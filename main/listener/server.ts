@@ -69,17 +69,19 @@ export interface ListenerOptions {
   /** Operational log lines (never secrets). */
   log?: (line: string) => void;
   version?: string;
+  /** More routes (e.g. bundleRoutes() from ./bundle-routes), checked like the built-in ones. */
+  extraRoutes?: Route[];
 }
 
 type Auth = 'none' | 'host' | 'owner';
-interface Ctx {
+export interface Ctx {
   req: http.IncomingMessage;
   res: http.ServerResponse;
   params: string[];
   client: ClientInfo;
   url: URL;
 }
-interface Route {
+export interface Route {
   method: string;
   pattern: RegExp;
   auth: Auth;
@@ -513,6 +515,7 @@ export class Listener {
       }),
       r('GET', '/v1/events', 'owner', (ctx) => this.events(ctx)),
       r('GET', '/v1/health', 'owner', async (ctx) => sendJson(ctx.res, 200, o.health())),
+      ...(this.opts.extraRoutes ?? []),
     ];
   }
 

@@ -20,6 +20,7 @@ import type { UiEventBus } from './event-bus';
 import { buildHostSetup } from '../../app/host-setup';
 import { previewDigests } from '../services/digest-preview';
 import { demoRunnerFor } from '../services/demo-host';
+import { artifactImportsFor } from '../services/artifact-import';
 
 /** A coded error for a channel that has no backing service yet. */
 export class NotAvailableError extends Error {
@@ -127,12 +128,10 @@ export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
       service.profiles.put({ ...p, secrets: p.secrets.filter((s) => s.guid !== guid) });
     },
 
-    'artifacts:list': async () =>
-      notAvailable('artifacts:list', 'the artifact store is not exposed by startService'),
-    'artifacts:import': async () =>
-      notAvailable('artifacts:import', 'needs the hashing worker and artifact store'),
-    'artifacts:cancelImport': async () => notAvailable('artifacts:cancelImport', 'needs artifacts:import'),
-    'artifacts:inspect': async () => notAvailable('artifacts:inspect', 'the artifact store is not exposed'),
+    'artifacts:list': async () => artifactImportsFor(service).list(),
+    'artifacts:import': async (request) => artifactImportsFor(service).import(request),
+    'artifacts:cancelImport': async (importId) => artifactImportsFor(service).cancel(importId),
+    'artifacts:inspect': async (sha256) => artifactImportsFor(service).inspect(sha256),
     'digests:preview': async (draft) => previewDigests(service.digests, draft),
 
     'approvals:list': async () => service.approvals.list().map(approvalView),
@@ -183,8 +182,10 @@ export function connectUiEvents(service: RunningService, bus: UiEventBus): () =>
     bus.emit('approvals:changed', service.approvals.list().map(approvalView)),
   );
   const offAudit = service.audit.subscribe((e) => bus.emit('events:appended', e));
+  const offImports = artifactImportsFor(service).subscribe((p) => bus.emit('artifacts:progress', p));
   return () => {
     offApprovals();
     offAudit();
+    offImports();
   };
 }

@@ -7,7 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, promises as fsp, readFileSync } from 'node:fs';
 import * as fs from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fsyncDir, writeFileAtomicSync } from './store-util';
 
@@ -179,6 +179,23 @@ export class ArtifactStore {
       }
     }
     return removed;
+  }
+
+  /** A fresh temp path inside the store, for a writer outside this class (the import worker). */
+  newTempPath(): string {
+    return this.tmpPath();
+  }
+
+  /**
+   * Commits a temp file from newTempPath() whose SHA-256 and size the writer computed from the very bytes
+   * it wrote (streamed once, e.g. in a worker thread); the caller must have fsynced it.
+   */
+  async commitTemp(tmp: string, sha256: string, size: number, name?: string): Promise<ArtifactInfo> {
+    assertDigest(sha256);
+    if (dirname(tmp) !== this.dir || !basename(tmp).startsWith('tmp-')) {
+      throw new ArtifactError('artifact-io', `${tmp} is not a temp file of this artifact store`);
+    }
+    return this.commit(tmp, sha256, size, name);
   }
 
   private tmpPath(): string {

@@ -44,6 +44,8 @@ export class DemoError extends Error {
 export interface DemoServiceView {
   url: string;
   tlsCertFile?: string | undefined;
+  /** The host token as the listener currently requires it (read per request: the owner may change it). */
+  hostToken?: string | undefined;
   profiles: Pick<ProfileStore, 'get'>;
   artifacts: Pick<ArtifactStore, 'has' | 'path'>;
   trust: TrustStore;
@@ -53,7 +55,7 @@ export interface DemoServiceView {
 
 export interface DemoHostOptions {
   service: DemoServiceView;
-  /** The host token, when the listener requires one. */
+  /** The host token, when the service does not say which one it requires (service.hostToken wins). */
   hostToken?: string;
   /** Longest wait for the owner's decision (default 10 minutes; the approval's own timeout denies first). */
   maxWaitMs?: number;
@@ -307,7 +309,9 @@ export class DemoHostRunner {
       'content-type': 'application/json',
       'content-length': String(payload.length),
     };
-    if (this.opts.hostToken) headers.authorization = `Bearer ${this.opts.hostToken}`;
+    const svc = this.opts.service;
+    const token = 'hostToken' in svc ? svc.hostToken : this.opts.hostToken;
+    if (token) headers.authorization = `Bearer ${token}`;
     const tlsFile = this.opts.service.tlsCertFile;
     const timeoutMs = this.opts.requestTimeoutMs ?? 30_000;
     return new Promise((resolve, reject) => {

@@ -1,0 +1,323 @@
+/**
+ * `artifacts:import` / `cancelImport` / `inspect` / `list`: imports a file into the ArtifactStore with
+ * the reading, SHA-256 and copying done in a worker thread, so the main process's event loop (Electron's
+ * main process, or `serve --ui`) never blocks on a large initrd. The worker streams the file once: each
+ * chunk is hashed and written to a temp file inside the store; main then commits that file under its
+ * digest (ArtifactStore.commitTemp). Progress is pushed as `artifacts:progress`; a cancel sets a shared
+ * flag the worker checks per chunk (and terminates it if it does not stop).
+ *
+ * The worker is a string evaluated with `new Worker(code, { eval: true })` using node built-ins only, so
+ * it needs no separate file in any bundle (vitest, esbuild's dist/ CLI, electron-vite).
+ */
+import { promises as fsp } from 'node:fs';
+import { basename } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type {
+  ArtifactImportRequest,
+  ArtifactInspection,
+  ArtifactKind,
+  ArtifactProgress,
+  ArtifactSummary,
+  FirmwareCapabilities,
+} from '../../app/contract/ipc';
+import {
+  hasSecretArea,
+  hasSevEsResetAddress,
+  readFirmwareFooter,
+  supportsMeasuredDirectBoot,
+  type OvmfFooterInfo,
+} from '../../app/digest/ovmf';
+import { isSevError } from '../../app/sev/errors';
+import { ArtifactError, type ArtifactInfo, type ArtifactStore } from './artifact-store';
+
+/** A coded error for the UI ('cancelled', 'import-in-progress', 'bad-format' ...). */
+export class ImportError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ImportError';
+  }
+}
+
+/**
+ * The worker: read `src` in chunks, hash each, write it to `dst` (created exclusively, 0600), fsync.
+ * Posts {type:'progress', bytes, total} at most every 50 ms, then {type:'done', sha256, size} or
+ * {type:'error', code, message}. Stops with 'cancelled' when flag[0] becomes 1.
+ */
+export const IMPORT_WORKER_SOURCE = String.raw`
+const { parentPort, workerData } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const fs = require('node:fs');
+const { src, dst, chunkSize, flag } = workerData;
+const cancelled = new Int32Array(flag);
+let inFd = -1, outFd = -1;
+try {
+  inFd = fs.openSync(src, 'r');
+  const total = fs.fstatSync(inFd).size;
+  outFd = fs.openSync(dst, 'wx', 0o600);
+  const hash = createHash('sha256');
+  const buf = Buffer.allocUnsafe(chunkSize);
+  let size = 0, last = 0;
+  parentPort.postMessage({ type: 'progress', bytes: 0, total });
+  for (;;) {
+    if (Atomics.load(cancelled, 0) === 1) throw Object.assign(new Error('the import was cancelled'), { code: 'cancelled' });
+    const n = fs.readSync(inFd, buf, 0, chunkSize, null);
+    if (n === 0) break;
+    const chunk = buf.subarray(0, n);
+    hash.update(chunk);
+    let off = 0;
+    while (off < n) off += fs.writeSync(outFd, chunk, off, n - off);
+    size += n;
+    const now = Date.now();
+    if (now - last >= 50) { last = now; parentPort.postMessage({ type: 'progress', bytes: size, total: Math.max(total, size) }); }
+  }
+  fs.fsyncSync(outFd);
+  parentPort.postMessage({ type: 'done', sha256: hash.digest('hex'), size });
+} catch (e) {
+  parentPort.postMessage({ type: 'error', code: (e && e.code) || 'io', message: String((e && e.message) || e) });
+} finally {
+  if (inFd >= 0) try { fs.closeSync(inFd); } catch {}
+  if (outFd >= 0) try { fs.closeSync(outFd); } catch {}
+}
+`;
+
+type WorkerMessage =
+  | { type: 'progress'; bytes: number; total: number }
+  | { type: 'done'; sha256: string; size: number }
+  | { type: 'error'; code: string; message: string };
+
+interface Job {
+  flag: Int32Array;
+  worker?: Worker;
+  cancelled: boolean;
+}
+
+export interface ArtifactImportOptions {
+  store: ArtifactStore;
+  /** Read size in the worker (default 4 MiB). */
+  chunkSize?: number;
+}
+
+type ProgressListener = (p: ArtifactProgress) => void;
+
+/** What an OVMF footer says the firmware supports, as the UI shows it. */
+export function firmwareCapabilities(footer: OvmfFooterInfo): FirmwareCapabilities {
+  const es = hasSevEsResetAddress(footer);
+  const secret = hasSecretArea(footer);
+  return {
+    sevEsResetAddress: {
+      ...es,
+      ...(footer.resetAddress !== undefined ? { address: footer.resetAddress } : {}),
+    },
+    measuredDirectBoot: supportsMeasuredDirectBoot(footer),
+    secretArea: {
+      ...secret,
+      ...(secret.ok && footer.secretArea
+        ? { base: footer.secretArea.base, size: footer.secretArea.size }
+        : {}),
+    },
+  };
+}
+
+/** Imports, cancels, lists and inspects artifacts for the UI. */
+export class ArtifactImportService {
+  private readonly jobs = new Map<string, Job>();
+  private readonly listeners = new Set<ProgressListener>();
+  /** Kinds chosen at import (this session; firmware is also recognised by its footer). */
+  private readonly kinds = new Map<string, ArtifactKind>();
+  /** Footer per artifact (null: not a firmware); artifacts are immutable, so this never goes stale. */
+  private readonly footers = new Map<string, OvmfFooterInfo | null>();
+  private readonly chunkSize: number;
+
+  constructor(private readonly opts: ArtifactImportOptions) {
+    this.chunkSize = Math.max(64 * 1024, opts.chunkSize ?? 4 * 1024 * 1024);
+  }
+
+  /** Live progress of every import. Returns the unsubscribe function. */
+  subscribe(fn: ProgressListener): () => void {
+    this.listeners.add(fn);
+    return () => {
+      this.listeners.delete(fn);
+    };
+  }
+
+  /** Imports `path`: hashed and copied in a worker; resolves with the stored artifact's inspection. */
+  async import(req: ArtifactImportRequest): Promise<ArtifactInspection> {
+    const { importId, path, kind } = req;
+    if (this.jobs.has(importId)) {
+      throw new ImportError('import-in-progress', `an import with id ${importId} is running already`);
+    }
+    const job: Job = { flag: new Int32Array(new SharedArrayBuffer(4)), cancelled: false };
+    this.jobs.set(importId, job);
+    let total = 0;
+    try {
+      let st;
+      try {
+        st = await fsp.stat(path);
+      } catch (e) {
+        throw new ArtifactError('artifact-io', `cannot read ${path}: ${(e as Error).message}`);
+      }
+      if (!st.isFile()) throw new ArtifactError('artifact-io', `${path} is not a regular file`);
+      total = st.size;
+      let footer: OvmfFooterInfo | undefined;
+      if (kind === 'firmware') {
+        // A file that is not OVMF fails before it is read in full.
+        try {
+          footer = (await readFirmwareFooter(path)).footer;
+        } catch (e) {
+          throw new ImportError(
+            'bad-format',
+            `not a usable firmware image: ${isSevError(e) ? e.message : String(e)}`,
+          );
+        }
+      }
+      if (job.cancelled) throw new ImportError('cancelled', 'the import was cancelled');
+      const stored = await this.hashAndCopy(importId, job, path);
+      this.kinds.set(stored.sha256, kind);
+      if (footer) this.footers.set(stored.sha256, footer);
+      this.emit({ importId, phase: 'done', bytes: stored.size, total: stored.size });
+      return await this.inspect(stored.sha256);
+    } catch (e) {
+      const cancelled = job.cancelled || (e instanceof ImportError && e.code === 'cancelled');
+      this.emit({
+        importId,
+        phase: cancelled ? 'cancelled' : 'error',
+        bytes: 0,
+        total,
+        message: cancelled ? 'cancelled' : e instanceof Error ? e.message : String(e),
+      });
+      if (cancelled) throw new ImportError('cancelled', 'the import was cancelled');
+      throw e;
+    } finally {
+      this.jobs.delete(importId);
+    }
+  }
+
+  /** Cancels a running import (no-op when it finished or never existed). */
+  cancel(importId: string): void {
+    const job = this.jobs.get(importId);
+    if (!job) return;
+    job.cancelled = true;
+    Atomics.store(job.flag, 0, 1);
+    // A worker stuck in one slow read is stopped anyway after a grace period.
+    const w = job.worker;
+    if (w) setTimeout(() => void w.terminate(), 2000).unref();
+  }
+
+  /** How many imports are running. */
+  get running(): number {
+    return this.jobs.size;
+  }
+
+  /** The artifact and, for a firmware image, what it supports (reads only the image's tail). */
+  async inspect(sha256: string): Promise<ArtifactInspection> {
+    const info = this.opts.store.info(sha256);
+    if (!info) throw new ArtifactError('artifact-not-found', `no artifact ${sha256}`);
+    const summary = await this.summary(info);
+    const footer = this.footers.get(sha256);
+    return footer ? { ...summary, firmware: firmwareCapabilities(footer) } : summary;
+  }
+
+  /** Every artifact, oldest import first. */
+  async list(): Promise<ArtifactSummary[]> {
+    return Promise.all(this.opts.store.list().map((i) => this.summary(i)));
+  }
+
+  private async summary(info: ArtifactInfo): Promise<ArtifactSummary> {
+    let footer = this.footers.get(info.sha256);
+    if (footer === undefined) {
+      footer = await readFirmwareFooter(this.opts.store.path(info.sha256)).then(
+        (r) => r.footer,
+        () => null,
+      );
+      this.footers.set(info.sha256, footer);
+    }
+    const kind = this.kinds.get(info.sha256) ?? (footer ? 'firmware' : undefined);
+    return {
+      sha256: info.sha256,
+      size: info.size,
+      name: info.name ?? info.sha256.slice(0, 12),
+      ...(kind ? { kind } : {}),
+      importedAt: info.importedAt,
+    };
+  }
+
+  private async hashAndCopy(importId: string, job: Job, path: string): Promise<ArtifactInfo> {
+    const store = this.opts.store;
+    const tmp = store.newTempPath();
+    let result: { sha256: string; size: number };
+    try {
+      result = await new Promise((resolve, reject) => {
+        const worker = new Worker(IMPORT_WORKER_SOURCE, {
+          eval: true,
+          workerData: { src: path, dst: tmp, chunkSize: this.chunkSize, flag: job.flag.buffer },
+        });
+        job.worker = worker;
+        let settled = false;
+        const settle = (f: () => void) => {
+          if (settled) return;
+          settled = true;
+          f();
+          void worker.terminate();
+        };
+        worker.on('message', (m: WorkerMessage) => {
+          if (m.type === 'progress') {
+            this.emit({ importId, phase: 'hashing', bytes: m.bytes, total: m.total });
+          } else if (m.type === 'done') {
+            settle(() => resolve({ sha256: m.sha256, size: m.size }));
+          } else {
+            settle(() =>
+              reject(
+                m.code === 'cancelled'
+                  ? new ImportError('cancelled', m.message)
+                  : new ArtifactError('artifact-io', `importing ${basename(path)}: ${m.message}`),
+              ),
+            );
+          }
+        });
+        worker.on('error', (e) => settle(() => reject(new ArtifactError('artifact-io', e.message))));
+        worker.on('exit', () =>
+          settle(() =>
+            reject(
+              job.cancelled
+                ? new ImportError('cancelled', 'the import was cancelled')
+                : new ArtifactError('artifact-io', 'the import worker stopped unexpectedly'),
+            ),
+          ),
+        );
+      });
+    } catch (e) {
+      await fsp.rm(tmp, { force: true });
+      throw e;
+    }
+    if (job.cancelled) {
+      await fsp.rm(tmp, { force: true });
+      throw new ImportError('cancelled', 'the import was cancelled');
+    }
+    return store.commitTemp(tmp, result.sha256, result.size, basename(path));
+  }
+
+  private emit(p: ArtifactProgress): void {
+    for (const fn of [...this.listeners]) {
+      try {
+        fn(p);
+      } catch {
+        // A UI listener's failure must not break the import.
+      }
+    }
+  }
+}
+
+const services = new WeakMap<object, ArtifactImportService>();
+
+/** The one import service of a running service (created on first use). */
+export function artifactImportsFor(service: { artifacts: ArtifactStore }): ArtifactImportService {
+  let s = services.get(service);
+  if (!s) {
+    s = new ArtifactImportService({ store: service.artifacts });
+    services.set(service, s);
+  }
+  return s;
+}

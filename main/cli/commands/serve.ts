@@ -6,6 +6,8 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startService, type RunningService } from '../../headless/serve';
+import { startAuditedTunnel } from '../../headless/tunnel';
+import type { SshTunnel } from '../../services/ssh-tunnel';
 import { CliError, type CliCommand, type CliIo } from '../io';
 
 const usage = `usage: sev-attest serve --listen HOST:PORT --data-dir DIR [options]
@@ -18,6 +20,11 @@ const usage = `usage: sev-attest serve --listen HOST:PORT --data-dir DIR [option
   --secret-store KIND       keychain (default: the OS keychain) or memory (keeps nothing)
   --tls                     HTTPS with a self-signed certificate generated into DIR (fingerprint printed)
   --allowed-host NAME       an extra Host header name to accept (repeatable)
+  --tunnel USER@HOST[:PORT] keep an SSH reverse tunnel to the libvirt host (system ssh, key or agent
+                            only): the host reaches this listener at 127.0.0.1:REMOTE on its side
+  --tunnel-remote-port N    the port bound on the SSH server's loopback (required with --tunnel)
+  --tunnel-identity FILE    private key for the tunnel (ssh -i)
+  --tunnel-known-hosts FILE known_hosts holding the SSH server's host key
 
 The owner token comes from SEV_ATTEST_OWNER_TOKEN, else DIR/owner-token (generated, mode 0600).
 The optional host token comes from SEV_ATTEST_HOST_TOKEN.`;
@@ -58,8 +65,20 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       'secret-store': { type: 'string' },
       tls: { type: 'boolean' },
       'allowed-host': { type: 'string', multiple: true },
+      tunnel: { type: 'string' },
+      'tunnel-remote-port': { type: 'string' },
+      'tunnel-identity': { type: 'string' },
+      'tunnel-known-hosts': { type: 'string' },
     },
   });
+  const remotePort = Number(values['tunnel-remote-port']);
+  if (values.tunnel !== undefined) {
+    if (!/^\d{1,5}$/.test(values['tunnel-remote-port'] ?? '') || remotePort < 1 || remotePort > 65535) {
+      throw new CliError('--tunnel needs --tunnel-remote-port N (1..65535)');
+    }
+  } else if (values['tunnel-remote-port'] || values['tunnel-identity'] || values['tunnel-known-hosts']) {
+    throw new CliError('--tunnel-remote-port, --tunnel-identity and --tunnel-known-hosts need --tunnel');
+  }
   if (!values['data-dir']) throw new CliError('--data-dir DIR is required');
   const { host, port } = parseListen(values.listen ?? '127.0.0.1:8470');
   const store = values['secret-store'] ?? 'keychain';
@@ -105,8 +124,30 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   );
   if (svc.tlsFingerprint) io.out(`tls-fingerprint ${svc.tlsFingerprint}\ntls-cert ${svc.tlsCertFile}\n`);
   io.out(`trust ${svc.trustAnchors.join(',')}\n`);
+  let tunnel: SshTunnel | undefined;
+  if (values.tunnel !== undefined) {
+    try {
+      tunnel = startAuditedTunnel(
+        {
+          target: values.tunnel,
+          remotePort,
+          localPort: svc.port,
+          ...(values['tunnel-identity'] ? { identityFile: resolve(io.cwd, values['tunnel-identity']) } : {}),
+          ...(values['tunnel-known-hosts']
+            ? { knownHostsFile: resolve(io.cwd, values['tunnel-known-hosts']) }
+            : {}),
+        },
+        svc.audit,
+        (line) => io.out(`${line}\n`),
+      );
+    } catch (e) {
+      await svc.close();
+      throw new CliError(`--tunnel: ${(e as Error).message}`);
+    }
+  }
   const sig = await untilSignal();
   io.err(`sev-attest serve: ${sig}: draining\n`);
+  await tunnel?.stop();
   await svc.close();
   return 0;
 }

@@ -193,6 +193,10 @@ describe('export on A, import on B (no firmware on B), launch and validate throu
     const badSel = await request(frontA.url, 'GET', '/v1/vm/es/bundle?cpus=0-3');
     expect(badSel.status).toBe(400);
     expect(badSel.json.error).toBe('bundle-bad-selection');
+    const api = await request(frontA.url, 'GET', '/v1/openapi.json', { token: null });
+    expect(api.json.paths['/v1/vm/{vmid}/bundle'].get).toBeDefined();
+    expect(api.json.paths['/v1/bundles'].post.requestBody).toBeDefined();
+    expect(api.json.components.schemas.BundleImportRequest).toBeDefined();
     const noToken = await request(frontA.url, 'GET', '/v1/vm/es/bundle', {
       token: 'not-the-owner-token-123',
     });

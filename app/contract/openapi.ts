@@ -19,6 +19,8 @@ import {
   VmPutResponseSchema,
   VmResponseSchema,
   ApprovalSchema,
+  BundleImportRequestSchema,
+  BundleImportResponseSchema,
 } from './rest';
 
 type Json = Record<string, unknown>;
@@ -38,6 +40,8 @@ const NAMED: Record<string, z.ZodType> = {
   Approval: ApprovalSchema,
   ApprovalList: ApprovalListResponseSchema,
   DecisionRequest: DecisionRequestSchema,
+  BundleImportRequest: BundleImportRequestSchema,
+  BundleImportResponse: BundleImportResponseSchema,
   Health: HealthResponseSchema,
 };
 
@@ -86,6 +90,10 @@ const COMMON_ERRORS = {
   '421': err('misdirected'),
   '429': err('rate-limited (with Retry-After)'),
 };
+
+function query(name: string, description: string): Json {
+  return { name, in: 'query', required: false, schema: { type: 'string' }, description };
+}
 
 function pathParam(name: string, description: string): Json {
   return { name, in: 'path', required: true, schema: { type: 'string' }, description };
@@ -222,6 +230,45 @@ export function buildOpenApiDocument(version = '0.1.0'): Json {
       '/v1/health': {
         get: owner('Liveness, TLS fingerprint and counters', {
           responses: { '200': { description: 'ok', content: json('Health') } },
+        }),
+      },
+      '/v1/vm/{vmid}/bundle': {
+        get: owner("Export the VM's signed measurement bundle (docs/bundles.md)", {
+          parameters: [
+            vmid,
+            query('cpus', "vCPU counts: 1-8, 1,2,4 or 1-4,8 (default: the profile's)"),
+            query(
+              'cpu-signature',
+              "CPU models: milan,genoa or FAMILY:MODEL:STEPPING (default: the profile's)",
+            ),
+            query('vmsa-variant', "legacy, kvm-init2 or both (default: the profile's)"),
+            query('format', 'native (default) | vqsv | simple-kbs | simple-kbs-sql | csv'),
+          ],
+          responses: {
+            '200': {
+              description: 'the file',
+              content: {
+                'application/json': { schema: {} },
+                'text/x-shellscript': { schema: { type: 'string' } },
+                'application/sql': { schema: { type: 'string' } },
+                'text/csv': { schema: { type: 'string' } },
+              },
+            },
+            '400': err('bundle-bad-selection'),
+            '404': err('unknown-vm'),
+            '409': err('bundle-export-unsupported | bundle-no-signing-key'),
+          },
+        }),
+      },
+      '/v1/bundles': {
+        post: owner('Import a signed measurement bundle as a VM with precomputed digests', {
+          requestBody: body('BundleImportRequest'),
+          responses: {
+            '200': { description: 'registered', content: json('BundleImportResponse') },
+            '400': err('bundle-invalid | bad-request'),
+            '403': err('bundle-key-untrusted'),
+            '422': err('bundle-unsigned | bundle-signature-invalid'),
+          },
         }),
       },
       '/v1/openapi.json': {

@@ -111,6 +111,14 @@ export const ERROR_STATUS = {
   internal: 500,
   'kds-unavailable': 502,
   'secret-store-unavailable': 503,
+  // Measurement bundles (docs/bundles.md; main/listener/bundle-routes.ts).
+  'bundle-invalid': 400,
+  'bundle-bad-selection': 400,
+  'bundle-unsigned': 422,
+  'bundle-signature-invalid': 422,
+  'bundle-key-untrusted': 403,
+  'bundle-export-unsupported': 409,
+  'bundle-no-signing-key': 409,
 } as const;
 export type ApiErrorCode = keyof typeof ERROR_STATUS;
 export const API_ERROR_CODES = Object.keys(ERROR_STATUS) as ApiErrorCode[];
@@ -355,6 +363,27 @@ export const DecisionRequestSchema = z
   .strictObject({ decision: z.enum(['approve', 'deny']) })
   .meta({ id: 'DecisionRequest' });
 export type DecisionRequest = z.infer<typeof DecisionRequestSchema>;
+
+/** POST /v1/bundles: a measurement bundle (docs/bundle.schema.json) and how to register it. */
+export const BundleImportRequestSchema = z
+  .strictObject({
+    bundle: z.unknown().meta({ description: 'a signed bundle document (docs/bundle.schema.json)' }),
+    'vm-id': VmIdSchema.optional(),
+    name: z.string().min(1).max(200).optional(),
+    approval: z.enum(APPROVAL_MODES).optional(),
+    secrets: z.union([SecretInputSchema, z.array(SecretInputSchema).max(64)]).optional(),
+  })
+  .meta({ id: 'BundleImportRequest' });
+export type BundleImportRequest = z.infer<typeof BundleImportRequestSchema>;
+
+export const BundleImportResponseSchema = z
+  .object({
+    vm: VmResponseSchema,
+    warnings: z.array(z.string()),
+    signer: z.object({ fingerprint: z.string(), label: z.string().optional() }),
+    rows: z.number().int(),
+  })
+  .meta({ id: 'BundleImportResponse' });
 
 export const HealthResponseSchema = z
   .object({

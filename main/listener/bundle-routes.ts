@@ -9,17 +9,17 @@
  *        format: native (default) | vqsv | simple-kbs | simple-kbs-sql | csv; the body is the file itself.
  *   POST /v1/bundles   {"bundle": {...}, "vm-id"?, "name"?, "approval"?, "secrets"?} or the bundle itself
  *        200: {"vm", "warnings", "signer": {"fingerprint", "label"?}, "rows"}.
- * Bundle refusals are JSON errors: 400 bundle-invalid | bundle-bad-selection, 422 bundle-unsigned |
- * bundle-signature-invalid, 403 bundle-key-untrusted, 409 bundle-export-unsupported | bundle-no-signing-key.
+ * Bundle refusals are contract errors (rest.ts ERROR_STATUS): 400 bundle-invalid | bundle-bad-selection,
+ * 422 bundle-unsigned | bundle-signature-invalid, 403 bundle-key-untrusted, 409 bundle-export-unsupported |
+ * bundle-no-signing-key.
  */
 import type * as http from 'node:http';
-import { z } from 'zod';
 import { BUNDLE_FORMAT, MAX_BUNDLE_BYTES, type MatrixSelection } from '../../app/bundle/bundle';
-import { BundleError, type BundleErrorCode } from '../../app/bundle/errors';
+import { BundleError } from '../../app/bundle/errors';
 import { EXPORT_FORMATS, type ExportFormat } from '../../app/bundle/export';
 import { parseCpuList, parseCpuSignatures, parseVmsaVariants } from '../../app/bundle/selection';
-import { ApiError, SecretInputSchema, describeZodError } from '../../app/contract/rest';
-import { VmIdSchema, APPROVAL_MODES } from '../../app/profile';
+import { ApiError, BundleImportRequestSchema, describeZodError } from '../../app/contract/rest';
+import { VmIdSchema } from '../../app/profile';
 import type { BundleService } from '../services/bundle-service';
 import type { Ctx, Route } from './server';
 
@@ -27,25 +27,6 @@ import type { Ctx, Route } from './server';
 export type BundleRouteContext = Ctx;
 /** A route in the listener's route-table shape (ListenerOptions.extraRoutes). */
 export type BundleRoute = Route;
-
-/** HTTP status of each bundle refusal. */
-export const BUNDLE_ERROR_STATUS: Record<BundleErrorCode, number> = {
-  'bundle-invalid': 400,
-  'bundle-bad-selection': 400,
-  'bundle-unsigned': 422,
-  'bundle-signature-invalid': 422,
-  'bundle-key-untrusted': 403,
-  'bundle-export-unsupported': 409,
-  'bundle-no-signing-key': 409,
-};
-
-export const BundleImportRequestSchema = z.strictObject({
-  bundle: z.unknown(),
-  'vm-id': VmIdSchema.optional(),
-  name: z.string().min(1).max(200).optional(),
-  approval: z.enum(APPROVAL_MODES).optional(),
-  secrets: z.union([SecretInputSchema, z.array(SecretInputSchema).max(64)]).optional(),
-});
 
 const HEADERS = { 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' };
 
@@ -57,15 +38,6 @@ function send(res: http.ServerResponse, status: number, contentType: string, tex
     ...extra,
   });
   res.end(text);
-}
-
-function sendBundleError(res: http.ServerResponse, e: BundleError): void {
-  send(
-    res,
-    BUNDLE_ERROR_STATUS[e.code],
-    'application/json',
-    JSON.stringify({ error: e.code, message: e.message }),
-  );
 }
 
 function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
@@ -120,8 +92,8 @@ export function bundleRoutes(service: BundleService): BundleRoute[] {
       try {
         await fn(ctx);
       } catch (e) {
-        if (e instanceof BundleError) sendBundleError(ctx.res, e);
-        else throw e; // ApiError and the rest: the listener's own error answer
+        // Bundle codes are contract error codes (rest.ts ERROR_STATUS): the listener answers them.
+        throw e instanceof BundleError ? new ApiError(e.code, e.message) : e;
       }
     };
   return [

@@ -49,38 +49,50 @@ export class ImportError extends Error {
 export const IMPORT_WORKER_SOURCE = String.raw`
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
-const fs = require('node:fs');
+const fsp = require('node:fs/promises');
 const { src, dst, chunkSize, flag } = workerData;
 const cancelled = new Int32Array(flag);
-let inFd = -1, outFd = -1;
-try {
-  inFd = fs.openSync(src, 'r');
-  const total = fs.fstatSync(inFd).size;
-  outFd = fs.openSync(dst, 'wx', 0o600);
-  const hash = createHash('sha256');
-  const buf = Buffer.allocUnsafe(chunkSize);
-  let size = 0, last = 0;
-  parentPort.postMessage({ type: 'progress', bytes: 0, total });
-  for (;;) {
-    if (Atomics.load(cancelled, 0) === 1) throw Object.assign(new Error('the import was cancelled'), { code: 'cancelled' });
-    const n = fs.readSync(inFd, buf, 0, chunkSize, null);
-    if (n === 0) break;
-    const chunk = buf.subarray(0, n);
-    hash.update(chunk);
-    let off = 0;
-    while (off < n) off += fs.writeSync(outFd, chunk, off, n - off);
-    size += n;
-    const now = Date.now();
-    if (now - last >= 50) { last = now; parentPort.postMessage({ type: 'progress', bytes: size, total: Math.max(total, size) }); }
+(async () => {
+  let inH, outH;
+  try {
+    inH = await fsp.open(src, 'r');
+    const total = (await inH.stat()).size;
+    outH = await fsp.open(dst, 'wx', 0o600);
+    const hash = createHash('sha256');
+    // Three buffers: the next read and the previous write run on the thread pool while this chunk is hashed.
+    const bufs = [Buffer.allocUnsafe(chunkSize), Buffer.allocUnsafe(chunkSize), Buffer.allocUnsafe(chunkSize)];
+    const writeAll = async (buf, n, at) => {
+      let off = 0;
+      while (off < n) off += (await outH.write(buf, off, n - off, at + off)).bytesWritten;
+    };
+    let size = 0, last = 0, i = 0;
+    let reading = inH.read(bufs[0], 0, chunkSize, 0);
+    let writing = Promise.resolve();
+    parentPort.postMessage({ type: 'progress', bytes: 0, total });
+    for (;;) {
+      const n = (await reading).bytesRead;
+      if (Atomics.load(cancelled, 0) === 1) throw Object.assign(new Error('the import was cancelled'), { code: 'cancelled' });
+      if (n === 0) break;
+      const cur = bufs[i % 3];
+      reading = inH.read(bufs[(i + 1) % 3], 0, chunkSize, size + n);
+      hash.update(cur.subarray(0, n));
+      await writing;
+      writing = writeAll(cur, n, size);
+      size += n;
+      i++;
+      const now = Date.now();
+      if (now - last >= 50) { last = now; parentPort.postMessage({ type: 'progress', bytes: size, total: Math.max(total, size) }); }
+    }
+    await writing;
+    await outH.sync();
+    parentPort.postMessage({ type: 'done', sha256: hash.digest('hex'), size });
+  } catch (e) {
+    parentPort.postMessage({ type: 'error', code: (e && e.code) || 'io', message: String((e && e.message) || e) });
+  } finally {
+    if (inH) await inH.close().catch(() => {});
+    if (outH) await outH.close().catch(() => {});
   }
-  fs.fsyncSync(outFd);
-  parentPort.postMessage({ type: 'done', sha256: hash.digest('hex'), size });
-} catch (e) {
-  parentPort.postMessage({ type: 'error', code: (e && e.code) || 'io', message: String((e && e.message) || e) });
-} finally {
-  if (inFd >= 0) try { fs.closeSync(inFd); } catch {}
-  if (outFd >= 0) try { fs.closeSync(outFd); } catch {}
-}
+})();
 `;
 
 type WorkerMessage =

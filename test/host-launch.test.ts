@@ -474,6 +474,48 @@ describe('sev-attest-host launch against a real sev-attest serve', () => {
     expect(runState('es').state).toBe('running'); // not ours to destroy
   });
 
+  it('manual approval: the host waits through 202 + Retry-After until the owner approves; --max-wait bounds it', async () => {
+    await registerVm(kdsServe, 'manual', { scheme: 'amd-sev', policy: 0x1, approval: 'manual' });
+    defineDomain('manual');
+    const timedOut = await host(
+      'launch',
+      '--domain',
+      'manual',
+      '--vm-id',
+      'manual',
+      '--service',
+      kdsServe.url,
+      '--max-wait',
+      '0',
+    );
+    expect(timedOut.code).toBe(4);
+    expect(timedOut.err).toMatch(/did not decide within 0 s/);
+    expect(fs.existsSync(join(stateDir, 'domains', 'manual.json'))).toBe(false);
+
+    let liveErr = '';
+    const run = runHostCli(['launch', '--domain', 'manual', '--vm-id', 'manual', '--service', kdsServe.url], {
+      out: () => {},
+      err: (t) => (liveErr += t),
+      env: hostEnv(),
+      cwd: tmp,
+    });
+    // Approve only once the host is visibly waiting (the first run's pending approval is the same one).
+    for (let i = 0; i < 100 && !/waiting for the owner's approval/.test(liveErr); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const list = await owner(kdsServe, 'GET', '/v1/approvals');
+    const pending = (list.json.approvals as { id: string; state: string; 'vm-id'?: string }[]).find(
+      (a) => a.state === 'pending' && a['vm-id'] === 'manual',
+    );
+    expect(pending).toBeDefined();
+    expect(
+      (await owner(kdsServe, 'POST', `/v1/approvals/${pending!.id}`, { decision: 'approve' })).status,
+    ).toBe(200);
+    expect(await run, liveErr).toBe(0);
+    expect(liveErr).toMatch(/waiting for the owner's approval/);
+    expect(passphraseOf('manual')).toBe('passphrase of manual');
+  }, 60_000);
+
   it('--dry-run prints the plan and runs nothing; info decodes nodesevinfo', async () => {
     const n = calls().length;
     const d = await host(

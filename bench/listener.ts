@@ -5,7 +5,8 @@
  *
  * The hosts run in a child process (the simulated firmware's ECDH and hashing must not steal the
  * server's event loop); the server is the real headless service with an in-memory secret store and the
- * real audit log (one fdatasync per event, three events per round trip).
+ * real audit log (three events per round trip, group-committed: one write + fdatasync per batch, and
+ * the secret release waits for the fdatasync covering it).
  */
 import { fork } from 'node:child_process';
 import * as fs from 'node:fs';

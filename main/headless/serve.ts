@@ -200,7 +200,7 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     approvals.close();
     connections.close();
     owner.close();
-    audit.close();
+    await audit.close();
     throw e;
   }
   const trustAnchors = trust.anchors().map((a) => anchorName(a.label));
@@ -238,7 +238,8 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
         try {
           audit.append({ type: 'listener', result: 'info', message: 'stopped' });
         } finally {
-          audit.close();
+          // Writes the events still pending (fire-and-forget ones) before the file closes.
+          await audit.close();
         }
       })()),
   };

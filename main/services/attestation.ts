@@ -19,7 +19,7 @@ import {
 import type { AuditEventInput } from '../../app/audit';
 import { secretAccount, type VmProfile } from '../../app/profile';
 import { fromBase64, toBase64, toHex, u32le, wipe } from '../../app/sev/bytes';
-import { verifyChain, VerifiedLinkCache, type ChainResult } from '../../app/sev/chain';
+import { verifyChain, VerifiedLinkCache, type ChainInput, type ChainResult } from '../../app/sev/chain';
 import { isSevError } from '../../app/sev/errors';
 import { measurementHasPrefix, splitMeasurementBlob } from '../../app/sev/measurement';
 import { decodePolicy, policyHex } from '../../app/sev/policy';
@@ -30,6 +30,7 @@ import { approvalFingerprint, type ApprovalService } from './approvals';
 import type { Connection, ConnectionTable } from './connections';
 import type { ExpectedDigest, ExpectedDigests } from './expected-digests';
 import { SecretStoreUnavailableError, type SecretStore } from './secret-store';
+import { VerifiedChainCache, verifyChainCached } from './verified-chains';
 
 /** Who sent a request. The address identifies the host for approvals; the port is only logged. */
 export interface ClientInfo {
@@ -56,7 +57,10 @@ export interface CekSource {
 }
 
 export interface AuditSink {
+  /** Records an event; its write may still be in flight. */
   append(e: AuditEventInput): unknown;
+  /** Records an event and resolves once it is on disk; rejects when it cannot be. */
+  appendDurable(e: AuditEventInput): Promise<unknown>;
 }
 
 export interface AttestationDeps {
@@ -113,10 +117,13 @@ function matchMeasure(
 /** The attestation service: launch and validate. */
 export class AttestationService {
   private readonly linkCache = new VerifiedLinkCache();
+  /** Whole verified chains, so a platform that launches again skips every signature check. */
+  private readonly chainCache: VerifiedChainCache;
   private readonly retryAfter: number;
 
   constructor(private readonly deps: AttestationDeps) {
     this.retryAfter = deps.retryAfterSeconds ?? 2;
+    this.chainCache = new VerifiedChainCache(deps.trust);
   }
 
   /** POST /v1/vm/{vmid}/launch and POST /v1/launch. Throws ApiError on refusal. */
@@ -327,7 +334,9 @@ export class AttestationService {
       const match = { digest: digest.hex, inputs: digest.inputs };
       this.audit({ ...base, result: 'ok', message: 'measurement verified', details: { reported, match } });
       const packet = await this.release(profile, conn, req, measure);
-      this.audit({
+      // The release is on disk before the secret leaves: a crash cannot leave a released secret unaudited.
+      // A log that cannot be written refuses the release (a 500 for the host).
+      await this.deps.audit.appendDurable({
         ...base,
         type: 'secret-release',
         result: 'ok',
@@ -417,7 +426,7 @@ export class AttestationService {
       ...(req.cek !== undefined ? { cek: fromBase64(req.cek) } : {}),
     };
     try {
-      return verifyChain(input, this.deps.trust, { linkCache: this.linkCache });
+      return this.verifyChainOnce(input);
     } catch (e) {
       if (!isSevError(e)) throw e;
       if (e.code !== 'cek-unsigned' || input.cek !== undefined) {
@@ -449,13 +458,19 @@ export class AttestationService {
       );
     }
     try {
-      return verifyChain({ ...input, cek }, this.deps.trust, { linkCache: this.linkCache });
+      return this.verifyChainOnce({ ...input, cek });
     } catch (e) {
       if (!isSevError(e)) throw e;
       throw new Refusal('chain-not-trusted', `platform chain with the key server's CEK: ${e.message}`, {
         coreCode: e.code,
       });
     }
+  }
+
+  private verifyChainOnce(input: ChainInput): ChainResult {
+    return verifyChainCached(this.chainCache, input, (i) =>
+      verifyChain(i, this.deps.trust, { linkCache: this.linkCache }),
+    );
   }
 
   private validateCandidates(conn: Connection): VmProfile[] {
@@ -542,6 +557,7 @@ export class AttestationService {
     }
   }
 
+  /** Fire-and-forget: written with the next batch (or at close); a reply does not wait for it. */
   private audit(e: AuditEventInput): void {
     try {
       this.deps.audit.append(e);

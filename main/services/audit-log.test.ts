@@ -1,9 +1,17 @@
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../app/audit';
-import { AuditInputError, AuditLog, REDACTED, redactDetails } from './audit-log';
+import { AuditInputError, AuditLog, AuditWriteError, REDACTED, redactDetails } from './audit-log';
 
 let dir: string;
 let file: string;
@@ -20,7 +28,7 @@ function lines(): string[] {
 }
 
 describe('AuditLog', () => {
-  it('appends one JSON line per event with id, seq and time, and lists newest last', () => {
+  it('appends one JSON line per event with id, seq and time, and lists newest last', async () => {
     let n = 0;
     const log = AuditLog.open({
       file,
@@ -36,18 +44,19 @@ describe('AuditLog', () => {
     });
     expect(a).toMatchObject({ id: 'id-1', seq: 1, time: '2026-01-01T00:00:01.000Z', type: 'launch' });
     expect(b.seq).toBe(2);
+    await log.flushed();
     expect(lines().map((l) => JSON.parse(l).seq)).toEqual([1, 2]);
     expect(log.list().map((e) => e.seq)).toEqual([1, 2]);
-    log.close();
+    await log.close();
   });
 
-  it('keeps seq monotonic across restarts and filters by type, vm, result, since and limit', () => {
+  it('keeps seq monotonic across restarts and filters by type, vm, result, since and limit', async () => {
     let t = Date.UTC(2026, 0, 1);
     const now = () => new Date((t += 1000));
     const first = AuditLog.open({ file, now });
     first.append({ type: 'launch', result: 'ok', vmId: 'a' });
     first.append({ type: 'validate', result: 'refused', vmId: 'b' });
-    first.close();
+    await first.close();
     const log = AuditLog.open({ file, now });
     expect(log.seq).toBe(2);
     log.append({ type: 'secret-release', result: 'ok', vmId: 'a' });
@@ -59,10 +68,10 @@ describe('AuditLog', () => {
       log.list({ since: new Date(Date.UTC(2026, 0, 1, 0, 0, 3)).toISOString() }).map((e) => e.seq),
     ).toEqual([3, 4]);
     expect(log.list({ limit: 2 }).map((e) => e.seq)).toEqual([3, 4]);
-    log.close();
+    await log.close();
   });
 
-  it('tells subscribers about each event until they unsubscribe; a throwing subscriber is harmless', () => {
+  it('tells subscribers about each event until they unsubscribe; a throwing subscriber is harmless', async () => {
     const log = AuditLog.open({ file });
     const seen: AuditEvent[] = [];
     const off = log.subscribe((e) => seen.push(e));
@@ -73,76 +82,78 @@ describe('AuditLog', () => {
     off();
     log.append({ type: 'listener', result: 'info', message: 'stopped' });
     expect(seen.map((e) => e.message)).toEqual(['listening']);
-    log.close();
+    await log.close();
   });
 
-  it('drops a torn last line on open, says so, and the next event starts on its own line', () => {
+  it('drops a torn last line on open, says so, and the next event starts on its own line', async () => {
     const log = AuditLog.open({ file });
     log.append({ type: 'launch', result: 'ok' });
     log.append({ type: 'launch', result: 'ok' });
-    log.close();
+    await log.close();
     appendFileSync(file, '{"id":"x","seq":3,"ti');
     const reopened = AuditLog.open({ file });
     expect(reopened.openReport.tornLine).toBe(true);
     expect(reopened.openReport.warnings.join('\n')).toMatch(/incomplete last line/);
     expect(reopened.append({ type: 'launch', result: 'ok' }).seq).toBe(3);
-    reopened.close();
+    await reopened.close();
     expect(lines().map((l) => JSON.parse(l).seq)).toEqual([1, 2, 3]);
     expect(AuditLog.open({ file }).openReport).toMatchObject({ tornLine: false, invalidLines: 0, events: 3 });
   });
 
-  it('keeps a complete last event whose newline was cut', () => {
+  it('keeps a complete last event whose newline was cut', async () => {
     const log = AuditLog.open({ file });
     log.append({ type: 'launch', result: 'ok' });
-    log.close();
+    await log.close();
     writeFileSync(file, readFileSync(file, 'utf8').trimEnd());
     const reopened = AuditLog.open({ file });
     expect(reopened.openReport.tornLine).toBe(false);
     expect(reopened.append({ type: 'launch', result: 'ok' }).seq).toBe(2);
-    reopened.close();
+    await reopened.close();
     expect(lines()).toHaveLength(2);
   });
 
-  it('skips and counts invalid lines', () => {
+  it('skips and counts invalid lines', async () => {
     const log = AuditLog.open({ file });
     log.append({ type: 'launch', result: 'ok' });
-    log.close();
+    await log.close();
     appendFileSync(file, 'garbage\n{"seq":"x"}\n');
     const reopened = AuditLog.open({ file });
     expect(reopened.openReport.invalidLines).toBe(2);
     expect(reopened.openReport.warnings.join('\n')).toMatch(/skipped 2 line/);
     expect(reopened.list()).toHaveLength(1);
     expect(reopened.append({ type: 'launch', result: 'ok' }).seq).toBe(2);
-    reopened.close();
+    await reopened.close();
   });
 
-  it('compacts to the newest maxEntries/2 events through an atomic rename', () => {
+  it('compacts to the newest maxEntries/2 events through an atomic rename', async () => {
     const log = AuditLog.open({ file, maxEntries: 10 });
     for (let i = 0; i < 10; i++) log.append({ type: 'launch', result: 'ok', message: `e${i}` });
+    await log.flushed();
     expect(lines()).toHaveLength(10);
     log.append({ type: 'launch', result: 'ok', message: 'e10' });
+    await log.flushed();
     expect(lines().map((l) => JSON.parse(l).seq)).toEqual([7, 8, 9, 10, 11]);
-    log.append({ type: 'launch', result: 'ok', message: 'e11' });
+    await log.appendDurable({ type: 'launch', result: 'ok', message: 'e11' });
     expect(lines().map((l) => JSON.parse(l).seq)).toEqual([7, 8, 9, 10, 11, 12]);
     expect(log.list().map((e) => e.seq)).toEqual([7, 8, 9, 10, 11, 12]);
-    log.close();
+    await log.close();
     const reopened = AuditLog.open({ file, maxEntries: 10 });
     expect(reopened.append({ type: 'launch', result: 'ok' }).seq).toBe(13);
-    reopened.close();
+    await reopened.close();
     expect(readFileSync(file, 'utf8').endsWith('\n')).toBe(true);
   });
 
-  it('rejects invalid input with a clear error and writes nothing', () => {
+  it('rejects invalid input with a clear error and writes nothing', async () => {
     const log = AuditLog.open({ file });
     expect(() => log.append({ type: 'nope', result: 'ok' } as never)).toThrow(AuditInputError);
     expect(() => log.append({ type: 'launch', result: 'ok' } as never)).not.toThrow();
     expect(() => log.append({ type: 'launch', result: 'maybe' } as never)).toThrow(/result/);
-    log.close();
+    await log.close();
     expect(lines()).toHaveLength(1);
     expect(() => log.append({ type: 'launch', result: 'ok' })).toThrow(/closed/);
   });
 
-  it('redacts secret-looking details before they reach the file', () => {
+  it('redacts secret-looking details before they reach the file', async () => {
     const log = AuditLog.open({ file });
     const secret = 'correct horse battery staple';
     const e = log.append({
@@ -161,7 +172,7 @@ describe('AuditLog', () => {
         hostToken: 'tok-123456',
       },
     });
-    log.close();
+    await log.close();
     const text = readFileSync(file, 'utf8');
     expect(text).not.toContain(secret);
     expect(text).not.toContain('aabbccdd');
@@ -186,7 +197,7 @@ describe('AuditLog', () => {
     ]);
   });
 
-  it('cuts an overlong message and replaces oversized details by a note instead of failing', () => {
+  it('cuts an overlong message and replaces oversized details by a note instead of failing', async () => {
     const log = AuditLog.open({ file });
     const e = log.append({
       type: 'validate',
@@ -194,13 +205,83 @@ describe('AuditLog', () => {
       message: 'm'.repeat(10_000),
       details: { digests: Array.from({ length: 5000 }, () => 'ab'.repeat(32)) },
     });
-    log.close();
+    await log.close();
     expect(e.message).toHaveLength(4000);
     expect(String(e.details?.truncated)).toMatch(/over the 262144 limit/);
     expect(lines()).toHaveLength(1);
   });
 
-  it('redactDetails leaves harmless details untouched', () => {
+  it('group commit: append returns at once, events of one tick share one write + fdatasync', async () => {
+    const log = AuditLog.open({ file });
+    const seen: number[] = [];
+    log.subscribe((e) => seen.push(e.seq));
+    const synced: Array<[number, number]> = [];
+    const waits: Array<Promise<void>> = [];
+    for (let i = 1; i <= 200; i++) {
+      const e = log.append({ type: 'launch', result: 'ok', message: `e${i}` });
+      expect(e.seq).toBe(i);
+      waits.push(log.flushed(e.seq).then(() => void synced.push([e.seq, log.durableSeq])));
+    }
+    // Assigned and announced synchronously; none counts as durable before the event loop turns.
+    expect(seen).toHaveLength(200);
+    expect(log.durableSeq).toBe(0);
+    await Promise.all(waits);
+    // The first event's write was already in flight; the other 199 went out together in the next one.
+    expect(synced[0]).toEqual([1, 1]);
+    expect(new Set(synced.slice(1).map(([, d]) => d))).toEqual(new Set([200]));
+    expect(lines().map((l) => JSON.parse(l).seq)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+    await log.close();
+  });
+
+  it('appendDurable resolves only once its line is in the file', async () => {
+    const log = AuditLog.open({ file });
+    log.append({ type: 'launch', result: 'ok' });
+    const e = await log.appendDurable({ type: 'secret-release', result: 'ok', vmId: 'vm-1' });
+    expect(log.durableSeq).toBeGreaterThanOrEqual(e.seq);
+    expect(lines().map((l) => JSON.parse(l).id)).toContain(e.id);
+    await log.close();
+  });
+
+  it('compaction under batching: a burst far past maxEntries leaves the newest events, consecutive', async () => {
+    const log = AuditLog.open({ file, maxEntries: 10 });
+    for (let i = 0; i < 1000; i++) log.append({ type: 'launch', result: 'ok', message: `e${i}` });
+    await log.flushed();
+    const inMemory = log.list().map((e) => e.seq);
+    expect(inMemory.at(-1)).toBe(1000);
+    expect(inMemory.length).toBeLessThanOrEqual(10);
+    expect(lines().map((l) => JSON.parse(l).seq)).toEqual(inMemory);
+    expect(readdirSync(dir).filter((n) => n.includes('.tmp-'))).toEqual([]);
+    await log.close();
+    const reopened = AuditLog.open({ file, maxEntries: 10 });
+    expect(reopened.openReport).toMatchObject({ tornLine: false, invalidLines: 0 });
+    expect(reopened.list().map((e) => e.seq)).toEqual(inMemory);
+    await reopened.close();
+  });
+
+  it('close() writes what is pending; appends after close throw', async () => {
+    const log = AuditLog.open({ file });
+    for (let i = 0; i < 5; i++) log.append({ type: 'launch', result: 'ok' });
+    const closing = log.close();
+    expect(() => log.append({ type: 'launch', result: 'ok' })).toThrow(/closed/);
+    await closing;
+    await log.close();
+    expect(lines()).toHaveLength(5);
+  });
+
+  it('a failed write fails closed: waiters reject and later appends throw AuditWriteError', async () => {
+    const log = AuditLog.open({ file });
+    // Pull the file descriptor out from under the writer (what a vanished disk looks like to it).
+    closeSync((log as unknown as { fd: number }).fd);
+    await expect(log.appendDurable({ type: 'secret-release', result: 'ok' })).rejects.toThrow(
+      AuditWriteError,
+    );
+    expect(() => log.append({ type: 'launch', result: 'ok' })).toThrow(AuditWriteError);
+    await expect(log.flushed()).rejects.toThrow(/could not be written/);
+    (log as unknown as { fd: number | undefined }).fd = undefined;
+    await log.close();
+  });
+
+  it('redactDetails leaves harmless details untouched', async () => {
     const d = { expected: ['00'.repeat(32)], inputs: { cpuCount: 4, vmsa: 'kvm-init2' } };
     expect(redactDetails(d)).toEqual({ details: d, redacted: [] });
   });

@@ -1,12 +1,18 @@
 /**
- * The audit trail: one JSON event per line, appended with a single write + fdatasync per event, so a
- * kill -9 loses at most the event being written (a torn last line, repaired on the next open).
- * Bounded: past maxEntries the newest maxEntries/2 are rewritten to a temp file and renamed over the log.
+ * The audit trail: one JSON event per line, appended with group commit: `append` assigns id, seq and
+ * time at once and tells the subscribers, and the events appended while a write is in flight go out
+ * together in the next single write + fdatasync, off the event loop. `flushed()` / `appendDurable()`
+ * resolve once the fdatasync covering an event is done: whatever must be on disk before a reply (a
+ * secret release) awaits it. A kill -9 loses at most the events not yet written (a torn last line,
+ * repaired on the next open); events already acknowledged as durable are never lost.
+ * Bounded: past maxEntries the newest maxEntries/2 are rewritten to a temp file and renamed over the log,
+ * in the same writer as the appends, so a batch never lands in the replaced file.
  * One process writes a log file at a time (the app or `sev-attest serve`).
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import { dirname } from 'node:path';
+import { promisify } from 'node:util';
 import {
   AuditEventInputSchema,
   AuditEventSchema,
@@ -15,7 +21,13 @@ import {
   type AuditEventInput,
   type AuditFilter,
 } from '../../app/audit';
-import { writeFileAtomicSync, zodIssues } from './store-util';
+import { zodIssues } from './store-util';
+
+const writeAsync = promisify(fs.write);
+const fdatasyncAsync = promisify(fs.fdatasync);
+const closeAsync = promisify(fs.close);
+const openAsync = promisify(fs.open);
+const fsyncAsync = promisify(fs.fsync);
 
 export interface AuditLogOptions {
   file: string;
@@ -41,6 +53,15 @@ export class AuditInputError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'AuditInputError';
+  }
+}
+
+/** A write or fdatasync of the log failed: the log takes no more events (fail closed). */
+export class AuditWriteError extends Error {
+  readonly code = 'audit-write-failed';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AuditWriteError';
   }
 }
 
@@ -125,7 +146,20 @@ export class AuditLog {
   private events: AuditEvent[] = [];
   private lastSeq = 0;
   private fd: number | undefined;
+  private closed = false;
   private readonly subscribers = new Set<(e: AuditEvent) => void>();
+  /** Lines appended but not yet handed to a write. */
+  private pending: string[] = [];
+  /** The in-memory list was cut: the next flush rewrites the file instead of appending. */
+  private compactDue = false;
+  /** Highest seq covered by a finished fdatasync (or compaction). */
+  private syncedSeq = 0;
+  /** The running writer, while there is one (close() waits for it). */
+  private writer: Promise<void> | undefined;
+  private writing = false;
+  private failure: AuditWriteError | undefined;
+  /** flushed() callers, in seq order. */
+  private waiters: Array<{ seq: number; resolve: () => void; reject: (e: Error) => void }> = [];
 
   constructor(options: AuditLogOptions) {
     this.file = options.file;
@@ -134,6 +168,7 @@ export class AuditLog {
     this.newId = options.idGenerator ?? randomUUID;
     fs.mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
     this.openReport = this.load();
+    this.syncedSeq = this.lastSeq;
     this.fd = fs.openSync(this.file, 'a', 0o600);
   }
 
@@ -142,14 +177,23 @@ export class AuditLog {
     return new AuditLog(options);
   }
 
-  /** The highest seq written so far (0 for an empty log). */
+  /** The highest seq assigned so far (0 for an empty log). */
   get seq(): number {
     return this.lastSeq;
   }
 
-  /** Appends one event (durable when this returns) and tells the subscribers. */
+  /** The highest seq known to be on disk (fdatasync done). */
+  get durableSeq(): number {
+    return this.syncedSeq;
+  }
+
+  /**
+   * Appends one event and tells the subscribers; returns it at once (id, seq and time assigned). The
+   * write happens in the background: await flushed() (or use appendDurable) before acting on durability.
+   */
   append(input: Omit<AuditEvent, 'id' | 'seq' | 'time'>): AuditEvent {
-    if (this.fd === undefined) throw new AuditInputError(`the audit log ${this.file} is closed`);
+    if (this.closed) throw new AuditInputError(`the audit log ${this.file} is closed`);
+    if (this.failure) throw this.failure;
     // An overlong message is cut rather than refused: losing an audit event is worse than a long line.
     const cut =
       typeof input?.message === 'string' && input.message.length > MAX_MESSAGE
@@ -178,14 +222,14 @@ export class AuditLog {
       time: this.now().toISOString(),
       ...body,
     };
-    const line = Buffer.from(`${JSON.stringify(event)}\n`, 'utf8');
-    // One write call per event (O_APPEND); a regular file takes it whole.
-    let off = 0;
-    while (off < line.length) off += fs.writeSync(this.fd, line, off, line.length - off);
-    fs.fdatasyncSync(this.fd);
+    this.pending.push(`${JSON.stringify(event)}\n`);
     this.lastSeq = event.seq;
     this.events.push(event);
-    if (this.events.length > this.maxEntries) this.compact();
+    if (this.events.length > this.maxEntries) {
+      this.events = this.events.slice(-Math.floor(this.maxEntries / 2));
+      this.compactDue = true;
+    }
+    this.kick();
     for (const cb of [...this.subscribers]) {
       try {
         cb(event);
@@ -194,6 +238,26 @@ export class AuditLog {
       }
     }
     return event;
+  }
+
+  /** Appends one event and resolves once it is on disk (rejects with AuditWriteError if it cannot be). */
+  async appendDurable(input: Omit<AuditEvent, 'id' | 'seq' | 'time'>): Promise<AuditEvent> {
+    const event = this.append(input);
+    await this.flushed(event.seq);
+    return event;
+  }
+
+  /**
+   * Resolves once every event up to `seq` (default: all appended so far) is on disk, or was superseded
+   * by a compaction that kept newer ones; rejects with AuditWriteError when the log failed first.
+   */
+  flushed(seq = this.lastSeq): Promise<void> {
+    seq = Math.min(seq, this.lastSeq);
+    if (seq <= this.syncedSeq) return Promise.resolve();
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ seq, resolve, reject });
+    });
   }
 
   /** Matching events, newest last; `limit` keeps the newest ones. */
@@ -211,19 +275,89 @@ export class AuditLog {
     };
   }
 
-  close(): void {
-    if (this.fd !== undefined) fs.closeSync(this.fd);
-    this.fd = undefined;
+  /** Takes no more events, writes the pending ones, then closes the file. Safe to call twice. */
+  async close(): Promise<void> {
+    this.closed = true;
     this.subscribers.clear();
+    while (this.writer) await this.writer;
+    const fd = this.fd;
+    this.fd = undefined;
+    if (fd !== undefined) await closeAsync(fd).catch(() => {});
   }
 
-  /** Keeps the newest maxEntries/2 events: temp file + fsync + rename, then reopens for append. */
-  private compact(): void {
-    const keep = this.events.slice(-Math.floor(this.maxEntries / 2));
-    writeFileAtomicSync(this.file, keep.map((e) => `${JSON.stringify(e)}\n`).join(''));
-    if (this.fd !== undefined) fs.closeSync(this.fd);
-    this.fd = fs.openSync(this.file, 'a', 0o600);
-    this.events = keep;
+  /** Starts the writer unless one runs (it picks up whatever is pending when it loops). */
+  private kick(): void {
+    if (this.writing || this.failure) return;
+    this.writing = true;
+    const run = this.drain();
+    if (this.writing) this.writer = run;
+  }
+
+  /** The only code that touches the file after open: batches, then compactions, one at a time. */
+  private async drain(): Promise<void> {
+    try {
+      while (this.pending.length > 0 || this.compactDue) {
+        const upTo = this.lastSeq;
+        if (this.compactDue) {
+          // The kept events already include every pending one still in the window.
+          this.compactDue = false;
+          this.pending = [];
+          await this.compact(this.events.map((e) => `${JSON.stringify(e)}\n`).join(''));
+        } else {
+          const batch = Buffer.from(this.pending.join(''), 'utf8');
+          this.pending = [];
+          // One write call per batch (O_APPEND); a regular file takes it whole.
+          let off = 0;
+          while (off < batch.length) {
+            off += (await writeAsync(this.fd!, batch, off, batch.length - off)).bytesWritten;
+          }
+          await fdatasyncAsync(this.fd!);
+        }
+        this.syncedSeq = upTo;
+        this.settle();
+      }
+    } catch (e) {
+      this.failure = new AuditWriteError(
+        `the audit log ${this.file} could not be written: ${e instanceof Error ? e.message : String(e)}`,
+        { cause: e },
+      );
+      this.pending = [];
+      this.settle();
+    } finally {
+      // Cleared in the same step as the last "nothing pending" check: an append after it starts a new writer.
+      this.writing = false;
+      this.writer = undefined;
+    }
+  }
+
+  private settle(): void {
+    let n = 0;
+    while (n < this.waiters.length && this.waiters[n]!.seq <= this.syncedSeq) this.waiters[n++]!.resolve();
+    const rest = this.waiters.slice(n);
+    this.waiters = this.failure ? [] : rest;
+    if (this.failure) for (const w of rest) w.reject(this.failure);
+  }
+
+  /** Keeps `text` (the newest events): temp file + fdatasync + rename + directory fsync, then reopens for append. */
+  private async compact(text: string): Promise<void> {
+    const tmp = `${this.file}.tmp-${randomBytes(6).toString('hex')}`;
+    const handle = await fs.promises.open(tmp, 'wx', 0o600);
+    try {
+      await handle.writeFile(text, 'utf8');
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+    try {
+      await fs.promises.rename(tmp, this.file);
+    } catch (e) {
+      await fs.promises.rm(tmp, { force: true });
+      throw e;
+    }
+    await fsyncDirAsync(dirname(this.file));
+    const old = this.fd;
+    this.fd = await openAsync(this.file, 'a', 0o600);
+    if (old !== undefined) await closeAsync(old);
   }
 
   private load(): AuditOpenReport {
@@ -278,6 +412,23 @@ export class AuditLog {
     if (this.events.length > this.maxEntries) this.events = this.events.slice(-this.maxEntries);
     report.events = this.events.length;
     return report;
+  }
+}
+
+/** fsync a directory so a rename in it is durable (not supported everywhere: the rename stays atomic). */
+async function fsyncDirAsync(dir: string): Promise<void> {
+  let fd: number;
+  try {
+    fd = await openAsync(dir, 'r');
+  } catch {
+    return;
+  }
+  try {
+    await fsyncAsync(fd);
+  } catch {
+    // Windows refuses fsync on a directory.
+  } finally {
+    await closeAsync(fd);
   }
 }
 

@@ -191,7 +191,8 @@ export class OwnerService {
       }
     }
     if (previous?.firmware.kind === 'artifact') this.deps.digests.forget(previous.firmware.sha256);
-    this.deps.audit.append({
+    // On disk before the owner's reply: an acknowledged change is never missing from the log.
+    await this.deps.audit.appendDurable({
       type: 'profile',
       result: 'ok',
       vmId: id,
@@ -207,7 +208,12 @@ export class OwnerService {
     if (!p) throw new ApiError('unknown-vm', `no VM registered as ${id}`);
     this.deps.profiles.delete(id);
     for (const account of await this.deps.secrets.list(`vm/${id}/`)) await this.deps.secrets.delete(account);
-    this.deps.audit.append({ type: 'profile', result: 'ok', vmId: id, message: `VM ${id} deleted` });
+    await this.deps.audit.appendDurable({
+      type: 'profile',
+      result: 'ok',
+      vmId: id,
+      message: `VM ${id} deleted`,
+    });
   }
 
   /** PUT /v1/artifacts: stores an uploaded firmware image. */

@@ -117,6 +117,17 @@ afterAll(async () => {
 });
 
 describe('export on A, import on B (no firmware on B), launch and validate through B', () => {
+  it('preview (the UI table) needs no signing key and has the rows of the selection', async () => {
+    const preview = await exporter.previewProfile('es', {
+      selection: { cpuCounts: [1, 2, 3], vmsaVariants: ['kvm-init2'] },
+    });
+    expect(preview.rows.map((r) => `${r.cpus}/${r['vmsa-variant']}`)).toEqual([
+      '1/kvm-init2',
+      '2/kvm-init2',
+      '3/kvm-init2',
+    ]);
+  });
+
   it('the exported bundle never contains the secret value (text, base64 or hex) nor TEK/TIK fields', () => {
     expect(a.svc.profiles.get('es')!.secrets).toHaveLength(1);
     for (const form of [ES_SECRET, toBase64(Buffer.from(ES_SECRET)), toHex(Buffer.from(ES_SECRET))]) {

@@ -12,6 +12,7 @@ import {
   publicKeyOf,
   signBundle,
   verifyBundle,
+  type BundleBody,
   type BundleDocument,
   type MatrixSelection,
   type TrustedKey,
@@ -139,8 +140,18 @@ export class BundleService {
     }
   }
 
+  /** The unsigned body for a selection (the UI's preview table); needs no signing key. */
+  async previewProfile(vmId: string, opts: Omit<ExportOptions, 'format'> = {}): Promise<BundleBody> {
+    return this.body(vmId, opts);
+  }
+
   /** Builds, signs and renders a profile's bundle; the firmware is read and hashed once. */
   async exportProfile(vmId: string, opts: ExportOptions = {}): Promise<ExportResult> {
+    const document = await this.sign(await this.body(vmId, opts));
+    return { document, file: exportBundle(document, opts.format ?? 'native') };
+  }
+
+  private async body(vmId: string, opts: Omit<ExportOptions, 'format'>): Promise<BundleBody> {
     const p = this.profile(vmId);
     if (p.firmware.kind !== 'artifact') {
       throw new BundleError(
@@ -149,15 +160,13 @@ export class BundleService {
       );
     }
     const firmware = await this.firmware(p, opts.firmwarePath);
-    const body = buildBundleBody({
+    return buildBundleBody({
       profile: p,
       firmware,
       ...(p.firmware.name !== undefined ? { firmwareName: p.firmware.name } : {}),
       ...(opts.selection ? { selection: opts.selection } : {}),
       generator: `sev-attest ${this.deps.version ?? '0.1.0'}`,
     });
-    const document = await this.sign(body);
-    return { document, file: exportBundle(document, opts.format ?? 'native') };
   }
 
   /** Verifies a bundle against the stored trusted keys plus `extra`. */

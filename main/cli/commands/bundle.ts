@@ -66,7 +66,7 @@ export interface BundleCommandDeps {
 interface Stores {
   service: BundleService;
   trustedKeys: TrustedKeyStore;
-  close(): void;
+  close(): Promise<void>;
 }
 
 function openStores(dataDir: string, secrets: SecretStore, withAudit: boolean): Stores {
@@ -93,7 +93,14 @@ function openStores(dataDir: string, secrets: SecretStore, withAudit: boolean): 
     artifacts,
     ...(audit ? { audit } : {}),
   });
-  return { service, trustedKeys, close: () => audit?.close() };
+  return {
+    service,
+    trustedKeys,
+    // The audit log writes in the background: closing waits for the import's event to be on disk.
+    close: async () => {
+      await audit?.close();
+    },
+  };
 }
 
 /** A key argument: a fingerprint, a base64 public key, or a file holding either (`bundle key` output too). */
@@ -192,7 +199,7 @@ async function run(argv: string[], io: CliIo, deps: BundleCommandDeps): Promise<
           io.out(r.file.text);
         }
       } finally {
-        s.close();
+        await s.close();
       }
       return 0;
     }
@@ -229,7 +236,7 @@ async function run(argv: string[], io: CliIo, deps: BundleCommandDeps): Promise<
         );
         for (const w of r.warnings) io.err(`sev-attest bundle: warning: ${w}\n`);
       } finally {
-        s.close();
+        await s.close();
       }
       return 0;
     }

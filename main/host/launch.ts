@@ -297,6 +297,10 @@ export async function launchDomain(o: LaunchOptions): Promise<number> {
         );
       } else {
         try {
+          // A start that failed early leaves nothing running; destroy only what runs.
+          if ((await virsh.domState(o.domain).catch(() => 'unknown')) === 'shut off') {
+            return err.exitCode;
+          }
           await virsh.destroy(o.domain);
           o.log(`${o.domain} destroyed`);
         } catch (d) {

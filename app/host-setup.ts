@@ -48,8 +48,6 @@ function colonFingerprint(fp: string): string {
   return hex.replace(/(..)(?!$)/g, '$1:');
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** The libvirt CPU model whose signature is `sig`, if one of the presets has it. */
 function cpuModelFor(sig: CpuSignature): string | undefined {
   // 'EPYC-v4' is a QEMU version alias, not a libvirt model name: prefer the plain names.
@@ -165,11 +163,6 @@ export function buildHostSetup(input: HostSetupInput): HostSetup {
     );
   }
 
-  if (!UUID.test(p.id)) {
-    notes.push(
-      `The VM id '${p.id}' is not a UUID: a sev-attest-host that accepts only UUID --vm-id values refuses it; give the VM a UUID id in that case.`,
-    );
-  }
   if (tls && !input.tlsFingerprint) {
     notes.push(
       'The listener URL is https but no certificate fingerprint is known: pin it with --pin-sha256.',

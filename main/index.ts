@@ -4,17 +4,18 @@
  * Closing the window hides it (the listener keeps answering); Quit drains the listener, then exits.
  */
 import { app, BrowserWindow, session } from 'electron';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { ApprovalView } from '../app/contract/ipc';
 import { startService, type RunningService } from './headless/serve';
-import { connectUiEvents, createInvokeHandlers } from './ipc/handlers';
+import { connectUiEvents, createInvokeHandlers, settingsFirstRun } from './ipc/handlers';
 import { UiEventBus } from './ipc/event-bus';
 import { createSenderGuard } from './ipc/handle';
 import { registerIpcHandlers } from './ipc/register';
 import { send } from './ipc/send';
 import { installMenu } from './menu';
 import { notifyNewApproval } from './notifications';
+import { electronStoreBackend } from './settings/electron-store-backend';
 import { createTray } from './tray';
 import { APP_INDEX_URL, isAppUrl } from './windows/app-origin';
 import { handleAppProtocol, registerAppScheme } from './windows/app-protocol';
@@ -55,13 +56,14 @@ async function main(): Promise<void> {
 
   const dataDir = app.getPath('userData');
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const firstRunFile = path.join(dataDir, 'first-run-complete');
+  const portOverride = process.env['SEV_ATTEST_PORT'];
   let service: RunningService;
   try {
+    // Bind address, port and TLS come from the stored settings (listener:configure changes them).
     service = await startService({
-      host: '127.0.0.1',
-      port: Number(process.env['SEV_ATTEST_PORT'] ?? 8470),
+      ...(portOverride ? { port: Number(portOverride) } : {}),
       dataDir,
+      kvBackend: electronStoreBackend,
       secretStore: process.env['SEV_ATTEST_SECRET_STORE'] === 'memory' ? 'memory' : 'keychain',
       ...(process.env['SEV_ATTEST_OWNER_TOKEN'] ? { ownerToken: process.env['SEV_ATTEST_OWNER_TOKEN'] } : {}),
       version: app.getVersion(),
@@ -80,10 +82,10 @@ async function main(): Promise<void> {
     mode: 'desktop',
     version: app.getVersion(),
     dataDir,
-    firstRun: {
-      get: () => existsSync(firstRunFile),
-      complete: () => writeFileSync(firstRunFile, new Date().toISOString() + '\n', { mode: 0o600 }),
+    get hostToken() {
+      return service.hostToken;
     },
+    firstRun: settingsFirstRun(service),
     openExternal: openExternalChecked,
   });
   const guard = createSenderGuard({

@@ -183,6 +183,8 @@ export const ListenerConfigSchema = z
     tls: z.boolean(),
     /** keep the current host token, require none, or generate a new one. */
     hostToken: z.enum(['keep', 'none', 'generate']).default('keep'),
+    /** Must be true to bind anything but loopback (other machines could then reach the listener). */
+    confirmNonLoopback: z.boolean().optional(),
   })
   .strict();
 export type ListenerConfig = z.input<typeof ListenerConfigSchema>;
@@ -323,7 +325,8 @@ export interface InvokeChannels {
   'profiles:get': (id: string) => Promise<VmProfile | null>;
   /** Creates or replaces; warnings e.g. secrets for a firmware without a secret area. */
   'profiles:save': (profile: VmProfileInput) => Promise<{ profile: VmProfile; warnings: string[] }>;
-  'profiles:duplicate': (id: string, newId: string) => Promise<VmProfile>;
+  /** Copies the profile with its secrets (refs and keychain values); warnings name any not copied. */
+  'profiles:duplicate': (id: string, newId: string) => Promise<{ profile: VmProfile; warnings: string[] }>;
   /** Deletes the profile and its secrets from the keychain. */
   'profiles:delete': (id: string) => Promise<void>;
 

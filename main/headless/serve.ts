@@ -10,6 +10,7 @@ import { TrustStore, anchorName } from '../../app/sev/roots';
 import { isSevError } from '../../app/sev/errors';
 import { DiskCekCache, KdsClient } from '../../app/sev/kds';
 import type { VmProfile } from '../../app/profile';
+import type { ListenerStatus } from '../../app/contract/ipc';
 import { loadOrCreateTlsCert } from '../listener/tls-cert';
 import { Listener, type ListenerLimits } from '../listener/server';
 import type { RateLimitOptions } from '../listener/rate-limit';
@@ -19,24 +20,40 @@ import { AttestationService, type CekSource } from '../services/attestation';
 import { AuditLog } from '../services/audit-log';
 import { ConnectionTable } from '../services/connections';
 import { ExpectedDigests } from '../services/expected-digests';
-import { createConfBackend } from '../services/kv-backend';
+import { createConfBackend, type KeyValueBackend } from '../services/kv-backend';
 import { OwnerService } from '../services/owner-service';
 import { ProfileStore } from '../services/profile-store';
 import { createSecretStore, type SecretStore } from '../services/secret-store';
 import { SettingsStore } from '../services/settings-store';
 
+/**
+ * Makes the JSON key-value file behind one store (profiles, settings). Headless mode uses `conf`
+ * (createConfBackend); the desktop app passes one on electron-store, which extends conf.
+ */
+export type KeyValueBackendFactory = <T extends Record<string, unknown>>(options: {
+  cwd: string;
+  configName: string;
+  defaults: T;
+}) => KeyValueBackend<T>;
+
 export interface ServeOptions {
-  host: string;
-  port: number;
+  /** Bind address; default the stored setting (listener.host, 127.0.0.1 unless changed). */
+  host?: string;
+  /** Default the stored setting (listener.port, 8470 unless changed); 0 picks a free port. */
+  port?: number;
   dataDir: string;
+  /** The JSON stores' backend (default: conf files in dataDir). */
+  kvBackend?: KeyValueBackendFactory;
   /** Extra ASK||ARK files (AMD's ask_ark_<gen>.cert layout) trusted besides the pinned AMD roots. */
   trustCa?: string[];
   /** Also trust the pinned AMD roots (default true; tests of a simulated platform may turn it off). */
   trustAmdRoots?: boolean;
   secretStore?: 'keychain' | 'memory' | SecretStore;
+  /** HTTPS with the self-signed certificate in dataDir; default the stored setting (listener.tls). */
   tls?: boolean;
   /** The owner token; else DIR/owner-token, generated on first use (mode 0600). */
   ownerToken?: string;
+  /** The token hosts must send; else DIR/host-token when the owner generated one (listener:configure). */
   hostToken?: string;
   allowedHosts?: string[];
   /** AMD key server base URL (default: the settings' kdsUrl, https://kdsintf.amd.com). */
@@ -51,15 +68,29 @@ export interface ServeOptions {
   version?: string;
 }
 
-export interface RunningService {
-  url: string;
-  port: number;
+/** A new listener configuration (listener:configure). */
+export interface ListenerReconfig {
   host: string;
+  port: number;
+  tls: boolean;
+  /** Keep the current host token, require none, or generate a new one (stored in DIR/host-token). */
+  hostToken?: 'keep' | 'none' | 'generate';
+  /** Must be true to bind anything but loopback: hosts elsewhere could then reach the listener. */
+  allowNonLoopback?: boolean;
+}
+
+export interface RunningService {
+  /** The listener's current address (changes with configureListener). */
+  readonly url: string;
+  readonly port: number;
+  readonly host: string;
   ownerToken: string;
   /** Set when the token was read from or written to DIR/owner-token. */
   ownerTokenFile: string | undefined;
-  tlsFingerprint: string | undefined;
-  tlsCertFile: string | undefined;
+  /** The token hosts must send, or undefined when none is required. */
+  readonly hostToken: string | undefined;
+  readonly tlsFingerprint: string | undefined;
+  readonly tlsCertFile: string | undefined;
   trustAnchors: string[];
   secretStore: SecretStore;
   attestation: AttestationService;
@@ -74,6 +105,15 @@ export interface RunningService {
   audit: AuditLog;
   approvals: ApprovalService;
   connections: ConnectionTable;
+  /** The listener's state, address and TLS fingerprint. */
+  listenerStatus(): ListenerStatus;
+  /**
+   * Drains the listener and starts it with the new settings, then stores them (settings.listener).
+   * When the new listener cannot start, the previous one is started again and the error is thrown.
+   */
+  configureListener(config: ListenerReconfig): Promise<ListenerStatus>;
+  /** Called on every listener state change; returns the unsubscribe function. */
+  onListenerChange(cb: (status: ListenerStatus) => void): () => void;
   /** Drains the listener and closes every service; safe to call twice. */
   close(): Promise<void>;
 }
@@ -99,6 +139,29 @@ export function resolveOwnerToken(
   return { token, file };
 }
 
+/** True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/** A coded error the IPC and CLI layers pass through with its message. */
+function coded(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+function readHostTokenFile(file: string): string | undefined {
+  if (!fs.existsSync(file)) return undefined;
+  const token = fs.readFileSync(file, 'utf8').trim();
+  return token.length >= 16 ? token : undefined;
+}
+
+function writeHostTokenFile(file: string, token: string): void {
+  const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
+  fs.writeFileSync(tmp, token + '\n', { mode: 0o600 });
+  fs.renameSync(tmp, file);
+}
+
 /** Builds the services and starts the listener. */
 export async function startService(opts: ServeOptions): Promise<RunningService> {
   const log = opts.log ?? (() => {});
@@ -117,12 +180,14 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     typeof opts.secretStore === 'object'
       ? opts.secretStore
       : createSecretStore(opts.secretStore ?? 'keychain');
+  const kvBackend: KeyValueBackendFactory = opts.kvBackend ?? createConfBackend;
   const settings = new SettingsStore({
-    backend: createConfBackend({ cwd: opts.dataDir, configName: 'settings', defaults: { settings: {} } }),
+    backend: kvBackend({ cwd: opts.dataDir, configName: 'settings', defaults: { settings: {} } }),
   });
   const s = settings.get();
+  for (const p of settings.problems()) log(`settings: ${p}`);
   const profiles = new ProfileStore({
-    backend: createConfBackend({
+    backend: kvBackend({
       cwd: opts.dataDir,
       configName: 'profiles',
       defaults: { profiles: {} as Record<string, VmProfile> },
@@ -160,11 +225,20 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
 
   let tlsInfo: { keyPem: string; certPem: string; fingerprint: string } | undefined;
   let tlsCertFile: string | undefined;
-  if (opts.tls) {
-    const names = [
-      ...new Set(['localhost', '127.0.0.1', '::1', opts.host, ...(opts.allowedHosts ?? [])]),
-    ].filter((n) => n !== '0.0.0.0' && n !== '::');
-    tlsInfo = loadOrCreateTlsCert(opts.dataDir, names);
+  /** The certificate in dataDir (generated on first use, then reused: hosts pin its fingerprint). */
+  const loadTls = (host: string): { keyPem: string; certPem: string; fingerprint: string } => {
+    const names = [...new Set(['localhost', '127.0.0.1', '::1', host, ...(opts.allowedHosts ?? [])])].filter(
+      (n) => n !== '0.0.0.0' && n !== '::',
+    );
+    return loadOrCreateTlsCert(opts.dataDir, names);
+  };
+  const initial = {
+    host: opts.host ?? s.listener.host,
+    port: opts.port ?? s.listener.port,
+    tls: opts.tls ?? s.listener.tls,
+  };
+  if (initial.tls) {
+    tlsInfo = loadTls(initial.host);
     tlsCertFile = join(opts.dataDir, 'tls-cert.pem');
   }
   const owner = new OwnerService({
@@ -179,20 +253,28 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     ...(opts.version ? { version: opts.version } : {}),
   });
   const { token: ownerToken, file: ownerTokenFile } = resolveOwnerToken(opts.dataDir, opts.ownerToken);
-  const listener = new Listener({
-    host: opts.host,
-    port: opts.port,
-    ...(tlsInfo ? { tls: tlsInfo } : {}),
-    ownerToken,
-    ...(opts.hostToken ? { hostToken: opts.hostToken } : {}),
-    allowedHosts: opts.allowedHosts ?? s.listener.allowedHosts,
-    attestation,
-    owner,
-    ...(opts.rateLimit !== undefined ? { rateLimit: opts.rateLimit } : {}),
-    ...(opts.limits ? { limits: opts.limits } : {}),
-    log,
-    ...(opts.version ? { version: opts.version } : {}),
-  });
+  const hostTokenFile = join(opts.dataDir, 'host-token');
+  let hostToken = opts.hostToken || readHostTokenFile(hostTokenFile);
+  const makeListener = (host: string, port: number): Listener =>
+    new Listener({
+      host,
+      port,
+      ...(tlsInfo ? { tls: tlsInfo } : {}),
+      ownerToken,
+      ...(hostToken ? { hostToken } : {}),
+      allowedHosts: [
+        ...(opts.allowedHosts ?? settings.get().listener.allowedHosts),
+        // A name given as the bind address is what hosts put in the Host header.
+        ...(/^[A-Za-z]/.test(host) && host !== 'localhost' ? [host] : []),
+      ],
+      attestation,
+      owner,
+      ...(opts.rateLimit !== undefined ? { rateLimit: opts.rateLimit } : {}),
+      ...(opts.limits ? { limits: opts.limits } : {}),
+      log,
+      ...(opts.version ? { version: opts.version } : {}),
+    });
+  let listener = makeListener(initial.host, initial.port);
   let bound: { port: number; host: string; url: string };
   try {
     bound = await listener.start();
@@ -203,6 +285,89 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     await audit.close();
     throw e;
   }
+  let state: ListenerStatus['state'] = 'running';
+  let lastError: string | undefined;
+  const listenerWatchers = new Set<(status: ListenerStatus) => void>();
+  const listenerStatus = (): ListenerStatus => {
+    const st: ListenerStatus = {
+      state,
+      host: bound.host,
+      port: bound.port,
+      tls: tlsInfo !== undefined,
+      hostTokenRequired: hostToken !== undefined,
+    };
+    if (state === 'running') st.url = bound.url;
+    if (tlsInfo) st.tlsFingerprint = tlsInfo.fingerprint;
+    if (lastError !== undefined) st.error = lastError;
+    return st;
+  };
+  const setState = (next: ListenerStatus['state']): void => {
+    state = next;
+    const st = listenerStatus();
+    for (const cb of [...listenerWatchers]) {
+      try {
+        cb(st);
+      } catch {
+        // A broken watcher must not stop the listener.
+      }
+    }
+  };
+  let reconfiguring: Promise<unknown> = Promise.resolve();
+  let closing: Promise<void> | undefined;
+
+  const restart = async (config: ListenerReconfig): Promise<ListenerStatus> => {
+    if (closing) throw coded('service-closed', 'the service is shutting down');
+    if (!isLoopbackHost(config.host) && config.allowNonLoopback !== true) {
+      throw coded(
+        'non-loopback-not-confirmed',
+        `binding ${config.host} lets other machines reach the listener: confirm it explicitly`,
+      );
+    }
+    const previous = { host: bound.host, port: bound.port, tlsInfo, tlsCertFile, hostToken };
+    let nextHostToken = hostToken;
+    if (config.hostToken === 'none') nextHostToken = undefined;
+    if (config.hostToken === 'generate') nextHostToken = randomBytes(32).toString('base64url');
+    setState('draining');
+    await listener.close();
+    setState('starting');
+    try {
+      tlsInfo = config.tls ? loadTls(config.host) : undefined;
+      tlsCertFile = config.tls ? join(opts.dataDir, 'tls-cert.pem') : undefined;
+      hostToken = nextHostToken;
+      listener = makeListener(config.host, config.port);
+      bound = await listener.start();
+    } catch (e) {
+      const reason = e instanceof Error ? e.message : String(e);
+      ({ tlsInfo, tlsCertFile, hostToken } = previous);
+      listener = makeListener(previous.host, previous.port);
+      try {
+        bound = await listener.start();
+        lastError = `could not listen on ${config.host}:${config.port} (${reason}); kept ${bound.url}`;
+        setState('running');
+      } catch (e2) {
+        const again = e2 instanceof Error ? e2.message : String(e2);
+        lastError = `could not listen on ${config.host}:${config.port} (${reason}), nor again on the previous address (${again})`;
+        setState('error');
+      }
+      audit.append({ type: 'listener', result: 'error', message: lastError });
+      throw coded('listener-restart-failed', lastError);
+    }
+    // Persist only what worked: a failed bind never becomes the stored setting.
+    if (hostToken !== previous.hostToken) {
+      if (hostToken) writeHostTokenFile(hostTokenFile, hostToken);
+      else fs.rmSync(hostTokenFile, { force: true });
+    }
+    settings.update({ listener: { host: config.host, port: config.port, tls: config.tls } });
+    lastError = undefined;
+    audit.append({
+      type: 'listener',
+      result: 'info',
+      message: `listening on ${bound.url}`,
+      details: { tls: tlsInfo?.fingerprint ?? null, hostTokenRequired: hostToken !== undefined },
+    });
+    setState('running');
+    return listenerStatus();
+  };
   const trustAnchors = trust.anchors().map((a) => anchorName(a.label));
   audit.append({
     type: 'listener',
@@ -210,13 +375,27 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     message: `listening on ${bound.url}`,
     details: { tls: tlsInfo?.fingerprint ?? null, secretStore: secrets.kind, trustAnchors },
   });
-  let closing: Promise<void> | undefined;
   return {
-    ...bound,
+    get url() {
+      return bound.url;
+    },
+    get port() {
+      return bound.port;
+    },
+    get host() {
+      return bound.host;
+    },
     ownerToken,
     ownerTokenFile,
-    tlsFingerprint: tlsInfo?.fingerprint,
-    tlsCertFile,
+    get hostToken() {
+      return hostToken;
+    },
+    get tlsFingerprint() {
+      return tlsInfo?.fingerprint;
+    },
+    get tlsCertFile() {
+      return tlsCertFile;
+    },
     trustAnchors,
     secretStore: secrets,
     attestation,
@@ -229,8 +408,23 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     audit,
     approvals,
     connections,
+    listenerStatus,
+    configureListener: (config) => {
+      // One reconfiguration at a time; a failed one does not block the next.
+      const run = reconfiguring.then(() => restart(config));
+      reconfiguring = run.catch(() => {});
+      return run;
+    },
+    onListenerChange: (cb) => {
+      listenerWatchers.add(cb);
+      return () => {
+        listenerWatchers.delete(cb);
+      };
+    },
     close: () =>
       (closing ??= (async () => {
+        await reconfiguring;
+        state = 'stopped';
         await listener.close();
         approvals.close();
         connections.close();

@@ -5,13 +5,12 @@
  * never a pretend success.
  */
 import { LUKS_PASSPHRASE_GUID, secretAccount, type VmProfile } from '../../app/profile';
-import { fromBase64, toBase64 } from '../../app/sev/bytes';
+import { fromBase64, toBase64, wipe } from '../../app/sev/bytes';
 import type {
   AppInfo,
   ApprovalView,
   InvokeChannel,
   InvokeHandlers,
-  ListenerStatus,
   ParsedArgs,
 } from '../../app/contract/ipc';
 import type { Approval } from '../services/approvals';
@@ -71,30 +70,14 @@ export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
     if (!p) throw coded('unknown-vm', `no VM profile ${id}`);
     return p;
   };
-  const listenerStatus = (): ListenerStatus => {
-    const s: ListenerStatus = {
-      state: 'running',
-      host: service.host,
-      port: service.port,
-      url: service.url,
-      tls: service.tlsFingerprint !== undefined,
-      hostTokenRequired: ctx.hostToken !== undefined,
-    };
-    if (service.tlsFingerprint !== undefined) s.tlsFingerprint = service.tlsFingerprint;
-    return s;
-  };
   const eventsOf = (filter: ParsedArgs<'events:list'>[0]) => service.owner.events(filter);
 
   return {
     'profiles:list': async () => service.profiles.list(),
     'profiles:get': async (id) => service.profiles.get(id) ?? null,
-    'profiles:save': async (profile) => ({ profile: service.profiles.put(profile), warnings: [] }),
-    'profiles:duplicate': async (id, newId) => {
-      const p = requireProfile(id);
-      if (service.profiles.get(newId)) throw coded('vm-exists', `a VM profile ${newId} exists already`);
-      // Secret values are per VM in the keychain: the copy starts without secrets.
-      return service.profiles.put({ ...p, id: newId, name: `${p.name} (copy)`, secrets: [] });
-    },
+    // Through OwnerService: the same validation, firmware checks and warnings as PUT /v1/vm.
+    'profiles:save': async (profile) => service.owner.saveProfile(profile),
+    'profiles:duplicate': async (id, newId) => duplicateProfile(service, requireProfile(id), newId),
     'profiles:delete': async (id) => service.owner.deleteVm(id),
 
     'secrets:set': async (vmId, secret) => {
@@ -145,10 +128,16 @@ export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
       json: JSON.stringify(eventsOf(filter), null, 2),
     }),
 
-    'listener:status': async () => listenerStatus(),
-    'listener:configure': async () =>
-      notAvailable('listener:configure', 'restarting the listener with new settings is not wired yet'),
-    'listener:tokens': async () => ({ ownerToken: service.ownerToken, hostToken: ctx.hostToken ?? null }),
+    'listener:status': async () => service.listenerStatus(),
+    'listener:configure': async (config) =>
+      service.configureListener({
+        host: config.host,
+        port: config.port,
+        tls: config.tls,
+        hostToken: config.hostToken,
+        allowNonLoopback: config.confirmNonLoopback === true,
+      }),
+    'listener:tokens': async () => ({ ownerToken: service.ownerToken, hostToken: service.hostToken ?? null }),
 
     'tunnel:status': async () => ({ state: 'off' }),
     'tunnel:configure': async () =>
@@ -176,16 +165,81 @@ export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
   };
 }
 
+/**
+ * Copies a profile under a new id with its secrets: each value is read from the SecretStore and written
+ * under the new id's account. A secret that cannot be copied (keychain locked, value missing) is left
+ * out of the copy and named in the warnings; the copy itself is still made.
+ */
+export async function duplicateProfile(
+  service: RunningService,
+  source: VmProfile,
+  newId: string,
+): Promise<{ profile: VmProfile; warnings: string[] }> {
+  if (service.profiles.get(newId)) throw coded('vm-exists', `a VM profile ${newId} exists already`);
+  const secrets: VmProfile['secrets'] = [];
+  const warnings: string[] = [];
+  for (const ref of source.secrets) {
+    const what = `secret ${ref.label ?? ref.guid}`;
+    let value: Uint8Array | undefined;
+    try {
+      value = await service.secretStore.get(secretAccount(source.id, ref.guid));
+    } catch (e) {
+      warnings.push(`${what} was not copied: ${e instanceof Error ? e.message : String(e)}`);
+      continue;
+    }
+    if (!value) {
+      warnings.push(`${what} was not copied: the keychain holds no value for ${source.id}`);
+      continue;
+    }
+    try {
+      await service.secretStore.set(secretAccount(newId, ref.guid), value);
+      secrets.push(ref);
+    } catch (e) {
+      warnings.push(`${what} was not copied: ${e instanceof Error ? e.message : String(e)}`);
+    } finally {
+      wipe(value);
+    }
+  }
+  const { createdAt: _c, updatedAt: _u, ...fields } = source;
+  let profile: VmProfile;
+  try {
+    profile = service.profiles.put({ ...fields, id: newId, name: `${source.name} (copy)`, secrets });
+  } catch (e) {
+    // No orphan values under an id that has no profile.
+    for (const ref of secrets)
+      await service.secretStore.delete(secretAccount(newId, ref.guid)).catch(() => {});
+    throw e;
+  }
+  await service.audit.appendDurable({
+    type: 'profile',
+    result: 'ok',
+    vmId: newId,
+    message: `VM ${newId} registered as a copy of ${source.id}`,
+    details: { secrets: secrets.map((r) => r.guid), warnings },
+  });
+  return { profile, warnings };
+}
+
+/** First-run completion kept in the settings (both modes), so it survives restarts. */
+export function settingsFirstRun(service: RunningService): HandlerContext['firstRun'] {
+  return {
+    get: () => service.settings.get().firstRunDone,
+    complete: () => void service.settings.update({ firstRunDone: true }),
+  };
+}
+
 /** Forwards service changes to the UI event bus; returns the disconnect function. */
 export function connectUiEvents(service: RunningService, bus: UiEventBus): () => void {
   const offApprovals = service.approvals.subscribe(() =>
     bus.emit('approvals:changed', service.approvals.list().map(approvalView)),
   );
   const offAudit = service.audit.subscribe((e) => bus.emit('events:appended', e));
+  const offListener = service.onListenerChange((status) => bus.emit('listener:changed', status));
   const offImports = artifactImportsFor(service).subscribe((p) => bus.emit('artifacts:progress', p));
   return () => {
     offApprovals();
     offAudit();
+    offListener();
     offImports();
   };
 }

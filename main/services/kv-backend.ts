@@ -3,7 +3,7 @@
  * `conf` directly; the Electron side passes an electron-store instance (electron-store extends conf), which
  * satisfies the same interface. Nothing here may import electron or electron-store.
  */
-import Conf from 'conf';
+import Conf, { type Options as ConfOptions } from 'conf';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 
@@ -34,6 +34,8 @@ export interface ConfBackendOptions<T extends Record<string, unknown>> {
   defaults: T;
   /** Temp files of conf writes cut by a crash that are older than this are removed at open (default 10 s). */
   staleTempMs?: number;
+  /** Makes the conf instance (default `new Conf`); the desktop app passes electron-store, a conf subclass. */
+  construct?: (options: ConfOptions<T>) => Conf<T>;
 }
 
 /**
@@ -80,7 +82,8 @@ export function createConfBackend<T extends Record<string, unknown>>(
   removeStaleConfTemp(options.cwd, options.configName, options.staleTempMs ?? 10_000);
   let conf: Conf<T>;
   try {
-    conf = new Conf<T>({
+    const construct = options.construct ?? ((o: ConfOptions<T>) => new Conf<T>(o));
+    conf = construct({
       cwd: options.cwd,
       configName: options.configName,
       defaults: options.defaults,

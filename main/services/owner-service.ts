@@ -120,34 +120,11 @@ export class OwnerService {
     const fields = vmBodyToProfileFields(id, body);
     const warnings: string[] = [];
     const firmware = await this.resolveFirmware(body);
-    const sevEs = fields.scheme === 'amd-sev-es';
-    if (firmware.kind === 'artifact') {
-      const info = await this.deps.digests.firmwareInfo(firmware.sha256).catch((e: unknown) => {
-        throw new ApiError('bad-request', `firmware: ${e instanceof Error ? e.message : String(e)}`);
-      });
-      if (fields.kernelHash !== undefined) {
-        const cap = supportsMeasuredDirectBoot(info);
-        if (!cap.ok) throw new ApiError('bad-request', `kernel-hash: ${cap.reason}`);
-      }
-      if (sevEs) {
-        const cap = hasSevEsResetAddress(info);
-        if (!cap.ok) throw new ApiError('bad-request', `scheme: ${cap.reason}`);
-        if (fields.cpuSignatures.length === 0) {
-          throw new ApiError(
-            'bad-request',
-            'cpu-signature: SEV-ES digests need the guest CPU signature (family, model, stepping)',
-          );
-        }
-      }
-      const secretsComing =
-        body.secrets !== undefined
-          ? [body.secrets].flat().length > 0
-          : (this.deps.profiles.get(id)?.secrets.length ?? 0) > 0;
-      if (secretsComing) {
-        const cap = hasSecretArea(info);
-        if (!cap.ok) warnings.push(`secrets are registered but ${cap.reason}; QEMU could not inject them`);
-      }
-    }
+    const secretsComing =
+      body.secrets !== undefined
+        ? [body.secrets].flat().length > 0
+        : (this.deps.profiles.get(id)?.secrets.length ?? 0) > 0;
+    warnings.push(...(await this.checkFirmware(fields, firmware, secretsComing)));
 
     const previous = this.deps.profiles.get(id);
     let secrets: SecretRef[] = previous?.secrets ?? [];
@@ -200,6 +177,42 @@ export class OwnerService {
       details: { secrets: secrets.map((s) => s.guid), warnings },
     });
     return { vm: profileToVmResponse(stored), warnings };
+  }
+
+  /**
+   * The desktop/browser UI's save: the same firmware checks and warnings as putVm, for a whole profile.
+   * Secret refs are managed by the secret operations: a replaced profile keeps its stored refs, a new one
+   * starts without any (a ref without a value in the SecretStore would release nothing).
+   */
+  async saveProfile(profile: VmProfile): Promise<{ profile: VmProfile; warnings: string[] }> {
+    const previous = this.deps.profiles.get(profile.id);
+    const secrets = previous?.secrets ?? [];
+    let firmware = profile.firmware;
+    if (firmware.kind === 'artifact') {
+      const info = this.deps.artifacts.info(firmware.sha256);
+      if (!info) throw new ApiError('unknown-artifact', `no artifact ${firmware.sha256}: import it first`);
+      firmware = { ...firmware, size: info.size };
+    }
+    const warnings = await this.checkFirmware(profile, firmware, secrets.length > 0);
+    let stored: VmProfile;
+    try {
+      stored = this.deps.profiles.put({ ...profile, firmware, secrets });
+    } catch (e) {
+      if (e instanceof ProfileValidationError) {
+        const i = e.issues[0];
+        throw new ApiError('bad-request', i ? `${i.path}: ${i.message}` : 'invalid VM');
+      }
+      throw e;
+    }
+    if (previous?.firmware.kind === 'artifact') this.deps.digests.forget(previous.firmware.sha256);
+    await this.deps.audit.appendDurable({
+      type: 'profile',
+      result: 'ok',
+      vmId: profile.id,
+      message: previous ? `VM ${profile.id} replaced` : `VM ${profile.id} registered`,
+      details: { secrets: secrets.map((s) => s.guid), warnings },
+    });
+    return { profile: stored, warnings };
   }
 
   /** Deletes a VM and its secret values. */
@@ -259,6 +272,38 @@ export class OwnerService {
       connections: this.deps.connections.openCount,
       'pending-approvals': this.deps.approvals.pendingCount,
     };
+  }
+
+  /** What the firmware must support for the profile (refusals), and what the owner should know (warnings). */
+  private async checkFirmware(
+    fields: Pick<VmProfile, 'scheme' | 'kernelHash' | 'cpuSignatures'>,
+    firmware: FirmwareRef,
+    hasSecrets: boolean,
+  ): Promise<string[]> {
+    const warnings: string[] = [];
+    if (firmware.kind !== 'artifact') return warnings;
+    const info = await this.deps.digests.firmwareInfo(firmware.sha256).catch((e: unknown) => {
+      throw new ApiError('bad-request', `firmware: ${e instanceof Error ? e.message : String(e)}`);
+    });
+    if (fields.kernelHash !== undefined) {
+      const cap = supportsMeasuredDirectBoot(info);
+      if (!cap.ok) throw new ApiError('bad-request', `kernel-hash: ${cap.reason}`);
+    }
+    if (fields.scheme === 'amd-sev-es') {
+      const cap = hasSevEsResetAddress(info);
+      if (!cap.ok) throw new ApiError('bad-request', `scheme: ${cap.reason}`);
+      if (fields.cpuSignatures.length === 0) {
+        throw new ApiError(
+          'bad-request',
+          'cpu-signature: SEV-ES digests need the guest CPU signature (family, model, stepping)',
+        );
+      }
+    }
+    if (hasSecrets) {
+      const cap = hasSecretArea(info);
+      if (!cap.ok) warnings.push(`secrets are registered but ${cap.reason}; QEMU could not inject them`);
+    }
+    return warnings;
   }
 
   private async resolveFirmware(body: VmPutRequest): Promise<FirmwareRef> {

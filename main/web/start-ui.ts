@@ -6,7 +6,7 @@
 import { Transform, type Readable } from 'node:stream';
 import type { ArtifactInspection, InvokeHandlers } from '../../app/contract/ipc';
 import type { RunningService } from '../headless/serve';
-import { connectUiEvents, createInvokeHandlers } from '../ipc/handlers';
+import { connectUiEvents, createInvokeHandlers, settingsFirstRun } from '../ipc/handlers';
 import { UiEventBus } from '../ipc/event-bus';
 import { UiServer, type UploadMeta } from './ui-server';
 
@@ -17,7 +17,6 @@ export interface StartUiOptions {
   /** Loopback port for the UI (0: any free port). */
   port?: number;
   host?: string;
-  hostToken?: string;
   log?: (line: string) => void;
 }
 
@@ -37,14 +36,16 @@ function coded(code: string, message: string): Error {
 export async function startUi(service: RunningService, opts: StartUiOptions): Promise<RunningUi> {
   const bus = new UiEventBus();
   const disconnect = connectUiEvents(service, bus);
-  let firstRunDone = false;
   const base = createInvokeHandlers({
     service,
     mode: 'browser',
     version: opts.version,
     dataDir: opts.dataDir,
-    ...(opts.hostToken ? { hostToken: opts.hostToken } : {}),
-    firstRun: { get: () => firstRunDone, complete: () => void (firstRunDone = true) },
+    // The current one: listener:configure may generate or drop it.
+    get hostToken() {
+      return service.hostToken;
+    },
+    firstRun: settingsFirstRun(service),
     openExternal: async () => {
       throw coded('not-supported', 'the browser opens external links itself');
     },

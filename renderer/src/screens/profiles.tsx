@@ -16,19 +16,27 @@ type Open =
   | { kind: 'duplicate'; profile: VmProfile }
   | { kind: 'delete'; profile: VmProfile };
 
-function DuplicateDialog({ profile, onClose }: { profile: VmProfile; onClose: () => void }) {
+function DuplicateDialog({
+  profile,
+  onClose,
+  onDone,
+}: {
+  profile: VmProfile;
+  onClose: () => void;
+  onDone: (copy: VmProfile, warnings: string[]) => void;
+}) {
   const api = useApi();
   const client = useQueryClient();
   const [newId, setNewId] = useState(`${profile.id}-copy`);
   const valid = VmIdSchema.safeParse(newId);
   const dup = useMutation({
     mutationFn: () => api.profiles.duplicate(profile.id, newId),
-    onSuccess: (copy) => {
+    onSuccess: ({ profile: copy, warnings }) => {
       client.setQueryData<VmProfile[]>(keys.profiles, (old) => [
         ...(old ?? []).filter((p) => p.id !== copy.id),
         copy,
       ]);
-      onClose();
+      onDone(copy, warnings);
     },
   });
   return (
@@ -212,7 +220,16 @@ export function ProfilesScreen() {
           }}
         />
       )}
-      {open?.kind === 'duplicate' && <DuplicateDialog profile={open.profile} onClose={close} />}
+      {open?.kind === 'duplicate' && (
+        <DuplicateDialog
+          profile={open.profile}
+          onClose={close}
+          onDone={(p, warnings) => {
+            setSaved({ name: p.name, warnings });
+            close();
+          }}
+        />
+      )}
       {open?.kind === 'delete' && <DeleteDialog profile={open.profile} onClose={close} />}
     </>
   );

@@ -1,25 +1,31 @@
 /**
  * `sev-attest serve`: the headless attestation listener. Prints parseable lines (`listening <url>`,
- * `owner-token-file <path>`, `tls-fingerprint <sha256>`), runs until SIGTERM / SIGINT, then drains and
- * exits 0.
+ * `owner-token-file <path>`, `tls-fingerprint <sha256>`, with --ui `ui <url>` and `ui-login <link>`),
+ * runs until SIGTERM / SIGINT, then drains and exits 0.
  */
-import { resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startService, type RunningService } from '../../headless/serve';
+import { startUi, type RunningUi } from '../../web/start-ui';
 import { startAuditedTunnel } from '../../headless/tunnel';
 import type { SshTunnel } from '../../services/ssh-tunnel';
 import { CliError, type CliCommand, type CliIo } from '../io';
 
 const usage = `usage: sev-attest serve --listen HOST:PORT --data-dir DIR [options]
 
-  --listen HOST:PORT        address to bind (default 127.0.0.1:8470; port 0 picks a free one);
-                            only loopback unless told otherwise
+  --listen HOST:PORT        address to bind (default: the stored setting, at first 127.0.0.1:8470;
+                            port 0 picks a free one); only loopback unless told otherwise
   --data-dir DIR            profiles, settings, artifacts, audit log, owner token, TLS certificate
   --trust-ca FILE           an extra ASK||ARK file trusted besides AMD's pinned roots (repeatable)
   --kds-url URL             AMD key server base for unsigned CEKs (default https://kdsintf.amd.com)
   --secret-store KIND       keychain (default: the OS keychain) or memory (keeps nothing)
-  --tls                     HTTPS with a self-signed certificate generated into DIR (fingerprint printed)
+  --tls                     HTTPS with a self-signed certificate generated into DIR (fingerprint printed);
+                            without it, the stored setting (off unless turned on in the UI)
   --allowed-host NAME       an extra Host header name to accept (repeatable)
+  --ui                      also serve the owner UI in a browser, on its own loopback port; prints a
+                            one-time sign-in link (needs the built renderer: npm run build)
+  --ui-port N               the UI's loopback port (default 0: any free port)
   --tunnel USER@HOST[:PORT] keep an SSH reverse tunnel to the libvirt host (system ssh, key or agent
                             only): the host reaches this listener at 127.0.0.1:REMOTE on its side
   --tunnel-remote-port N    the port bound on the SSH server's loopback (required with --tunnel)
@@ -35,6 +41,38 @@ export function parseListen(s: string): { host: string; port: number } {
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) throw new CliError(`--listen must be HOST:PORT (e.g. 127.0.0.1:8470), got '${s}'`);
   return { host: m[1] ?? m[2]!, port };
+}
+
+/**
+ * The package root: the nearest directory above `from` whose package.json is named sev-attest. Works
+ * for the sources (main/cli/commands) and for the bundle in dist/, whatever its module format.
+ */
+export function findPackageRoot(from: string): string | undefined {
+  for (let dir = resolve(from); ; dir = dirname(dir)) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg)) {
+      try {
+        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: unknown }).name === 'sev-attest') return dir;
+      } catch {
+        // Not ours; keep walking up.
+      }
+    }
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
+/** The built renderer (electron-vite's out/renderer) and the package version, or a CLI error saying how to build it. */
+export function resolveUiBuild(from: string = __dirname): { rendererDir: string; version: string } {
+  const root = findPackageRoot(from);
+  const dir = root ? join(root, 'out', 'renderer') : undefined;
+  if (!root || !dir || !existsSync(join(dir, 'index.html'))) {
+    throw new CliError(
+      `--ui needs the built renderer (${dir ?? 'out/renderer in the sev-attest package'}/index.html is missing): run npm run build first`,
+      1,
+    );
+  }
+  const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version?: unknown };
+  return { rendererDir: dir, version: typeof version === 'string' ? version : '0.0.0' };
 }
 
 /** Resolves when the process gets SIGTERM or SIGINT. */
@@ -65,6 +103,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       'secret-store': { type: 'string' },
       tls: { type: 'boolean' },
       'allowed-host': { type: 'string', multiple: true },
+      ui: { type: 'boolean' },
+      'ui-port': { type: 'string' },
       tunnel: { type: 'string' },
       'tunnel-remote-port': { type: 'string' },
       'tunnel-identity': { type: 'string' },
@@ -80,7 +120,15 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     throw new CliError('--tunnel-remote-port, --tunnel-identity and --tunnel-known-hosts need --tunnel');
   }
   if (!values['data-dir']) throw new CliError('--data-dir DIR is required');
-  const { host, port } = parseListen(values.listen ?? '127.0.0.1:8470');
+  const listen = values.listen !== undefined ? parseListen(values.listen) : undefined;
+  let uiPort = 0;
+  if (values['ui-port'] !== undefined) {
+    if (values.ui !== true) throw new CliError('--ui-port goes with --ui');
+    uiPort = /^\d{1,5}$/.test(values['ui-port']) ? Number(values['ui-port']) : NaN;
+    if (!(uiPort <= 65535)) throw new CliError(`--ui-port must be a port number, got '${values['ui-port']}'`);
+  }
+  // Before anything binds: a missing renderer is a usage problem, not a half-started service.
+  const ui = values.ui === true ? resolveUiBuild() : undefined;
   const store = values['secret-store'] ?? 'keychain';
   if (store !== 'keychain' && store !== 'memory') {
     throw new CliError(`--secret-store must be keychain or memory, got '${store}'`);
@@ -92,13 +140,12 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   let svc: RunningService;
   try {
     svc = await startService({
-      host,
-      port,
+      ...(listen ?? {}),
       dataDir,
       trustCa: (values['trust-ca'] ?? []).map((f) => resolve(io.cwd, f)),
       secretStore: store,
       ...(values['kds-url'] !== undefined ? { kdsUrl: values['kds-url'] } : {}),
-      tls: values.tls === true,
+      ...(values.tls === true ? { tls: true } : {}),
       ...(io.env.SEV_ATTEST_OWNER_TOKEN ? { ownerToken: io.env.SEV_ATTEST_OWNER_TOKEN } : {}),
       ...(io.env.SEV_ATTEST_HOST_TOKEN ? { hostToken: io.env.SEV_ATTEST_HOST_TOKEN } : {}),
       ...(values['allowed-host'] ? { allowedHosts: values['allowed-host'] } : {}),
@@ -107,7 +154,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL') {
-      throw new CliError(`cannot listen on ${host}:${port}: ${err.message}`, 1);
+      throw new CliError(`cannot listen on ${values.listen ?? 'the stored address'}: ${err.message}`, 1);
     }
     if (e instanceof Error && /^--trust-ca|owner token|keychain/i.test(e.message))
       throw new CliError(e.message, 1);
@@ -124,6 +171,24 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   );
   if (svc.tlsFingerprint) io.out(`tls-fingerprint ${svc.tlsFingerprint}\ntls-cert ${svc.tlsCertFile}\n`);
   io.out(`trust ${svc.trustAnchors.join(',')}\n`);
+  let runningUi: RunningUi | undefined;
+  if (ui !== undefined) {
+    try {
+      runningUi = await startUi(svc, {
+        rendererDir: ui.rendererDir,
+        dataDir,
+        version: ui.version,
+        port: uiPort,
+        log: (line) => io.err(`sev-attest serve: ${line}\n`),
+      });
+    } catch (e) {
+      await svc.close();
+      throw new CliError(`--ui: cannot listen on 127.0.0.1:${uiPort}: ${(e as Error).message}`, 1);
+    }
+    io.out(`ui ${runningUi.url}\n`);
+    io.out(`ui-login ${runningUi.loginUrl}\n`);
+    io.err('sev-attest serve: open the ui-login link to sign in (it works once, within 10 minutes)\n');
+  }
   let tunnel: SshTunnel | undefined;
   if (values.tunnel !== undefined) {
     try {
@@ -147,6 +212,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   }
   const sig = await untilSignal();
   io.err(`sev-attest serve: ${sig}: draining\n`);
+  await runningUi?.close();
   await tunnel?.stop();
   await svc.close();
   return 0;

@@ -85,8 +85,12 @@ describe('demo host against a real listener', () => {
       .list({ vmId: 'es2', types: ['validate'], result: 'refused' })
       .find((e) => e.connection === r.connection);
     expect(v?.reason).toBe('measurement-mismatch');
-    expect(JSON.stringify(v?.details)).toContain('"cpus":2');
-    expect(JSON.stringify(v?.details)).toContain('"cpuCountHint":3');
+    const mismatch = v?.details?.['mismatch'] as {
+      tried: Array<{ inputs: { cpuCount?: number } }>;
+      reported: { cpuCount?: number };
+    };
+    expect(mismatch.tried.map((t) => t.inputs.cpuCount)).toContain(2);
+    expect(mismatch.reported.cpuCount).toBe(3);
   });
 
   it('a wrong VMSA variant is refused too', async () => {

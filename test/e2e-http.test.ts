@@ -81,9 +81,13 @@ describe('e2e over HTTP with the simulated platform', () => {
     const ev = await request(h.svc.url, 'GET', '/v1/events?type=validate&vm=es&result=refused');
     const last = ev.json.events.at(-1);
     expect(last.reason).toBe('measurement-mismatch');
-    const tried = last.details.tried as Array<{ inputs: { cpus: number; vmsaVariant: string } }>;
-    expect(tried).toHaveLength(8);
-    expect(new Set(tried.map((t) => `${t.inputs.cpus}/${t.inputs.vmsaVariant}`)).size).toBe(8);
+    const mismatch = last.details.mismatch as {
+      tried: Array<{ launchDigest: string; inputs: { cpuCount: number; vmsaVariant: string } }>;
+      reported: { cpuCount?: number; policy: number };
+    };
+    expect(mismatch.tried).toHaveLength(8);
+    expect(new Set(mismatch.tried.map((t) => `${t.inputs.cpuCount}/${t.inputs.vmsaVariant}`)).size).toBe(8);
+    expect(mismatch.tried.every((t) => /^[0-9a-f]{64}$/.test(t.launchDigest))).toBe(true);
   });
 
   it('validate by VM id uses the latest connection', async () => {

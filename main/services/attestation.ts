@@ -17,6 +17,7 @@ import {
   type ValidateResponse,
 } from '../../app/contract/rest';
 import type { AuditEventInput } from '../../app/audit';
+import type { DigestCandidate } from '../../app/contract/ipc';
 import { secretAccount, type VmProfile } from '../../app/profile';
 import { fromBase64, toBase64, toHex, u32le, wipe } from '../../app/sev/bytes';
 import { verifyChain, VerifiedLinkCache, type ChainInput, type ChainResult } from '../../app/sev/chain';
@@ -28,6 +29,7 @@ import { packageSecret, SecretTable } from '../../app/sev/secret';
 import { LaunchSession } from '../../app/sev/session';
 import { approvalFingerprint, type ApprovalService } from './approvals';
 import type { Connection, ConnectionTable } from './connections';
+import { digestCandidate, profileKernelHashes } from './digest-candidates';
 import type { ExpectedDigest, ExpectedDigests } from './expected-digests';
 import { SecretStoreUnavailableError, type SecretStore } from './secret-store';
 import { VerifiedChainCache, verifyChainCached } from './verified-chains';
@@ -269,8 +271,9 @@ export class AttestationService {
       apiMajor: req['api-major'],
       apiMinor: req['api-minor'],
       buildId: req['build-id'],
-      policy: policyHex(req.policy),
-      ...(req['cpu-count'] !== undefined ? { cpuCountHint: req['cpu-count'] } : {}),
+      policy: req.policy,
+      ...(req['cpu-count'] !== undefined ? { cpuCount: req['cpu-count'] } : {}),
+      measurement: req.measurement,
     };
     base.details = { reported };
     try {
@@ -295,16 +298,23 @@ export class AttestationService {
         );
       }
       const tik = conn.tik!;
-      const tried: Array<Record<string, unknown>> = [];
+      // What the owner sees on a mismatch: each expected digest with the inputs behind it (contract shape).
+      const tried: Array<DigestCandidate & { vmId: string; match?: boolean; error?: string }> = [];
       const matched: Array<{ profile: VmProfile; digest: ExpectedDigest }> = [];
       for (const p of admitted) {
         let expected: ExpectedDigest[];
         try {
           expected = await this.deps.digests.forProfile(p);
         } catch (e) {
-          tried.push({ vmId: p.id, error: e instanceof Error ? e.message : String(e) });
+          tried.push({
+            vmId: p.id,
+            launchDigest: '',
+            inputs: { scheme: p.scheme, policy: p.policy },
+            error: e instanceof Error ? e.message : String(e),
+          });
           continue;
         }
+        const kernelHashes = await profileKernelHashes(p);
         const hint = req['cpu-count'];
         // The hint orders the tries; the whole set is always checked.
         const ordered =
@@ -314,7 +324,7 @@ export class AttestationService {
         let hit: ExpectedDigest | undefined;
         for (const d of ordered) {
           const ok = matchMeasure(tik, req, d.digest, mnonce, measure);
-          tried.push({ vmId: p.id, digest: d.hex, inputs: d.inputs, match: ok });
+          tried.push({ ...digestCandidate(p, d, kernelHashes), vmId: p.id, match: ok });
           if (ok && !hit) hit = d;
         }
         if (hit) matched.push({ profile: p, digest: hit });
@@ -325,8 +335,11 @@ export class AttestationService {
           'measurement-mismatch',
           ambiguous
             ? `the measurement matches ${matched.length} VMs (${matched.map((m) => m.profile.id).join(', ')}); refusing to guess`
-            : `the measurement matches none of the ${tried.length} expected launch digest(s); see details.tried for the inputs of each`,
-          { tried, ...(ambiguous ? { ambiguous: matched.map((m) => m.profile.id) } : {}) },
+            : `the measurement matches none of the ${tried.length} expected launch digest(s); see details.mismatch.tried for the inputs of each`,
+          {
+            mismatch: { tried, reported },
+            ...(ambiguous ? { ambiguous: matched.map((m) => m.profile.id) } : {}),
+          },
         );
       }
       const { profile, digest } = matched[0]!;

@@ -5,12 +5,12 @@
  * Problems that make a digest impossible come back as `{ ok: false, reason }`, never as a throw.
  */
 import type { DigestCandidate, DigestInputs, DigestPreview, ParsedArgs } from '../../app/contract/ipc';
-import { resolveKernelHashes, kernelHashesHex } from '../../app/digest/hashes-table';
 import { hasSecretArea, hasSevEsResetAddress, supportsMeasuredDirectBoot } from '../../app/digest/ovmf';
 import { VmProfileSchema, type VmProfile } from '../../app/profile';
 import { isSevError } from '../../app/sev/errors';
 import { decodePolicy, type GuestPolicy } from '../../app/sev/policy';
 import type { ExpectedDigests } from './expected-digests';
+import { digestCandidate, profileKernelHashes } from './digest-candidates';
 
 export type DigestDraftParsed = ParsedArgs<'digests:preview'>[0];
 
@@ -86,19 +86,10 @@ export async function previewDigests(
   }
 
   let kernelHashes: DigestInputs['kernelHashes'];
-  if (draft.kernelHash !== undefined) {
-    try {
-      kernelHashes = kernelHashesHex(
-        await resolveKernelHashes({
-          kernel: { sha256hex: draft.kernelHash },
-          ...(draft.initrdHash !== undefined ? { initrd: { sha256hex: draft.initrdHash } } : {}),
-          ...(draft.cmdline !== undefined ? { cmdline: draft.cmdline } : {}),
-          ...(draft.cmdlineHash !== undefined ? { cmdlineHash: draft.cmdlineHash } : {}),
-        }),
-      );
-    } catch (e) {
-      return fail(message(e));
-    }
+  try {
+    kernelHashes = await profileKernelHashes(draft);
+  } catch (e) {
+    return fail(message(e));
   }
 
   // ExpectedDigests reads only the launch-relevant fields; id/name/approval/secrets are placeholders.
@@ -115,14 +106,7 @@ export async function previewDigests(
   } catch (e) {
     return fail(message(e));
   }
-  const candidates = expected.map((d): DigestCandidate => {
-    const inputs: DigestInputs = { scheme: draft.scheme, policy: draft.policy, firmwareSha256: sha };
-    if (d.inputs.cpus !== undefined) inputs.cpuCount = d.inputs.cpus;
-    if (d.inputs.cpuSignature !== undefined) inputs.cpuSignature = d.inputs.cpuSignature;
-    if (d.inputs.vmsaVariant !== undefined) inputs.vmsaVariant = d.inputs.vmsaVariant;
-    if (kernelHashes) inputs.kernelHashes = kernelHashes;
-    return { launchDigest: d.hex, inputs };
-  });
+  const candidates = expected.map((d) => digestCandidate(profile, d, kernelHashes));
   if (!sevEs && draft.cpuCounts.length > 1) {
     warnings.push('SEV (without ES) does not measure the vCPU count: every count gives the same digest');
   }

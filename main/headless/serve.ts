@@ -14,10 +14,12 @@ import type { ListenerStatus } from '../../app/contract/ipc';
 import { loadOrCreateTlsCert } from '../listener/tls-cert';
 import { Listener, type ListenerLimits } from '../listener/server';
 import type { RateLimitOptions } from '../listener/rate-limit';
+import { bundleRoutes } from '../listener/bundle-routes';
 import { ApprovalService } from '../services/approvals';
 import { ArtifactStore } from '../services/artifact-store';
 import { AttestationService, type CekSource } from '../services/attestation';
 import { AuditLog } from '../services/audit-log';
+import { BundleService } from '../services/bundle-service';
 import { ConnectionTable } from '../services/connections';
 import { ExpectedDigests } from '../services/expected-digests';
 import { createConfBackend, type KeyValueBackend } from '../services/kv-backend';
@@ -25,6 +27,7 @@ import { OwnerService } from '../services/owner-service';
 import { ProfileStore } from '../services/profile-store';
 import { createSecretStore, type SecretStore } from '../services/secret-store';
 import { SettingsStore } from '../services/settings-store';
+import { TrustedKeyStore, type StoredTrustedKey } from '../services/trusted-keys';
 
 /**
  * Makes the JSON key-value file behind one store (profiles, settings). Headless mode uses `conf`
@@ -105,6 +108,10 @@ export interface RunningService {
   audit: AuditLog;
   approvals: ApprovalService;
   connections: ConnectionTable;
+  /** Measurement bundles: signing key, export, verify, import (also the listener's bundle routes). */
+  bundles: BundleService;
+  /** The keys trusted to sign bundles (DIR/trusted-keys.json). */
+  trustedKeys: TrustedKeyStore;
   /** The listener's state, address and TLS fingerprint. */
   listenerStatus(): ListenerStatus;
   /**
@@ -252,6 +259,22 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     tls: () => (tlsInfo ? { enabled: true, fingerprint: tlsInfo.fingerprint } : { enabled: false }),
     ...(opts.version ? { version: opts.version } : {}),
   });
+  const trustedKeys = new TrustedKeyStore(
+    kvBackend({
+      cwd: opts.dataDir,
+      configName: 'trusted-keys',
+      defaults: { keys: [] as StoredTrustedKey[] },
+    }),
+  );
+  const bundles = new BundleService({
+    profiles,
+    secrets,
+    trustedKeys,
+    artifacts,
+    owner,
+    audit,
+    ...(opts.version ? { version: opts.version } : {}),
+  });
   const { token: ownerToken, file: ownerTokenFile } = resolveOwnerToken(opts.dataDir, opts.ownerToken);
   const hostTokenFile = join(opts.dataDir, 'host-token');
   let hostToken = opts.hostToken || readHostTokenFile(hostTokenFile);
@@ -273,6 +296,7 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
       ...(opts.limits ? { limits: opts.limits } : {}),
       log,
       ...(opts.version ? { version: opts.version } : {}),
+      extraRoutes: bundleRoutes(bundles),
     });
   let listener = makeListener(initial.host, initial.port);
   let bound: { port: number; host: string; url: string };
@@ -408,6 +432,8 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     audit,
     approvals,
     connections,
+    bundles,
+    trustedKeys,
     listenerStatus,
     configureListener: (config) => {
       // One reconfiguration at a time; a failed one does not block the next.

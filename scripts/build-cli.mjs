@@ -1,23 +1,50 @@
-// Bundles the Electron-free command-line entries into single CommonJS files under dist/.
+// Bundles the Electron-free command-line entries into ES modules under dist/. The .mjs extension makes Node
+// load them as ES modules without "type": "module" in package.json.
+// - sev-attest: dist/sev-attest.mjs plus chunks, so each command's code is loaded only when that command runs
+//   (`sev-attest digest` must not compile serve's listener, zod and conf).
+// - sev-attest-host: one self-contained file, copied to the host and run with node (docs/host-setup.md).
 import { build } from 'esbuild';
+import { rmSync } from 'node:fs';
 
-const entries = {
-  'sev-attest': 'main/cli/sev-attest.ts',
-  'sev-attest-host': 'main/host/sev-attest-host.ts',
+// Bundled CommonJS dependencies call require(), and some of our code uses __dirname / __filename: give every
+// output file (entries and chunks) the CommonJS names an ES module lacks.
+const banner = [
+  '#!/usr/bin/env node',
+  "import { createRequire as __sevCreateRequire } from 'node:module';",
+  "import { fileURLToPath as __sevFileURLToPath } from 'node:url';",
+  "import { dirname as __sevDirname } from 'node:path';",
+  'const require = __sevCreateRequire(import.meta.url);',
+  'const __filename = __sevFileURLToPath(import.meta.url);',
+  'const __dirname = __sevDirname(__filename);',
+].join('\n');
+
+const common = {
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  sourcemap: true,
+  // keytar is a native addon; it is loaded at run time from node_modules.
+  external: ['keytar', 'electron'],
+  banner: { js: banner },
+  logLevel: 'warning',
 };
 
-for (const [name, entry] of Object.entries(entries)) {
-  await build({
-    entryPoints: [entry],
-    outfile: `dist/${name}.cjs`,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node20',
-    sourcemap: true,
-    // keytar is a native addon; it is loaded at run time from node_modules.
-    external: ['keytar', 'electron'],
-    banner: { js: '#!/usr/bin/env node' },
-    logLevel: 'warning',
-  });
-}
+// Old CommonJS outputs and stale chunks must not linger next to the new ones.
+rmSync('dist', { recursive: true, force: true });
+
+await build({
+  ...common,
+  entryPoints: { 'sev-attest': 'main/cli/sev-attest.ts' },
+  outdir: 'dist',
+  entryNames: '[name]',
+  chunkNames: 'chunks/[name]-[hash]',
+  outExtension: { '.js': '.mjs' },
+  splitting: true,
+});
+
+await build({
+  ...common,
+  entryPoints: ['main/host/sev-attest-host.ts'],
+  outfile: 'dist/sev-attest-host.mjs',
+});

@@ -1,5 +1,5 @@
 /**
- * The built CLI: `node dist/sev-attest.cjs serve` on 127.0.0.1:0 runs a whole flow, exits 0 on SIGTERM,
+ * The built CLI: `node dist/sev-attest.mjs serve` on 127.0.0.1:0 runs a whole flow, exits 0 on SIGTERM,
  * and after a kill -9 in the middle of owner writes restarts with its profiles and audit log intact.
  * With SEV_ATTEST_TEST_KEYRING=1 (scripts/with-keyring.sh) the same runs use the real Secret Service
  * and the secrets survive the kill too.
@@ -36,7 +36,7 @@ async function serve(dataDir: string, store: 'memory' | 'keychain'): Promise<Ser
   const child = spawn(
     process.execPath,
     [
-      'dist/sev-attest.cjs',
+      'dist/sev-attest.mjs',
       'serve',
       '--listen',
       '127.0.0.1:0',

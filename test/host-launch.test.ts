@@ -55,7 +55,7 @@ async function startServe(extra: string[], name: string): Promise<Serve> {
   const proc = spawn(
     process.execPath,
     [
-      join(ROOT, 'dist/sev-attest.cjs'),
+      join(ROOT, 'dist/sev-attest.mjs'),
       'serve',
       '--listen',
       '127.0.0.1:0',
@@ -350,7 +350,7 @@ describe('sev-attest-host launch against a real sev-attest serve', () => {
     const p = spawnSync(
       process.execPath,
       [
-        join(ROOT, 'dist/sev-attest-host.cjs'),
+        join(ROOT, 'dist/sev-attest-host.mjs'),
         'launch',
         '--domain',
         'es',

@@ -192,7 +192,7 @@ describe('sev-attest serve --tunnel against a real sshd', () => {
     serve = spawn(
       process.execPath,
       [
-        join(ROOT, 'dist/sev-attest.cjs'),
+        join(ROOT, 'dist/sev-attest.mjs'),
         'serve',
         '--listen',
         '127.0.0.1:0',

@@ -24,3 +24,10 @@ export interface CliCommand {
   /** Returns the process exit code. */
   run(argv: string[], io: CliIo): Promise<number>;
 }
+
+/** A command as the dispatcher lists it: name and summary at hand, the code loaded only to run it. */
+export interface CliCommandEntry {
+  name: string;
+  summary: string;
+  load(): Promise<CliCommand>;
+}

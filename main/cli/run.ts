@@ -1,8 +1,11 @@
 import { isSevError } from '../../app/sev/errors';
-import { CliError, type CliCommand, type CliIo } from './io';
+import { CliError, type CliCommand, type CliCommandEntry, type CliIo } from './io';
 import { commands } from './commands';
 
-function help(list: CliCommand[]): string {
+/** A loaded command, or an entry that loads it on demand (the CLI's own list). */
+export type CliCommandSource = CliCommand | CliCommandEntry;
+
+function help(list: readonly CliCommandSource[]): string {
   const lines = ['usage: sev-attest <command> [options]', '', 'commands:'];
   for (const c of list) lines.push(`  ${c.name.padEnd(14)} ${c.summary}`);
   lines.push('', "Run 'sev-attest <command> --help' for a command's options.");
@@ -10,17 +13,22 @@ function help(list: CliCommand[]): string {
 }
 
 /** Dispatches to a subcommand and turns every expected failure into one line on stderr and an exit code. */
-export async function runCli(argv: string[], io: CliIo, list: CliCommand[] = commands): Promise<number> {
+export async function runCli(
+  argv: string[],
+  io: CliIo,
+  list: readonly CliCommandSource[] = commands,
+): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     io.out(help(list));
     return name ? 0 : 2;
   }
-  const cmd = list.find((c) => c.name === name);
-  if (!cmd) {
+  const found = list.find((c) => c.name === name);
+  if (!found) {
     io.err(`sev-attest: unknown command '${name}'\n${help(list)}`);
     return 2;
   }
+  const cmd = 'load' in found ? await found.load() : found;
   if (rest.includes('--help') || rest.includes('-h')) {
     io.out(cmd.usage.endsWith('\n') ? cmd.usage : cmd.usage + '\n');
     return 0;

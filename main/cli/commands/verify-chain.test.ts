@@ -219,13 +219,13 @@ describe('sev-attest verify-chain (runCli)', () => {
   });
 });
 
-describe('the built dist/sev-attest.cjs', () => {
+describe('the built dist/sev-attest.mjs', () => {
   beforeAll(() => {
     execFileSync(process.execPath, ['scripts/build-cli.mjs'], { cwd: ROOT, stdio: 'pipe' });
   }, 120_000);
 
   const run = (...argv: string[]) =>
-    spawnSync(process.execPath, [path.join(ROOT, 'dist/sev-attest.cjs'), 'verify-chain', ...argv], {
+    spawnSync(process.execPath, [path.join(ROOT, 'dist/sev-attest.mjs'), 'verify-chain', ...argv], {
       cwd: dir,
       encoding: 'utf8',
     });

@@ -10,6 +10,8 @@ export default tseslint.config(
       'dist/',
       'release/',
       'test-results/',
+      // Bench bundles (scripts/bench.mjs): generated, gitignored.
+      '.tmp/',
       'app/sev/amd-roots.generated.ts',
     ],
   },
@@ -19,6 +21,57 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-constant-condition': ['error', { checkLoops: false }],
+    },
+  },
+  {
+    // Raw IPC only inside the typed wrappers (GitHub Desktop style): main/ipc/*.ts registers and sends,
+    // preload/index.ts exposes one method per channel. Everything else goes through them.
+    files: ['**/*.ts', '**/*.tsx'],
+    ignores: ['main/ipc/*.ts', 'preload/index.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            {
+              name: 'electron',
+              importNames: ['ipcMain', 'ipcRenderer'],
+              message: 'use the typed wrappers: main/ipc/handle.ts, main/ipc/send.ts, preload/index.ts',
+            },
+          ],
+        },
+      ],
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: 'MemberExpression[property.name=/^(ipcMain|ipcRenderer)$/]',
+          message: 'use the typed wrappers: main/ipc/handle.ts, main/ipc/send.ts, preload/index.ts',
+        },
+        {
+          selector:
+            "MemberExpression[property.name='send'][object.type='MemberExpression'][object.property.name='webContents']",
+          message: 'send events with main/ipc/send.ts (contract channels, destroyed-window check)',
+        },
+        {
+          selector: "MemberExpression[property.name='send'][object.name='webContents']",
+          message: 'send events with main/ipc/send.ts (contract channels, destroyed-window check)',
+        },
+      ],
+    },
+  },
+  {
+    // The renderer is a web page: window.api (preload) is its only way to main.
+    files: ['renderer/**/*.ts', 'renderer/**/*.tsx'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: 'electron', message: 'the renderer talks to main only through window.api' }],
+          patterns: [
+            { group: ['electron/*'], message: 'the renderer talks to main only through window.api' },
+          ],
+        },
+      ],
     },
   },
   {

@@ -22,8 +22,11 @@ export interface ServeUi {
   output: () => string;
 }
 
-/** The CLI bundle to start (SEV_ATTEST_E2E_CLI overrides it, e.g. for a bundle built elsewhere). */
-const CLI = path.resolve(process.env.SEV_ATTEST_E2E_CLI ?? 'dist/sev-attest.cjs');
+/** The CLI bundle to start: package.json's bin entry (SEV_ATTEST_E2E_CLI overrides it). */
+const CLI = path.resolve(
+  process.env.SEV_ATTEST_E2E_CLI ??
+    (JSON.parse(readFileSync('package.json', 'utf8')) as { bin: Record<string, string> }).bin['sev-attest']!,
+);
 
 /** The environment without tokens the developer may have set: the service generates its own. */
 function serviceEnv(): NodeJS.ProcessEnv {

@@ -143,7 +143,8 @@ export function ArtifactsScreen() {
   const [notice, setNotice] = useState<string | undefined>();
   const fileInput = useRef<HTMLInputElement>(null);
   const kindId = useId();
-  const inspection = useArtifactInspection(selected);
+  const shownSha = selected ?? lastImported?.sha256;
+  const inspection = useArtifactInspection(shownSha);
 
   const importFile = useMutation({
     mutationFn: async ({ file, importId }: { file: File; importId: string }) => {
@@ -158,7 +159,10 @@ export function ArtifactsScreen() {
     onSuccess: (result) => {
       setLastImported(result);
       setSelected(undefined);
-      client.setQueryData(keys.artifact(result.sha256), result);
+      // A browser upload answers without the firmware's capabilities: artifacts:inspect supplies them.
+      if (result.firmware || result.kind !== 'firmware')
+        client.setQueryData(keys.artifact(result.sha256), result);
+      else void client.invalidateQueries({ queryKey: keys.artifact(result.sha256) });
       void client.invalidateQueries({ queryKey: keys.artifacts, exact: true });
     },
     onError: (e) => {
@@ -181,6 +185,16 @@ export function ArtifactsScreen() {
     start(e.dataTransfer.files[0]);
   };
 
+  // What the details panel shows: the inspection, with the file name and kind of this session's import.
+  const fresh = lastImported && lastImported.sha256 === shownSha ? lastImported : undefined;
+  const shown: ArtifactInspection | undefined =
+    inspection.data || fresh
+      ? ({
+          ...inspection.data,
+          ...fresh,
+          firmware: fresh?.firmware ?? inspection.data?.firmware,
+        } as ArtifactInspection)
+      : undefined;
   const error =
     importFile.error && apiErrorOf(importFile.error).code !== 'cancelled' ? importFile.error : null;
   const list = [...(artifacts.data ?? [])].sort((a, b) => b.importedAt.localeCompare(a.importedAt));
@@ -256,8 +270,7 @@ export function ArtifactsScreen() {
         )}
         <ErrorMessage error={error} prefix="Import failed" />
       </section>
-      {lastImported && !selected && <InspectionView item={lastImported} />}
-      {selected && inspection.data && <InspectionView item={inspection.data} />}
+      {shown && <InspectionView item={shown} />}
       <ErrorMessage error={inspection.error} />
       <section className="panel" aria-labelledby="artifact-list-heading">
         <h2 id="artifact-list-heading">Imported artifacts</h2>

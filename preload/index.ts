@@ -86,6 +86,17 @@ export const api: SevAttestApi = {
   demo: {
     run: (options) => invoke('demo:run', options),
   },
+  bundles: {
+    preview: (vmId, selection) => invoke('bundles:preview', vmId, selection),
+    export: (vmId, selection, format) => invoke('bundles:export', vmId, selection, format),
+    verify: (text) => invoke('bundles:verify', text),
+    import: (text, options) => invoke('bundles:import', text, options),
+    key: () => invoke('bundles:key'),
+    keygen: (options) => invoke('bundles:keygen', options),
+    trusted: () => invoke('bundles:trusted'),
+    trust: (keyText, label) => invoke('bundles:trust', keyText, label),
+    untrust: (fingerprint) => invoke('bundles:untrust', fingerprint),
+  },
   app: {
     info: () => invoke('app:info'),
     completeFirstRun: () => invoke('app:completeFirstRun'),

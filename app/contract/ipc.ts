@@ -257,6 +257,127 @@ export interface AppInfo {
   secretStore: { kind: 'keychain' | 'memory'; note?: string };
 }
 
+/** Measurement bundle export targets (docs/bundles.md; the same list as app/bundle/export.ts). */
+export const BUNDLE_EXPORT_FORMATS = ['native', 'vqsv', 'simple-kbs', 'simple-kbs-sql', 'csv'] as const;
+export type BundleExportFormat = (typeof BUNDLE_EXPORT_FORMATS)[number];
+
+/** A CPU signature as a bundle records it: CPUID(1).EAX as 0x-hex and the QEMU model name when known. */
+export interface BundleCpuSignatureView extends CpuSignature {
+  eax: string;
+  name?: string;
+}
+
+/** One row of a bundle's digest matrix (SEV without ES: one row without vCPUs, signature or variant). */
+export interface BundleRowView {
+  row: number;
+  /** Expected launch digest, lower-case hex. */
+  digest: string;
+  'sev-es': boolean;
+  'kernel-hashes-table': boolean;
+  cpus?: number;
+  'cpu-signature'?: BundleCpuSignatureView;
+  'vmsa-variant'?: VmsaVariant;
+}
+
+/**
+ * A bundle's body (app/bundle/bundle.ts BundleBody; main checks that one is assignable to the other), as
+ * `bundles:preview` returns it unsigned for the export dialog's table.
+ */
+export interface BundleBodyView {
+  'created-at': string;
+  generator: string;
+  vm: { id: string; name: string };
+  scheme: Scheme;
+  policy: number;
+  'min-api'?: ApiVersion;
+  'allowed-build-ids'?: number[];
+  'allowed-cpu-ids'?: string[];
+  firmware: {
+    sha256: string;
+    size: number;
+    name?: string;
+    'reset-address'?: number;
+    'secret-area'?: { base: number; size: number };
+  };
+  kernel?: { 'kernel-hash': string; 'initrd-hash': string; 'cmdline-hash': string; cmdline?: string };
+  matrix: {
+    'cpu-counts': number[];
+    'cpu-signatures': BundleCpuSignatureView[];
+    'vmsa-variants': VmsaVariant[];
+    /** True for SEV without ES: no VMSA is measured, the selection collapses to one row. */
+    collapsed: boolean;
+    note: string;
+  };
+  rows: BundleRowView[];
+}
+
+/** `bundles:export`: the file to save, signed with this machine's key. */
+export interface BundleExportFile {
+  fileName: string;
+  contentType: string;
+  text: string;
+  /** The signing key's fingerprint (ed25519:...). */
+  fingerprint: string;
+}
+
+/** Who signed a bundle: the fingerprint, plus the label the owner gave the key when it is trusted. */
+export interface BundleSigner {
+  fingerprint: string;
+  label?: string;
+  /** The raw public key (base64), given for an intact bundle from an untrusted key so it can be trusted. */
+  publicKey?: string;
+}
+
+/** What a bundle claims to be (read before or without a successful verification: show it as unverified). */
+export interface BundleSummary {
+  vmId: string;
+  vmName: string;
+  scheme: Scheme;
+  policy: number;
+  rows: number;
+  firmwareSha256: string;
+  createdAt: string;
+  generator: string;
+  /** The fingerprint the signature block states, if any. */
+  statedSigner?: string;
+}
+
+/**
+ * `bundles:verify`: never rejects for a bad bundle, so the UI can show the check. `code` is the refusal
+ * (bundle-invalid | bundle-unsigned | bundle-signature-invalid | bundle-key-untrusted); `summary` is null
+ * when the text is not a bundle at all.
+ */
+export interface BundleVerification {
+  ok: boolean;
+  code?: string;
+  message: string;
+  signer?: BundleSigner;
+  summary: BundleSummary | null;
+}
+
+/** `bundles:import`: the VM profile it became (precomputed digests, no firmware needed here). */
+export interface BundleImportResult {
+  vm: VmProfile;
+  warnings: string[];
+  signer: BundleSigner;
+  rows: number;
+}
+
+/** This machine's bundle signing key (the private half stays in the OS keychain). */
+export interface BundleSigningKey {
+  fingerprint: string;
+  /** Raw Ed25519 public key, base64: what another owner trusts. */
+  publicKey: string;
+}
+
+/** A key trusted to sign bundles (DIR/trusted-keys.json). */
+export interface TrustedBundleKey {
+  fingerprint: string;
+  publicKey?: string;
+  label?: string;
+  addedAt: string;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Argument schemas (main parses with these) and the channel maps.
 // ---------------------------------------------------------------------------------------------------------
@@ -318,6 +439,37 @@ export type DigestDraft = z.input<typeof DigestDraftSchema>;
 
 const ExternalUrlSchema = z.string().max(2048).url();
 
+/** Which rows a bundle spans (SEV-ES); an absent or empty list falls back to the profile's own. */
+export const BundleSelectionSchema = z
+  .object({
+    cpuCounts: z.array(z.number().int().min(1).max(4096)).max(512).optional(),
+    cpuSignatures: z
+      .array(CpuSignatureSchema.extend({ name: z.string().max(64).optional() }).strict())
+      .max(64)
+      .optional(),
+    vmsaVariants: z.array(z.enum(VMSA_VARIANTS)).max(2).optional(),
+  })
+  .strict();
+export type BundleSelection = z.input<typeof BundleSelectionSchema>;
+
+/** Bundle text as read from a file (at most 8 MiB, the bundle parser's limit). */
+const bundleText = z
+  .string()
+  .min(1)
+  .max(8 * 1024 * 1024);
+
+export const BundleImportOptionsSchema = z
+  .object({
+    /** Register under this id instead of the bundle's. */
+    vmId: VmIdSchema.optional(),
+    name: z.string().min(1).max(200).optional(),
+    approval: z.enum(APPROVAL_MODES).optional(),
+  })
+  .strict();
+export type BundleImportOptions = z.input<typeof BundleImportOptionsSchema>;
+
+const bundleFingerprint = z.string().regex(/^ed25519:[A-Za-z0-9+/]{43}$/, 'an ed25519:... fingerprint');
+
 /** Every request channel: name → call signature (what `window.api.<feature>.<action>` is). */
 export interface InvokeChannels {
   'profiles:list': () => Promise<VmProfile[]>;
@@ -361,6 +513,28 @@ export interface InvokeChannels {
 
   /** A simulated host launches against the listener; resolves when it got its secret or was refused. */
   'demo:run': (options: DemoRunOptions) => Promise<DemoRunResult>;
+
+  /** The unsigned body for a selection (the export dialog's preview table); needs no signing key. */
+  'bundles:preview': (vmId: string, selection: BundleSelection) => Promise<BundleBodyView>;
+  /** Builds, signs and renders the bundle (bundle-no-signing-key until bundles:keygen). */
+  'bundles:export': (
+    vmId: string,
+    selection: BundleSelection,
+    format: BundleExportFormat,
+  ) => Promise<BundleExportFile>;
+  /** Checks a bundle against the trusted keys; resolves with the refusal instead of rejecting. */
+  'bundles:verify': (text: string) => Promise<BundleVerification>;
+  /** Verifies and registers the bundle as a VM with precomputed digests. */
+  'bundles:import': (text: string, options?: BundleImportOptions) => Promise<BundleImportResult>;
+  /** This machine's signing key, or null before bundles:keygen. */
+  'bundles:key': () => Promise<BundleSigningKey | null>;
+  /** Creates the signing key (and trusts it); an existing key is kept unless `replace`. */
+  'bundles:keygen': (options?: { replace?: boolean }) => Promise<BundleSigningKey & { created: boolean }>;
+  'bundles:trusted': () => Promise<TrustedBundleKey[]>;
+  /** Trusts a fingerprint or base64 public key (also the `public-key ...` line `bundle key` prints). */
+  'bundles:trust': (keyText: string, label?: string) => Promise<TrustedBundleKey>;
+  /** True when the key was trusted and no longer is. */
+  'bundles:untrust': (fingerprint: string) => Promise<boolean>;
 
   'app:info': () => Promise<AppInfo>;
   'app:completeFirstRun': () => Promise<void>;
@@ -416,6 +590,15 @@ export const invokeArgSchemas = {
   'tunnel:configure': z.tuple([TunnelConfigSchema]),
   'hostSetup:get': z.tuple([VmIdSchema]),
   'demo:run': z.tuple([DemoRunSchema]),
+  'bundles:preview': z.tuple([VmIdSchema, BundleSelectionSchema]),
+  'bundles:export': z.tuple([VmIdSchema, BundleSelectionSchema, z.enum(BUNDLE_EXPORT_FORMATS)]),
+  'bundles:verify': z.tuple([bundleText]),
+  'bundles:import': z.tuple([bundleText, BundleImportOptionsSchema.optional()]),
+  'bundles:key': z.tuple([]),
+  'bundles:keygen': z.tuple([z.object({ replace: z.boolean().optional() }).strict().optional()]),
+  'bundles:trusted': z.tuple([]),
+  'bundles:trust': z.tuple([z.string().min(1).max(4096), z.string().max(200).optional()]),
+  'bundles:untrust': z.tuple([bundleFingerprint]),
   'app:info': z.tuple([]),
   'app:completeFirstRun': z.tuple([]),
   'shell:openExternal': z.tuple([ExternalUrlSchema]),

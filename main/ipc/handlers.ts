@@ -20,6 +20,7 @@ import { buildHostSetup } from '../../app/host-setup';
 import { previewDigests } from '../services/digest-preview';
 import { demoRunnerFor } from '../services/demo-host';
 import { artifactImportsFor } from '../services/artifact-import';
+import { bundleHandlers } from './bundle-handlers';
 
 /** A coded error for a channel that has no backing service yet. */
 export class NotAvailableError extends Error {
@@ -151,6 +152,7 @@ export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
         hostTokenRequired: ctx.hostToken !== undefined,
       }),
     'demo:run': async (options) => demoRunnerFor(service, ctx.hostToken).run(options),
+    ...bundleHandlers(service),
 
     'app:info': async () => ({
       version: ctx.version,

@@ -27,6 +27,7 @@ import { OwnerService } from '../services/owner-service';
 import { ProfileStore } from '../services/profile-store';
 import { createSecretStore, type SecretStore } from '../services/secret-store';
 import { SettingsStore } from '../services/settings-store';
+import { TunnelController } from './tunnel-controller';
 import { TrustedKeyStore, type StoredTrustedKey } from '../services/trusted-keys';
 
 /**
@@ -69,6 +70,8 @@ export interface ServeOptions {
   limits?: Partial<ListenerLimits>;
   log?: (line: string) => void;
   version?: string;
+  /** The ssh program the reverse tunnel runs (default `ssh` on PATH; tests pass a stand-in). */
+  sshPath?: string;
 }
 
 /** A new listener configuration (listener:configure). */
@@ -121,6 +124,8 @@ export interface RunningService {
   configureListener(config: ListenerReconfig): Promise<ListenerStatus>;
   /** Called on every listener state change; returns the unsubscribe function. */
   onListenerChange(cb: (status: ListenerStatus) => void): () => void;
+  /** The SSH reverse tunnel to the listener (tunnel:status / tunnel:configure, serve --tunnel). */
+  tunnel: TunnelController;
   /** Drains the listener and closes every service; safe to call twice. */
   close(): Promise<void>;
 }
@@ -383,6 +388,7 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     }
     settings.update({ listener: { host: config.host, port: config.port, tls: config.tls } });
     lastError = undefined;
+    await tunnel.listenerMoved().catch((e: unknown) => log(`tunnel: ${e instanceof Error ? e.message : e}`));
     audit.append({
       type: 'listener',
       result: 'info',
@@ -392,6 +398,19 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     setState('running');
     return listenerStatus();
   };
+  const tunnel = new TunnelController({
+    settings,
+    audit,
+    localPort: () => bound.port,
+    log,
+    ...(opts.sshPath ? { sshPath: opts.sshPath } : {}),
+  });
+  const storedTunnel = settings.get().tunnel;
+  if (storedTunnel.enabled && storedTunnel.target !== undefined) {
+    void tunnel
+      .start({ target: storedTunnel.target, remotePort: storedTunnel.remotePort })
+      .catch((e: unknown) => log(`tunnel: ${e instanceof Error ? e.message : String(e)}`));
+  }
   const trustAnchors = trust.anchors().map((a) => anchorName(a.label));
   audit.append({
     type: 'listener',
@@ -435,6 +454,7 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     bundles,
     trustedKeys,
     listenerStatus,
+    tunnel,
     configureListener: (config) => {
       // One reconfiguration at a time; a failed one does not block the next.
       const run = reconfiguring.then(() => restart(config));
@@ -450,6 +470,7 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     close: () =>
       (closing ??= (async () => {
         await reconfiguring;
+        await tunnel.close();
         state = 'stopped';
         await listener.close();
         approvals.close();

@@ -1,18 +1,10 @@
 /**
  * The contract's handlers over the running services (main/headless/serve.ts `startService`): the same
  * object backs Electron IPC (register.ts) and the browser bridge (main/web/ui-server.ts).
- * Channels whose service does not exist yet answer `not-available` with what is missing: a clear error,
- * never a pretend success.
  */
 import { LUKS_PASSPHRASE_GUID, secretAccount, type VmProfile } from '../../app/profile';
 import { fromBase64, toBase64, wipe } from '../../app/sev/bytes';
-import type {
-  AppInfo,
-  ApprovalView,
-  InvokeChannel,
-  InvokeHandlers,
-  ParsedArgs,
-} from '../../app/contract/ipc';
+import type { AppInfo, ApprovalView, InvokeHandlers, ParsedArgs } from '../../app/contract/ipc';
 import type { Approval } from '../services/approvals';
 import type { RunningService } from '../headless/serve';
 import type { UiEventBus } from './event-bus';
@@ -21,15 +13,6 @@ import { previewDigests } from '../services/digest-preview';
 import { demoRunnerFor } from '../services/demo-host';
 import { artifactImportsFor } from '../services/artifact-import';
 import { bundleHandlers } from './bundle-handlers';
-
-/** A coded error for a channel that has no backing service yet. */
-export class NotAvailableError extends Error {
-  readonly code = 'not-available';
-}
-
-function notAvailable(channel: InvokeChannel, what: string): never {
-  throw new NotAvailableError(`${channel} is not available yet: ${what}`);
-}
 
 function coded(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
@@ -140,9 +123,8 @@ export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
       }),
     'listener:tokens': async () => ({ ownerToken: service.ownerToken, hostToken: service.hostToken ?? null }),
 
-    'tunnel:status': async () => ({ state: 'off' }),
-    'tunnel:configure': async () =>
-      notAvailable('tunnel:configure', 'the SSH tunnel service does not exist yet'),
+    'tunnel:status': async () => service.tunnel.status(),
+    'tunnel:configure': async (config) => service.tunnel.configure(config),
 
     'hostSetup:get': async (vmId) =>
       buildHostSetup({
@@ -237,11 +219,13 @@ export function connectUiEvents(service: RunningService, bus: UiEventBus): () =>
   );
   const offAudit = service.audit.subscribe((e) => bus.emit('events:appended', e));
   const offListener = service.onListenerChange((status) => bus.emit('listener:changed', status));
+  const offTunnel = service.tunnel.subscribe((status) => bus.emit('tunnel:changed', status));
   const offImports = artifactImportsFor(service).subscribe((p) => bus.emit('artifacts:progress', p));
   return () => {
     offApprovals();
     offAudit();
     offListener();
+    offTunnel();
     offImports();
   };
 }

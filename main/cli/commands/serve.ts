@@ -8,8 +8,6 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startService, type RunningService } from '../../headless/serve';
 import { startUi, type RunningUi } from '../../web/start-ui';
-import { startAuditedTunnel } from '../../headless/tunnel';
-import type { SshTunnel } from '../../services/ssh-tunnel';
 import { CliError, type CliCommand, type CliIo } from '../io';
 
 const usage = `usage: sev-attest serve --listen HOST:PORT --data-dir DIR [options]
@@ -189,23 +187,22 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     io.out(`ui-login ${runningUi.loginUrl}\n`);
     io.err('sev-attest serve: open the ui-login link to sign in (it works once, within 10 minutes)\n');
   }
-  let tunnel: SshTunnel | undefined;
   if (values.tunnel !== undefined) {
+    // Through the service's tunnel (audited, shown by tunnel:status, follows the listener); this run only.
     try {
-      tunnel = startAuditedTunnel(
+      await svc.tunnel.start(
         {
           target: values.tunnel,
           remotePort,
-          localPort: svc.port,
           ...(values['tunnel-identity'] ? { identityFile: resolve(io.cwd, values['tunnel-identity']) } : {}),
           ...(values['tunnel-known-hosts']
             ? { knownHostsFile: resolve(io.cwd, values['tunnel-known-hosts']) }
             : {}),
         },
-        svc.audit,
         (line) => io.out(`${line}\n`),
       );
     } catch (e) {
+      await runningUi?.close();
       await svc.close();
       throw new CliError(`--tunnel: ${(e as Error).message}`);
     }
@@ -213,7 +210,6 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   const sig = await untilSignal();
   io.err(`sev-attest serve: ${sig}: draining\n`);
   await runningUi?.close();
-  await tunnel?.stop();
   await svc.close();
   return 0;
 }

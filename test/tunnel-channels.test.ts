@@ -100,7 +100,9 @@ describe('tunnel channels', () => {
       target: 'owner@libvirt-host.example:2222',
       remotePort: 18470,
     });
-    expect(h.svc.audit.list().some((e) => e.type === 'tunnel' && e.message.startsWith('up'))).toBe(true);
+    expect(h.svc.audit.list().some((e) => e.type === 'tunnel' && e.message?.startsWith('up') === true)).toBe(
+      true,
+    );
 
     // The listener moves: the tunnel is restarted towards the new port.
     const oldPort = h.svc.port;

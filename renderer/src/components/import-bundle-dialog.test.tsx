@@ -38,7 +38,7 @@ const imported: VmProfile = {
   secrets: [],
 };
 
-function renderDialog(bundles: Parameters<typeof createFakeApi>[0]['bundles']) {
+function renderDialog(bundles: NonNullable<Parameters<typeof createFakeApi>[0]>['bundles']) {
   const { api } = createFakeApi({ bundles });
   const onImported = vi.fn();
   renderWithQuery(

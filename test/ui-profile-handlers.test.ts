@@ -76,6 +76,10 @@ describe('profiles:save through OwnerService', () => {
     });
     const set = await call('secrets:set', 'nosecretarea', { kind: 'luks-passphrase', passphrase: 'pw' });
     expect(set.ok).toBe(true);
+    // Adding the secret is where the UI first learns it: the same warning comes back from secrets:set.
+    expect((set.value as { warnings: string[] }).warnings.join(' ')).toMatch(/secret area/);
+    const fine = await call('secrets:set', 'plain', { kind: 'luks-passphrase', passphrase: 'pw' });
+    expect(fine.value).toMatchObject({ warnings: [] });
     const again = await call('profiles:save', profile('nosecretarea', plainOvmf, { name: 'renamed' }));
     expect(again.ok).toBe(true);
     const v = again.value as { profile: VmProfile; warnings: string[] };

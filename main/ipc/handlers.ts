@@ -73,8 +73,11 @@ export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
           : fromBase64(secret.dataBase64);
       await service.secretStore.set(secretAccount(vmId, guid), bytes);
       const ref = { guid, kind: secret.kind, ...(secret.label ? { label: secret.label } : {}) };
-      service.profiles.put({ ...p, secrets: [...p.secrets.filter((s) => s.guid !== guid), ref] });
-      return { ref, warnings: [] };
+      const updated = service.profiles.put({
+        ...p,
+        secrets: [...p.secrets.filter((s) => s.guid !== guid), ref],
+      });
+      return { ref, warnings: await service.owner.profileWarnings(updated) };
     },
     'secrets:reveal': async (vmId, guid) => {
       const p = requireProfile(vmId);

@@ -215,6 +215,16 @@ export class OwnerService {
     return { profile: stored, warnings };
   }
 
+  /** What the owner should know about a stored profile now (e.g. secrets QEMU could not inject). */
+  async profileWarnings(profile: VmProfile): Promise<string[]> {
+    try {
+      return await this.checkFirmware(profile, profile.firmware, profile.secrets.length > 0);
+    } catch {
+      // Refusals were reported when the profile was saved; here only warnings are asked for.
+      return [];
+    }
+  }
+
   /** Deletes a VM and its secret values. */
   async deleteVm(id: string): Promise<void> {
     const p = this.deps.profiles.get(id);

@@ -1,12 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import { createDecipheriv, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createDecipheriv, createECDH, generateKeyPairSync, webcrypto, type KeyObject } from 'node:crypto';
 import { p384 } from '@noble/curves/nist.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { buildSessionBlob, deriveSessionKeys, LaunchSession, parseSessionBlob } from './session';
+import {
+  buildSessionBlob,
+  deriveSessionKeys,
+  ecdhSecretAsync,
+  LaunchSession,
+  parseSessionBlob,
+  pdhPublicPoint,
+} from './session';
 import { Algo, Curve, Usage, newEccCert, parseSevCert, serializeSevCert } from './cert';
 import { fromHex, readU32le, toHex, writeU32le } from './bytes';
 import { SevError } from './errors';
+import { SimulatedSevPlatform } from '../sim/platform';
 
 const zero16 = () => new Uint8Array(16);
 
@@ -235,5 +243,156 @@ describe('LaunchSession', () => {
     expect(() => buildSessionBlob({ ...ok, tek: new Uint8Array(15) })).toThrow(/TEK must be 16 bytes/);
     expect(() => buildSessionBlob({ ...ok, nonce: fromHex('00') })).toThrow(/nonce must be 16 bytes/);
     expect(() => parseSessionBlob(new Uint8Array(127))).toThrow(/128 bytes/);
+  });
+});
+
+describe('LaunchSession.createAsync (owner key and ECDH on the thread pool)', () => {
+  const b64u = (b: Uint8Array) => Buffer.from(b).toString('base64url');
+  const ECDH_P384 = { name: 'ECDH', namedCurve: 'P-384' } as const;
+
+  /** Z from one owner private scalar d by both paths: node's sync ECDH (create) and WebCrypto (createAsync). */
+  async function bothZ(d: Uint8Array, pdhCert: Uint8Array) {
+    const pdhPoint = pdhPublicPoint(pdhCert);
+    const ecdh = createECDH('secp384r1');
+    ecdh.setPrivateKey(d);
+    const syncZ = new Uint8Array(ecdh.computeSecret(pdhPoint));
+    const pub = new Uint8Array(ecdh.getPublicKey());
+    const ownerPrivate = await webcrypto.subtle.importKey(
+      'jwk',
+      {
+        kty: 'EC',
+        crv: 'P-384',
+        x: b64u(pub.subarray(1, 49)),
+        y: b64u(pub.subarray(49)),
+        d: b64u(d),
+      },
+      ECDH_P384,
+      false,
+      ['deriveBits'],
+    );
+    const pdhPublic = await webcrypto.subtle.importKey('raw', pdhPoint, ECDH_P384, false, []);
+    return { syncZ, asyncZ: await ecdhSecretAsync(ownerPrivate, pdhPublic) };
+  }
+
+  it('derives the same Z as the sync path from the same owner key: 48-byte big-endian x', async () => {
+    const pdh = pdhKeyPair();
+    for (let i = 0; i < 8; i++) {
+      const d = p384.utils.randomSecretKey();
+      const { syncZ, asyncZ } = await bothZ(d, pdh.cert);
+      expect(asyncZ.length).toBe(48);
+      expect(toHex(asyncZ)).toBe(toHex(syncZ));
+      // and both are the x coordinate the firmware computes (noble, independent of OpenSSL)
+      expect(toHex(asyncZ)).toBe(toHex(p384.getSharedSecret(pdh.priv, p384.getPublicKey(d)).slice(1)));
+    }
+  });
+
+  it('keeps the leading zero bytes of an x coordinate that has them', async () => {
+    const pdh = pdhKeyPair();
+    const pdhPoint = pdhPublicPoint(pdh.cert);
+    // About one owner key in 256 gives an x coordinate starting with a zero byte.
+    let ecdh = createECDH('secp384r1');
+    for (let tries = 0; tries < 10_000; tries++) {
+      ecdh = createECDH('secp384r1');
+      ecdh.generateKeys();
+      if (ecdh.computeSecret(pdhPoint)[0] === 0) break;
+    }
+    const key = new Uint8Array(ecdh.getPrivateKey());
+    const d = new Uint8Array(48);
+    d.set(key, 48 - key.length);
+    const { syncZ, asyncZ } = await bothZ(d, pdh.cert);
+    expect(asyncZ.length).toBe(48);
+    expect(asyncZ[0]).toBe(0);
+    expect(toHex(asyncZ)).toBe(toHex(syncZ));
+    expect(toHex(asyncZ)).toBe(toHex(p384.getSharedSecret(pdh.priv, p384.getPublicKey(d)).slice(1)));
+  });
+
+  it('creates a session the firmware side accepts (wrap_mac, unwrap, policy_mac)', async () => {
+    const pdh = pdhKeyPair();
+    const s = await LaunchSession.createAsync({ pdh: pdh.cert, policy: 0x0005 });
+    expect(s.sessionBlob.length).toBe(128);
+    expect(s.ownerCert.length).toBe(2084);
+    const fw = firmwareOpenSession(pdh.priv, s.ownerCert, s.sessionBlob);
+    expect(fw.macOk).toBe(true);
+    expect(toHex(fw.tek)).toBe(toHex(s.tek));
+    expect(toHex(fw.tik)).toBe(toHex(s.tik));
+    expect(fw.policyOk(0x0005)).toBe(true);
+    expect(fw.policyOk(0x0001)).toBe(false);
+    expect(firmwareOpenSession(pdhKeyPair().priv, s.ownerCert, s.sessionBlob).macOk).toBe(false);
+  });
+
+  it('the simulated firmware (app/sim) unwraps the TEK/TIK of a createAsync session', async () => {
+    const plat = SimulatedSevPlatform.create({ seed: 'create-async' });
+    const s = await LaunchSession.createAsync({ pdh: plat.pdh, policy: 1 });
+    const guest = plat.launchStart({ policy: 1, ownerCert: s.ownerCert, session: s.sessionBlob });
+    expect(guest.transportKeysForTest()).toEqual({ tek: s.tek, tik: s.tik });
+  });
+
+  it('writes the same owner cert format as create: PDH usage, ECDH_SHA256, api 0.0, empty slots', async () => {
+    const s = await LaunchSession.createAsync({ pdh: pdhKeyPair().cert, policy: 1 });
+    const c = parseSevCert(s.ownerCert);
+    expect([c.usage, c.algo, c.apiMajor, c.apiMinor]).toEqual([Usage.PDH, Algo.ECDH_SHA256, 0, 0]);
+    expect(c.pubkey.kind === 'ecc' && c.pubkey.curve).toBe(Curve.P384);
+    expect(c.sigs.every((slot) => slot.usage === Usage.INVALID && slot.sig.every((b) => b === 0))).toBe(true);
+  });
+
+  it('is fresh for every launch, also when created concurrently', async () => {
+    const pdh = parseSevCert(pdhKeyPair().cert);
+    const all = await Promise.all(
+      Array.from({ length: 8 }, () => LaunchSession.createAsync({ pdh, policy: 1 })),
+    );
+    for (const field of ['nonce', 'wrapIv', 'wrapTk'] as const) {
+      expect(new Set(all.map((s) => toHex(parseSessionBlob(s.sessionBlob)[field]))).size).toBe(8);
+    }
+    expect(new Set(all.map((s) => toHex(s.ownerCert))).size).toBe(8);
+    expect(new Set(all.map((s) => toHex(s.tk))).size).toBe(8);
+  });
+
+  it('draws TEK, TIK, nonce and wrap IV from the random source in the same order as create', async () => {
+    let counter = 0;
+    const s = await LaunchSession.createAsync({
+      pdh: pdhKeyPair().cert,
+      policy: 1,
+      random: (n) => new Uint8Array(n).fill(++counter),
+    });
+    expect(toHex(s.tk)).toBe('01'.repeat(16) + '02'.repeat(16));
+    const f = parseSessionBlob(s.sessionBlob);
+    expect(toHex(f.nonce)).toBe('03'.repeat(16));
+    expect(toHex(f.wrapIv)).toBe('04'.repeat(16));
+    s.wipe();
+    expect(() => s.tek).toThrow(/wiped/);
+  });
+
+  it('rejects an unusable PDH, policy or random source with the same SevError codes as create', async () => {
+    const base = () => parseSevCert(pdhKeyPair().cert);
+    const code = async (p: Promise<unknown>) => {
+      try {
+        await p;
+      } catch (e) {
+        expect(e).toBeInstanceOf(SevError);
+        return (e as SevError).code;
+      }
+      return 'no error';
+    };
+    const usage = base();
+    usage.usage = Usage.PEK;
+    const algo = base();
+    algo.algo = Algo.ECDSA_SHA256;
+    const curve = base();
+    if (curve.pubkey.kind === 'ecc') curve.pubkey.curve = Curve.P256;
+    const offCurve = base();
+    if (offCurve.pubkey.kind === 'ecc') offCurve.pubkey.qy[0]! ^= 1;
+    const cases: Array<[string, Parameters<typeof LaunchSession.create>[0]]> = [
+      ['bad-usage', { pdh: usage, policy: 1 }],
+      ['bad-algorithm', { pdh: algo, policy: 1 }],
+      ['bad-curve', { pdh: curve, policy: 1 }],
+      ['bad-key', { pdh: offCurve, policy: 1 }],
+      ['bad-length', { pdh: new Uint8Array(100), policy: 1 }],
+      ['bad-policy', { pdh: pdhKeyPair().cert, policy: 0x40 }],
+      ['bad-length', { pdh: pdhKeyPair().cert, policy: 1, random: () => new Uint8Array(3) }],
+    ];
+    for (const [want, opts] of cases) {
+      expect(await code(LaunchSession.createAsync(opts))).toBe(want);
+      expect(await code(Promise.resolve().then(() => LaunchSession.create(opts)))).toBe(want);
+    }
   });
 });

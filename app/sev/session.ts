@@ -3,7 +3,7 @@
  * platform's PDH, the KDF chain master -> KEK/KIK, the wrapped TEK/TIK and the 128-byte session blob
  * that LAUNCH_START consumes.
  */
-import { createCipheriv, createECDH, createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createECDH, createHmac, randomBytes, webcrypto } from 'node:crypto';
 import { SevError } from './errors';
 import { concat, toBase64, u32le, wipe } from './bytes';
 import {
@@ -147,6 +147,62 @@ export interface LaunchSessionOptions {
   random?: (n: number) => Uint8Array;
 }
 
+interface SessionInputs {
+  policy: number;
+  pdhPoint: Uint8Array;
+  tek: Uint8Array;
+  tik: Uint8Array;
+  nonce: Uint8Array;
+  wrapIv: Uint8Array;
+}
+
+/** Checks the policy and PDH and draws TEK, TIK, nonce and wrap IV (in that order). */
+function sessionInputs(opts: LaunchSessionOptions): SessionInputs {
+  decodePolicy(opts.policy);
+  // Both ECDH paths check the point is on the curve (OpenSSL's ECDH; WebCrypto's raw import), so no
+  // separate (slower) key object here.
+  const pdhPoint = checkedPdhPoint(opts.pdh, false);
+  const random = opts.random ?? ((n: number) => new Uint8Array(randomBytes(n)));
+  const take = (what: string, n: number): Uint8Array => {
+    const b = random(n);
+    need(`random ${what}`, b, n);
+    return Uint8Array.from(b);
+  };
+  const tek = take('TEK', KEY_BYTES);
+  const tik = take('TIK', KEY_BYTES);
+  const nonce = take('nonce', 16);
+  const wrapIv = take('wrap IV', 16);
+  return { policy: opts.policy, pdhPoint, tek, tik, nonce, wrapIv };
+}
+
+const subtle = webcrypto.subtle;
+const ECDH_P384 = { name: 'ECDH', namedCurve: 'P-384' } as const;
+
+async function importPdhKey(pdhPoint: Uint8Array): Promise<webcrypto.CryptoKey> {
+  try {
+    return await subtle.importKey('raw', Uint8Array.from(pdhPoint), ECDH_P384, false, []);
+  } catch {
+    throw new SevError('bad-key', 'PDH public key is not a valid P-384 point');
+  }
+}
+
+/**
+ * Z of the launch (protocol doc §4): the 48-byte big-endian x coordinate of ECDH(owner private, PDH), by
+ * WebCrypto deriveBits, which runs on the libuv thread pool.
+ */
+export async function ecdhSecretAsync(
+  ownerPrivate: webcrypto.CryptoKey,
+  pdhPublic: webcrypto.CryptoKey,
+): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(
+      await subtle.deriveBits({ name: 'ECDH', public: pdhPublic }, ownerPrivate, P384_BYTES * 8),
+    );
+  } catch {
+    throw new SevError('bad-key', 'ECDH with the PDH public key failed');
+  }
+}
+
 /**
  * One guest launch: a fresh owner DH key, fresh TEK/TIK, nonce and wrap IV. Hand `ownerCert` and
  * `sessionBlob` to LAUNCH_START; keep `tek`/`tik` to verify the measurement and package the secret,
@@ -177,32 +233,40 @@ export class LaunchSession {
 
   /** Creates a fresh session for the platform whose PDH is given. */
   static create(opts: LaunchSessionOptions): LaunchSession {
-    decodePolicy(opts.policy);
-    // OpenSSL's ECDH checks the point is on the curve, so no separate (slower) key import here.
-    const pdhPoint = checkedPdhPoint(opts.pdh, false);
-    const random = opts.random ?? ((n: number) => new Uint8Array(randomBytes(n)));
-    const take = (what: string, n: number): Uint8Array => {
-      const b = random(n);
-      need(`random ${what}`, b, n);
-      return Uint8Array.from(b);
-    };
-    const tek = take('TEK', KEY_BYTES);
-    const tik = take('TIK', KEY_BYTES);
-    const nonce = take('nonce', 16);
-    const wrapIv = take('wrap IV', 16);
-
+    const inputs = sessionInputs(opts);
     // A fresh owner key per session; the private half never leaves this function.
     const ecdh = createECDH('secp384r1');
     const ownerPoint = new Uint8Array(ecdh.generateKeys());
     let z: Uint8Array;
     try {
-      z = new Uint8Array(ecdh.computeSecret(pdhPoint)); // 48-byte big-endian x coordinate
+      z = new Uint8Array(ecdh.computeSecret(inputs.pdhPoint)); // 48-byte big-endian x coordinate
     } catch {
       throw new SevError('bad-key', 'PDH public key is not a valid P-384 point');
     }
+    return LaunchSession.#assemble(inputs, z, ownerPoint);
+  }
+
+  /**
+   * As create(), with the owner key generation and the ECDH on the libuv thread pool (WebCrypto jobs),
+   * so a busy service's event loop only does the cheap KDF and wrap. Same session format, same errors.
+   */
+  static async createAsync(opts: LaunchSessionOptions): Promise<LaunchSession> {
+    const inputs = sessionInputs(opts);
+    const [owner, pdhKey] = await Promise.all([
+      subtle.generateKey(ECDH_P384, false, ['deriveBits']),
+      importPdhKey(inputs.pdhPoint),
+    ]);
+    const ownerPoint = new Uint8Array(await subtle.exportKey('raw', owner.publicKey));
+    const z = await ecdhSecretAsync(owner.privateKey, pdhKey);
+    return LaunchSession.#assemble(inputs, z, ownerPoint);
+  }
+
+  /** The blob and owner cert from Z and the owner's uncompressed point; wipes Z. */
+  static #assemble(inputs: SessionInputs, z: Uint8Array, ownerPoint: Uint8Array): LaunchSession {
+    const { tek, tik, nonce, wrapIv, policy } = inputs;
     if (z.length !== P384_BYTES) throw new SevError('bad-key', 'ECDH produced an unexpected secret length');
     try {
-      const blob = buildSessionBlob({ z, nonce, wrapIv, tek, tik, policy: opts.policy });
+      const blob = buildSessionBlob({ z, nonce, wrapIv, tek, tik, policy });
       const ownerCert = serializeSevCert(
         newEccCert({
           usage: Usage.PDH,
@@ -211,7 +275,7 @@ export class LaunchSession {
           y: ownerPoint.subarray(1 + P384_BYTES),
         }),
       );
-      return new LaunchSession(blob, ownerCert, opts.policy, tek, tik);
+      return new LaunchSession(blob, ownerCert, policy, tek, tik);
     } finally {
       wipe(z);
     }

@@ -192,7 +192,7 @@ export class AttestationService {
         this.deps.approvals.consume(approval);
       }
 
-      const session = LaunchSession.create({ pdh: fromBase64(req.pdh), policy });
+      const session = await LaunchSession.createAsync({ pdh: fromBase64(req.pdh), policy });
       let conn: Connection;
       try {
         conn = this.deps.connections.create({

@@ -1,8 +1,8 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { VmProfile } from '../../app/profile';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { VmProfileSchema, type VmProfile } from '../../app/profile';
 import { createConfBackend, createMemoryBackend, StoreCorruptError } from './kv-backend';
 import { ProfileStore, ProfileValidationError, type ProfileChange } from './profile-store';
 
@@ -146,5 +146,46 @@ describe('ProfileStore', () => {
     off();
     store.put(sampleProfile());
     expect(seen.map((c) => `${c.type}:${c.id}`)).toEqual(['put:vm-1', 'delete:vm-1']);
+  });
+
+  it('re-validates an entry hand-edited after a cached read, and only the entries that changed', () => {
+    const { store, backend } = confStore();
+    store.put(sampleProfile('a-vm'));
+    store.put(sampleProfile('b-vm'));
+    const parse = vi.spyOn(VmProfileSchema, 'safeParse');
+    try {
+      expect(store.get('a-vm')?.policy).toBe(5);
+      expect(parse).toHaveBeenCalledTimes(2); // first read: both entries
+      parse.mockClear();
+      expect(store.get('b-vm')?.policy).toBe(5);
+      expect(store.list().map((p) => p.id)).toEqual(['a-vm', 'b-vm']);
+      expect(parse).not.toHaveBeenCalled(); // unchanged on disk: cached
+      const onDisk = JSON.parse(readFileSync(backend.path, 'utf8'));
+      onDisk.profiles['a-vm'].policy = 'five';
+      writeFileSync(backend.path, JSON.stringify(onDisk));
+      expect(store.get('a-vm')).toBeUndefined();
+      expect(store.problems().map((p) => p.id)).toEqual(['a-vm']);
+      expect(parse).toHaveBeenCalledTimes(1); // only the edited entry
+      onDisk.profiles['a-vm'].policy = 7;
+      writeFileSync(backend.path, JSON.stringify(onDisk));
+      expect(store.get('a-vm')?.policy).toBe(7);
+      expect(store.problems()).toEqual([]);
+      // Another store on the same file validates from scratch.
+      parse.mockClear();
+      expect(confStore().store.get('a-vm')?.policy).toBe(7);
+      expect(parse).toHaveBeenCalledTimes(2);
+    } finally {
+      parse.mockRestore();
+    }
+  });
+
+  it('hands out copies: editing a returned profile changes neither the cache nor the next read', () => {
+    const store = new ProfileStore({ backend: createMemoryBackend({ profiles: {} }) });
+    store.put(sampleProfile());
+    const got = store.get('vm-1')!;
+    got.policy = 0;
+    got.cpuCounts.push(8);
+    store.list()[0]!.name = 'changed';
+    expect(store.get('vm-1')).toMatchObject({ policy: 5, cpuCounts: [4], name: 'VM vm-1' });
   });
 });

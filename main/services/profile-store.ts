@@ -1,7 +1,8 @@
 /**
  * The owner's VM profiles, one JSON map { id: profile } in a key-value backend (conf / electron-store).
  * Every read re-validates what is on disk: a hand-edited entry that no longer parses is reported in
- * problems() and skipped, never fatal, and never rewritten behind the owner's back.
+ * problems() and skipped, never fatal, and never rewritten behind the owner's back. The schema check of an
+ * entry is cached against the entry's exact JSON, so only an entry that changed is parsed again.
  */
 import { VmIdSchema, VmProfileSchema, type VmProfile } from '../../app/profile';
 import type { KeyValueBackend } from './kv-backend';
@@ -31,6 +32,8 @@ export class ProfileStore {
   private readonly now: () => Date;
   private readonly listeners = new Set<(change: ProfileChange) => void>();
   private lastProblems: ProfileProblem[] = [];
+  /** Per stored key, the result of the last schema check and the exact JSON it was made on. */
+  private checked = new Map<string, CheckedEntry>();
 
   constructor(options: { backend: ProfileBackend; now?: () => Date }) {
     this.backend = options.backend;
@@ -39,11 +42,15 @@ export class ProfileStore {
 
   /** Valid profiles, sorted by id. Invalid entries are skipped and listed in problems(). */
   list(): VmProfile[] {
-    return [...this.readValid().values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return [...this.readValid().values()]
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .map((p) => structuredClone(p));
   }
 
   get(id: string): VmProfile | undefined {
-    return this.readValid().get(id);
+    const p = this.readValid().get(id);
+    // A copy: the cached profile must not change when a caller edits what it got.
+    return p && structuredClone(p);
   }
 
   /** The entries the last read skipped (empty when everything on disk is valid). */
@@ -112,6 +119,7 @@ export class ProfileStore {
     return raw as Record<string, unknown>;
   }
 
+  /** The valid entries (cached objects: callers hand out copies); problems() is updated. */
   private readValid(): Map<string, VmProfile> {
     const out = new Map<string, VmProfile>();
     const problems: ProfileProblem[] = [];
@@ -122,23 +130,37 @@ export class ProfileStore {
       this.lastProblems = [{ id: '*', message: e instanceof Error ? e.message : String(e) }];
       return out;
     }
+    // Rebuilt on every read, so removed entries leave the cache.
+    const checked = new Map<string, CheckedEntry>();
     for (const [key, value] of Object.entries(raw)) {
-      const parsed = VmProfileSchema.safeParse(value);
-      if (!parsed.success) {
-        const issues = zodIssues(parsed.error)
-          .map((i) => `${i.path}: ${i.message}`)
-          .join('; ');
-        problems.push({ id: key, message: `skipped: ${issues}` });
-      } else if (parsed.data.id !== key || !VmIdSchema.safeParse(key).success) {
-        problems.push({
-          id: key,
-          message: `skipped: stored under "${key}" but its id is "${parsed.data.id}"`,
-        });
-      } else {
-        out.set(key, parsed.data);
-      }
+      const json = JSON.stringify(value);
+      const prev = this.checked.get(key);
+      const entry =
+        prev !== undefined && json !== undefined && prev.json === json ? prev : checkEntry(key, value);
+      if (json !== undefined) checked.set(key, { ...entry, json });
+      if ('profile' in entry) out.set(key, entry.profile);
+      else problems.push({ id: key, message: entry.problem });
     }
+    this.checked = checked;
     this.lastProblems = problems;
     return out;
   }
+}
+
+type CheckResult = { profile: VmProfile } | { problem: string };
+type CheckedEntry = CheckResult & { json: string };
+
+/** The schema check of one stored entry: its profile, or why it is skipped. */
+function checkEntry(key: string, value: unknown): CheckResult {
+  const parsed = VmProfileSchema.safeParse(value);
+  if (!parsed.success) {
+    const issues = zodIssues(parsed.error)
+      .map((i) => `${i.path}: ${i.message}`)
+      .join('; ');
+    return { problem: `skipped: ${issues}` };
+  }
+  if (parsed.data.id !== key || !VmIdSchema.safeParse(key).success) {
+    return { problem: `skipped: stored under "${key}" but its id is "${parsed.data.id}"` };
+  }
+  return { profile: parsed.data };
 }

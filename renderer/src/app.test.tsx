@@ -85,6 +85,7 @@ function setup() {
       tokens: () => Promise.resolve({ ownerToken: 'owner-secret', hostToken: null }),
     },
     tunnel: { status: () => Promise.resolve({ state: 'off' as const }) },
+    bundles: { key: () => Promise.resolve(null), trusted: () => Promise.resolve([]) },
     hostSetup: {
       get: () =>
         Promise.resolve({

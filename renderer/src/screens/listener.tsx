@@ -10,6 +10,7 @@ import { keys, useListenerStatus, useListenerTokens, useTunnelStatus } from '../
 import { ScreenHeader } from '../components/screen-header';
 import { ErrorMessage } from '../components/error-message';
 import { CopyButton } from '../components/copy-button';
+import { TrustedKeysPanel } from '../components/trusted-keys-panel';
 
 const STATE_TONE: Record<ListenerStatus['state'], string> = {
   running: 'ok',
@@ -285,6 +286,7 @@ export function ListenerScreen() {
         <Tokens />
       </div>
       <TunnelPanel />
+      <TrustedKeysPanel />
     </>
   );
 }

@@ -8,13 +8,17 @@ import { keys, useProfiles } from '../queries/hooks';
 import { ScreenHeader } from '../components/screen-header';
 import { ErrorMessage } from '../components/error-message';
 import { Dialog } from '../components/dialog';
+import { ExportBundleDialog } from '../components/export-bundle-dialog';
+import { ImportBundleDialog } from '../components/import-bundle-dialog';
 import { ProfileEditor } from './profile-editor';
 
 type Open =
   | { kind: 'new' }
   | { kind: 'edit'; profile: VmProfile }
   | { kind: 'duplicate'; profile: VmProfile }
-  | { kind: 'delete'; profile: VmProfile };
+  | { kind: 'delete'; profile: VmProfile }
+  | { kind: 'export'; profile: VmProfile }
+  | { kind: 'import' };
 
 function DuplicateDialog({
   profile,
@@ -124,9 +128,14 @@ export function ProfilesScreen() {
       <ScreenHeader
         title="VM profiles"
         actions={
-          <button type="button" className="primary" onClick={() => setOpen({ kind: 'new' })}>
-            New profile
-          </button>
+          <>
+            <button type="button" onClick={() => setOpen({ kind: 'import' })}>
+              Import bundle
+            </button>
+            <button type="button" className="primary" onClick={() => setOpen({ kind: 'new' })}>
+              New profile
+            </button>
+          </>
         }
       >
         What you expect a host to launch: the firmware and kernel, the policy, the vCPUs. A host gets the
@@ -197,6 +206,14 @@ export function ProfilesScreen() {
                       <button
                         type="button"
                         className="small"
+                        onClick={() => setOpen({ kind: 'export', profile: p })}
+                        aria-label={`Export bundle of ${p.name}`}
+                      >
+                        Export bundle
+                      </button>
+                      <button
+                        type="button"
+                        className="small"
                         onClick={() => setOpen({ kind: 'delete', profile: p })}
                         aria-label={`Delete ${p.name}`}
                       >
@@ -231,6 +248,8 @@ export function ProfilesScreen() {
         />
       )}
       {open?.kind === 'delete' && <DeleteDialog profile={open.profile} onClose={close} />}
+      {open?.kind === 'export' && <ExportBundleDialog profile={open.profile} onClose={close} />}
+      {open?.kind === 'import' && <ImportBundleDialog onClose={close} />}
     </>
   );
 }

@@ -1,8 +1,11 @@
 /**
  * Launch sessions created per second (fresh P-384 owner key, ECDH with the PDH, KDF, wrap, MACs, owner
- * cert) and measurement checks per second, on one core.
+ * cert) and measurement checks per second, on one core; then LaunchSession.createAsync (key generation
+ * and ECDH on the libuv thread pool) with N concurrent creations, with the CPU the main thread (the
+ * service's event loop) pays per session.
  */
 import { createECDH, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Algo, Usage, newEccCert, serializeSevCert } from '../app/sev/cert';
 import { LaunchSession } from '../app/sev/session';
 import { computeMeasurement, verifyMeasurement } from '../app/sev/measurement';
@@ -61,4 +64,62 @@ const params = { tik, apiMajor: 1, apiMinor: 49, build: 6, policy: 5, digest };
 const blob = concat(computeMeasurement({ ...params, mnonce }), mnonce);
 rate('verifyMeasurement (48-byte blob)', 3, () => {
   if (!verifyMeasurement({ ...params, measurement: blob })) throw new Error('measurement did not verify');
+});
+
+/** CPU ms of the main thread alone (Linux /proc; 10 ms ticks), or undefined elsewhere. */
+function mainThreadCpuMs(): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
+function processCpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/** Sessions per second with `concurrency` creations in flight, and CPU ms per session. */
+async function rateAsync(name: string, seconds: number, concurrency: number, fn: () => Promise<void>) {
+  for (let i = 0; i < 20; i++) await fn(); // warm-up
+  const main0 = mainThreadCpuMs();
+  const all0 = processCpuMs();
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  let n = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        await fn();
+        n++;
+      }
+    }),
+  );
+  const elapsed = (performance.now() - start) / 1000;
+  const main1 = mainThreadCpuMs();
+  const mainMs = main0 === undefined || main1 === undefined ? 'n/a' : ((main1 - main0) / n).toFixed(2);
+  const allMs = ((processCpuMs() - all0) / n).toFixed(2);
+  console.log(
+    `${name.padEnd(34)} ${(n / elapsed).toFixed(0).padStart(9)} /s  (${n} in ${elapsed.toFixed(2)} s; CPU ms/session: main thread ${mainMs}, all threads ${allMs})`,
+  );
+}
+
+async function asyncFigures(): Promise<void> {
+  console.log(`-- libuv thread pool size ${process.env.UV_THREADPOOL_SIZE ?? 4} (UV_THREADPOOL_SIZE)`);
+  await rateAsync('create, sequential (for CPU/session)', 3, 1, async () => {
+    LaunchSession.create({ pdh: pdhBytes, policy: 0x5 }).wipe();
+  });
+  for (const n of [1, 2, 4, 16, 64]) {
+    await rateAsync(`createAsync, ${n} concurrent`, 3, n, async () => {
+      (await LaunchSession.createAsync({ pdh: pdhBytes, policy: 0x5 })).wipe();
+    });
+  }
+}
+
+asyncFigures().catch((e) => {
+  console.error(e);
+  process.exit(1);
 });

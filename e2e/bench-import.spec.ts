@@ -13,11 +13,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect, openScreen, test, waitReady } from './serve-fixture';
 
-const SIZE = 256 * 1024 * 1024;
+/** 256 MiB as the issue asks; SEV_ATTEST_BENCH_MIB picks another size. */
+const SIZE = Number(process.env.SEV_ATTEST_BENCH_MIB ?? 256) * 1024 * 1024;
 
 test.skip(process.env.SEV_ATTEST_BENCH !== '1', 'benchmark: set SEV_ATTEST_BENCH=1 to run it');
 
-test('import a 256 MiB initrd: time to SHA-256 and the longest main-thread task', async ({
+test(`import a ${SIZE / 1024 / 1024} MiB initrd: time to SHA-256 and the longest main-thread task`, async ({
   page,
   service,
 }) => {

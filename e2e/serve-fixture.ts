@@ -115,10 +115,20 @@ export { expect };
 
 export const SCREENSHOT_DIR = path.resolve('test-results/screenshots');
 
-/** Saves a full-page screenshot as test-results/screenshots/<name>.png. */
-export async function screenshot(page: Page, name: string): Promise<void> {
+/** Saves a full-page (or one element's) screenshot as test-results/screenshots/<name>.png. */
+export async function screenshot(page: Page, name: string, element?: Locator): Promise<void> {
   mkdirSync(SCREENSHOT_DIR, { recursive: true });
-  await page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}.png`), fullPage: true });
+  const file = path.join(SCREENSHOT_DIR, `${name}.png`);
+  const viewport = page.viewportSize();
+  const box = element ? await element.boundingBox() : null;
+  if (!viewport || !box || box.height + 80 <= viewport.height) {
+    await page.screenshot({ path: file, fullPage: true });
+    return;
+  }
+  // A dialog is fixed over the page and scrolls inside its backdrop: grow the window so all of it shows.
+  await page.setViewportSize({ width: viewport.width, height: Math.ceil(box.height + 80) });
+  await page.screenshot({ path: file });
+  await page.setViewportSize(viewport);
 }
 
 interface AxeResult {

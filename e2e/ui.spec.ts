@@ -95,7 +95,7 @@ test('an SEV-ES profile with 2 vCPUs: expected digests update live', async () =>
   await expect(digests).toContainText('vCPUs 2');
   await expect(digests.getByTestId('launch-digest').first()).not.toHaveText(first!);
   await expect(digests).toContainText('EPYC-Milan');
-  await screenshot(page, '04-profile-editor');
+  await screenshot(page, '04-profile-editor', dialog);
   await expectNoAxeViolations(page, 'profile editor');
   await dialog.getByRole('button', { name: 'Save profile' }).click();
   await expect(dialog).toHaveCount(0);

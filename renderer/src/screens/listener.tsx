@@ -35,6 +35,7 @@ function ListenerForm({ status }: { status: ListenerStatus }) {
   const [port, setPort] = useState(String(status.port));
   const [tls, setTls] = useState(status.tls);
   const [hostToken, setHostToken] = useState<'keep' | 'none' | 'generate'>('keep');
+  const [confirmExposed, setConfirmExposed] = useState(false);
   const configure = useMutation({
     mutationFn: (c: ListenerConfig) => api.listener.configure(c),
     onSuccess: (s) => {
@@ -51,7 +52,15 @@ function ListenerForm({ status }: { status: ListenerStatus }) {
       aria-labelledby={`${id}-h`}
       onSubmit={(e) => {
         e.preventDefault();
-        if (portValid) configure.mutate({ host, port: portN, tls, hostToken });
+        if (portValid && (!exposed || confirmExposed)) {
+          configure.mutate({
+            host,
+            port: portN,
+            tls,
+            hostToken,
+            confirmNonLoopback: exposed && confirmExposed,
+          });
+        }
       }}
     >
       <h2 id={`${id}-h`}>Settings</h2>
@@ -90,8 +99,22 @@ function ListenerForm({ status }: { status: ListenerStatus }) {
           tunnel.
         </p>
       )}
+      {exposed && (
+        <label className="inline">
+          <input
+            type="checkbox"
+            checked={confirmExposed}
+            onChange={(e) => setConfirmExposed(e.target.checked)}
+          />
+          I understand that other machines can reach the listener on {host}
+        </label>
+      )}
       <div className="actions">
-        <button type="submit" className="primary" disabled={!portValid || configure.isPending}>
+        <button
+          type="submit"
+          className="primary"
+          disabled={!portValid || (exposed && !confirmExposed) || configure.isPending}
+        >
           Apply and restart the listener
         </button>
       </div>

@@ -72,7 +72,10 @@ function DuplicateDialog({
           aria-invalid={!valid.success}
         />
       </label>
-      <p className="hint">Secrets are not copied: add them to the copy on the Secrets screen.</p>
+      <p className="hint">
+        The copy gets the same settings and secrets; any secret that could not be copied is named after it is
+        made.
+      </p>
       {!valid.success && <p className="error">{valid.error.issues[0]?.message}</p>}
       <ErrorMessage error={dup.error} prefix="Duplicate failed" />
     </Dialog>

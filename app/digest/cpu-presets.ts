@@ -6,15 +6,16 @@
  *
  * Pure data: imported by the UI, no node imports.
  *
- * Confidence notes (the search tools were not used for this file; values come from the protocol document
- * and from QEMU's CPU model table in target/i386/cpu.c as remembered):
+ * Confidence notes (values from the protocol document's vectors and from QEMU's CPU model table in
+ * target/i386/cpu.c; EPYC-Genoa and EPYC-Turin were checked against that source):
  * - EPYC / EPYC-v4 (23,1,2): CERTAIN — the protocol doc's virtee/sev-snp-measure vectors use it (rdx 0x00800f12)
  *   and they reproduce in our tests.
  * - EPYC-Milan (25,1,1): CERTAIN — sevctl's vmsa0/vmsa1.bin were built for it and match byte for byte.
  * - EPYC-Rome (23,49,0): HIGH — QEMU's EPYC-Rome model (family 23, model 49, stepping 0); doc gives no vector.
- * - EPYC-Genoa (25,17,0): HIGH — the doc lists 0x00a10f10 for Genoa; QEMU's EPYC-Genoa uses stepping 0.
- * - EPYC-Turin (26,2,0): LOW — Zen 5 is family 0x1A; QEMU's EPYC-Turin model number/stepping are not
- *   verified here. Check `virsh capabilities` or /proc/cpuinfo on the host before relying on it.
+ * - EPYC-Genoa (25,17,0): HIGH — QEMU's EPYC-Genoa model (family 25, model 17, stepping 0); the doc lists
+ *   0x00a10f10 for Genoa.
+ * - EPYC-Turin (26,0,0): HIGH — QEMU's EPYC-Turin model definition (target/i386/cpu.c: family 26,
+ *   model 0, stepping 0), as read in QEMU's source; no measured vector exists for it.
  */
 
 export interface CpuPreset {
@@ -72,10 +73,10 @@ export const CPU_PRESETS: readonly CpuPreset[] = [
   {
     name: 'EPYC-Turin',
     family: 26,
-    model: 2,
+    model: 0,
     stepping: 0,
-    confidence: 'low',
-    note: 'Zen 5 (family 0x1A); model/stepping unverified, check the host signature',
+    confidence: 'high',
+    note: "Zen 5 (family 0x1A), as QEMU's EPYC-Turin model defines it",
   },
 ];
 

@@ -335,7 +335,7 @@ export class AttestationService {
           'measurement-mismatch',
           ambiguous
             ? `the measurement matches ${matched.length} VMs (${matched.map((m) => m.profile.id).join(', ')}); refusing to guess`
-            : `the measurement matches none of the ${tried.length} expected launch digest(s); see details.mismatch.tried for the inputs of each`,
+            : `the measurement matches none of the ${tried.length} expected launch digest(s) (each is listed with its inputs)`,
           {
             mismatch: { tried, reported },
             ...(ambiguous ? { ambiguous: matched.map((m) => m.profile.id) } : {}),

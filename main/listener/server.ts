@@ -24,7 +24,7 @@ import {
 } from '../../app/contract/rest';
 import { VmIdSchema } from '../../app/profile';
 import type { AttestationService, ClientInfo } from '../services/attestation';
-import type { OwnerService } from '../services/owner-service';
+import { MAX_ARTIFACT_BYTES, type OwnerService } from '../services/owner-service';
 import { SecretStoreUnavailableError } from '../services/secret-store';
 import { RateLimiter, type RateLimitOptions } from './rate-limit';
 
@@ -33,7 +33,7 @@ export interface ListenerLimits {
   hostBodyBytes: number;
   /** Owner JSON bodies, which may carry an inline firmware (default 24 MiB). */
   ownerBodyBytes: number;
-  /** PUT /v1/artifacts (default 128 MiB). */
+  /** PUT /v1/artifacts, an owner route (default MAX_ARTIFACT_BYTES, 2 GiB). */
   artifactBytes: number;
   /** Time to receive the request headers (default 10 s). */
   headersTimeoutMs: number;
@@ -46,7 +46,7 @@ export interface ListenerLimits {
 export const DEFAULT_LIMITS: ListenerLimits = {
   hostBodyBytes: 64 * 1024,
   ownerBodyBytes: 24 * 1024 * 1024,
-  artifactBytes: 128 * 1024 * 1024,
+  artifactBytes: MAX_ARTIFACT_BYTES,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 60_000,
   keepAliveTimeoutMs: 5_000,

@@ -127,8 +127,71 @@ describe('artifacts:import / inspect / list / cancelImport', () => {
     const again = await fresh.inspect(sha256Of(AMDSEV));
     expect(again.kind).toBe('firmware');
     expect(again.firmware?.secretArea.ok).toBe(true);
-    expect((await fresh.inspect(sha256Of(big))).kind).toBeUndefined();
+    // The kind chosen at import is kept in the store's index, so another session knows it too.
+    expect((await fresh.inspect(sha256Of(big))).kind).toBe('initrd');
+    expect(store.info(sha256Of(big))).toMatchObject({ name: 'initrd.img', kind: 'initrd' });
     await expect(imports.inspect('0'.repeat(64))).rejects.toMatchObject({ code: 'artifact-not-found' });
     await expect(store.commitTemp(big, sha256Of(big), 1)).rejects.toMatchObject({ code: 'artifact-io' });
+  });
+});
+
+describe('importUpload (browser mode)', () => {
+  it('stores the stream under its name and kind; firmware gets its capabilities; progress is throttled', async () => {
+    const bytes = fs.readFileSync(AMDSEV);
+    // 4 KiB pieces: hundreds of chunks, yet only a few progress reports.
+    const pieces = Array.from({ length: Math.ceil(bytes.length / 4096) }, (_, i) =>
+      bytes.subarray(i * 4096, (i + 1) * 4096),
+    );
+    const r = await imports.importUpload(
+      (async function* () {
+        yield* pieces;
+      })(),
+      { importId: 'up1', kind: 'firmware', name: 'OVMF.amdsev.fd', size: bytes.length, maxBytes: 1 << 30 },
+    );
+    expect(r).toMatchObject({ sha256: sha256Of(AMDSEV), name: 'OVMF.amdsev.fd', kind: 'firmware' });
+    expect(r.firmware?.secretArea.ok).toBe(true);
+    const mine = progress.filter((p) => p.importId === 'up1');
+    expect(mine.at(-1)).toMatchObject({ phase: 'done', bytes: bytes.length, total: bytes.length });
+    expect(mine.filter((p) => p.phase === 'hashing').length).toBeLessThan(10);
+    expect((await imports.list()).find((a) => a.sha256 === r.sha256)?.name).toBe('OVMF.amdsev.fd');
+  });
+
+  it('past maxBytes: payload-too-large with the limit in words, nothing stored', async () => {
+    const before = store.list().length;
+    const err = await imports
+      .importUpload(
+        (async function* () {
+          for (let i = 0; i < 5; i++) yield Buffer.alloc(1024 * 1024, i);
+        })(),
+        { importId: 'up2', kind: 'initrd', name: 'big.img', maxBytes: 4 * 1024 * 1024 },
+      )
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: 'payload-too-large',
+      message: 'artifacts are limited to 4 MiB (4194304 bytes)',
+    });
+    expect(progress.filter((p) => p.importId === 'up2').at(-1)?.phase).toBe('error');
+    expect(store.list().length).toBe(before);
+    expect(tempsLeft()).toEqual([]);
+  });
+
+  it('cancel(importId) stops an upload being stored', async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const started = imports.importUpload(
+      (async function* () {
+        yield Buffer.alloc(1024, 1);
+        await gate;
+        yield Buffer.alloc(1024, 2);
+      })(),
+      { importId: 'up3', kind: 'initrd', name: 'slow.img', maxBytes: 1 << 20 },
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    imports.cancel('up3');
+    release();
+    await expect(started).rejects.toMatchObject({ code: 'cancelled' });
+    expect(progress.filter((p) => p.importId === 'up3').at(-1)?.phase).toBe('cancelled');
+    expect(tempsLeft()).toEqual([]);
+    expect(imports.running).toBe(0);
   });
 });

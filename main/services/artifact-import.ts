@@ -12,13 +12,14 @@
 import { promises as fsp } from 'node:fs';
 import { basename } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type {
-  ArtifactImportRequest,
-  ArtifactInspection,
-  ArtifactKind,
-  ArtifactProgress,
-  ArtifactSummary,
-  FirmwareCapabilities,
+import {
+  ARTIFACT_KINDS,
+  type ArtifactImportRequest,
+  type ArtifactInspection,
+  type ArtifactKind,
+  type ArtifactProgress,
+  type ArtifactSummary,
+  type FirmwareCapabilities,
 } from '../../app/contract/ipc';
 import {
   hasSecretArea,
@@ -29,6 +30,7 @@ import {
 } from '../../app/digest/ovmf';
 import { isSevError } from '../../app/sev/errors';
 import { ArtifactError, type ArtifactInfo, type ArtifactStore } from './artifact-store';
+import { describeBytes } from './owner-service';
 
 /** A coded error for the UI ('cancelled', 'import-in-progress', 'bad-format' ...). */
 export class ImportError extends Error {
@@ -103,7 +105,24 @@ type WorkerMessage =
 interface Job {
   flag: Int32Array;
   worker?: Worker;
+  /** Stops an upload being stored (browser mode). */
+  abort?: AbortController;
   cancelled: boolean;
+}
+
+/** A browser upload to store (main/web/ui-server.ts PUT /ui/upload). */
+export interface UploadRequest {
+  importId: string;
+  kind: ArtifactKind;
+  /** The browser file's name, already checked (uploadName). */
+  name: string;
+  /** The declared length, when the browser sent one. */
+  size?: number;
+  maxBytes: number;
+}
+
+function isArtifactKind(k: string | undefined): k is ArtifactKind {
+  return k !== undefined && (ARTIFACT_KINDS as readonly string[]).includes(k);
 }
 
 export interface ArtifactImportOptions {
@@ -186,7 +205,7 @@ export class ArtifactImportService {
         }
       }
       if (job.cancelled) throw new ImportError('cancelled', 'the import was cancelled');
-      const stored = await this.hashAndCopy(importId, job, path);
+      const stored = await this.hashAndCopy(importId, job, path, kind);
       this.kinds.set(stored.sha256, kind);
       if (footer) this.footers.set(stored.sha256, footer);
       this.emit({ importId, phase: 'done', bytes: stored.size, total: stored.size });
@@ -207,12 +226,59 @@ export class ArtifactImportService {
     }
   }
 
+  /**
+   * Stores an upload (browser mode): hashed and written as it streams in (ArtifactStore.importStream),
+   * with 'hashing' progress at most every 100 ms; cancel(importId) stops it. Resolves with the inspection.
+   */
+  async importUpload(body: AsyncIterable<Uint8Array>, req: UploadRequest): Promise<ArtifactInspection> {
+    const { importId, kind, name, maxBytes } = req;
+    if (this.jobs.has(importId)) {
+      throw new ImportError('import-in-progress', `an import with id ${importId} is running already`);
+    }
+    const abort = new AbortController();
+    const job: Job = { flag: new Int32Array(new SharedArrayBuffer(4)), abort, cancelled: false };
+    this.jobs.set(importId, job);
+    const declared = req.size ?? 0;
+    try {
+      const stored = await this.opts.store.importStream(body, {
+        maxBytes,
+        name,
+        kind,
+        signal: abort.signal,
+        onProgress: (bytes) =>
+          this.emit({ importId, phase: 'hashing', bytes, total: Math.max(declared, bytes) }),
+      });
+      this.kinds.set(stored.sha256, kind);
+      this.emit({ importId, phase: 'done', bytes: stored.size, total: stored.size });
+      return await this.inspect(stored.sha256);
+    } catch (e) {
+      const cancelled = job.cancelled || (e instanceof ArtifactError && e.code === 'artifact-aborted');
+      const tooLarge = e instanceof ArtifactError && e.code === 'artifact-too-large';
+      const err = cancelled
+        ? new ImportError('cancelled', 'the import was cancelled')
+        : tooLarge
+          ? new ImportError('payload-too-large', `artifacts are limited to ${describeBytes(maxBytes)}`)
+          : e;
+      this.emit({
+        importId,
+        phase: cancelled ? 'cancelled' : 'error',
+        bytes: 0,
+        total: declared,
+        message: cancelled ? 'cancelled' : err instanceof Error ? err.message : String(err),
+      });
+      throw err;
+    } finally {
+      this.jobs.delete(importId);
+    }
+  }
+
   /** Cancels a running import (no-op when it finished or never existed). */
   cancel(importId: string): void {
     const job = this.jobs.get(importId);
     if (!job) return;
     job.cancelled = true;
     Atomics.store(job.flag, 0, 1);
+    job.abort?.abort();
     // A worker stuck in one slow read is stopped anyway after a grace period.
     const w = job.worker;
     if (w) setTimeout(() => void w.terminate(), 2000).unref();
@@ -246,7 +312,8 @@ export class ArtifactImportService {
       );
       this.footers.set(info.sha256, footer);
     }
-    const kind = this.kinds.get(info.sha256) ?? (footer ? 'firmware' : undefined);
+    const stored = isArtifactKind(info.kind) ? info.kind : undefined;
+    const kind = this.kinds.get(info.sha256) ?? stored ?? (footer ? 'firmware' : undefined);
     return {
       sha256: info.sha256,
       size: info.size,
@@ -256,7 +323,12 @@ export class ArtifactImportService {
     };
   }
 
-  private async hashAndCopy(importId: string, job: Job, path: string): Promise<ArtifactInfo> {
+  private async hashAndCopy(
+    importId: string,
+    job: Job,
+    path: string,
+    kind: ArtifactKind,
+  ): Promise<ArtifactInfo> {
     const store = this.opts.store;
     const tmp = store.newTempPath();
     let result: { sha256: string; size: number };
@@ -308,7 +380,7 @@ export class ArtifactImportService {
       await fsp.rm(tmp, { force: true });
       throw new ImportError('cancelled', 'the import was cancelled');
     }
-    return store.commitTemp(tmp, result.sha256, result.size, basename(path));
+    return store.commitTemp(tmp, result.sha256, result.size, basename(path), kind);
   }
 
   private emit(p: ArtifactProgress): void {

@@ -127,4 +127,50 @@ describe('ArtifactStore', () => {
     expect(store.removeStaleTemp(0)).toBe(1);
     expect(existsSync(join(store.dir, 'tmp-deadbeef'))).toBe(false);
   });
+
+  it('stores a stream of many odd-sized chunks byte for byte (batched writes, one fsync)', async () => {
+    // 0..70 KiB chunks, some empty, over 9 MiB: several write batches, a partial one at the end.
+    const parts: Buffer[] = [];
+    let total = 0;
+    for (let i = 0; total < 9 * 1024 * 1024 + 5; i++) {
+      const b = randomBytes((i * 7919) % (70 * 1024));
+      parts.push(b);
+      total += b.length;
+    }
+    const all = Buffer.concat(parts);
+    const calls: number[] = [];
+    const info = await store.importStream(Readable.from(parts), {
+      maxBytes: total,
+      name: 'initrd.img',
+      kind: 'initrd',
+      onProgress: (c) => calls.push(c),
+      progressIntervalMs: 60_000,
+    });
+    expect(info).toMatchObject({ sha256: sha(all), size: all.length, name: 'initrd.img', kind: 'initrd' });
+    expect(readFileSync(store.path(info.sha256)).equals(all)).toBe(true);
+    // Throttled: the first chunk and the end, nothing in between within a minute.
+    expect(calls).toEqual([parts.find((p) => p.length > 0)!.length, all.length]);
+    expect(tmpFiles()).toEqual([]);
+  });
+
+  it('keeps the kind and name in the index across instances; a re-import without them keeps both', async () => {
+    const a = await store.importBytes(new Uint8Array([9, 9, 9]), { name: 'vmlinuz', kind: 'kernel' });
+    await store.importStream(Readable.from([Buffer.from([9, 9, 9])]), { maxBytes: 10 });
+    expect(new ArtifactStore({ dir: store.dir }).info(a.sha256)).toMatchObject({
+      name: 'vmlinuz',
+      kind: 'kernel',
+    });
+  });
+
+  it('a failing source leaves no temp file and no artifact', async () => {
+    const src = Readable.from(
+      (async function* () {
+        yield Buffer.alloc(5 * 1024 * 1024, 1); // one full write batch in flight
+        throw Object.assign(new Error('the browser went away'), { code: 'ECONNRESET' });
+      })(),
+    );
+    await expect(store.importStream(src, { maxBytes: 1 << 30 })).rejects.toThrow('the browser went away');
+    expect(tmpFiles()).toEqual([]);
+    expect(store.list()).toEqual([]);
+  });
 });

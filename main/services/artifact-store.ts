@@ -6,6 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, promises as fsp, readFileSync } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import * as fs from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -15,6 +16,8 @@ export interface ArtifactInfo {
   sha256: string;
   size: number;
   name?: string;
+  /** What the importer said it is ('firmware', 'kernel', 'initrd'), when it said. */
+  kind?: string;
   /** ISO time of the first import. */
   importedAt: string;
 }
@@ -22,8 +25,15 @@ export interface ArtifactInfo {
 export interface ImportOptions {
   /** A display name (default for importFile: the file's base name). */
   name?: string;
-  /** Called with the bytes copied so far (and the total, when known). */
+  /** What the artifact is (kept in the index next to the name). */
+  kind?: string;
+  /**
+   * Called with the bytes copied so far (and the total, when known): after the first chunk, then at most
+   * every `progressIntervalMs`, and once at the end.
+   */
   onProgress?: (copied: number, total?: number) => void;
+  /** Least time between two progress calls (default 100 ms). */
+  progressIntervalMs?: number;
   signal?: AbortSignal;
 }
 
@@ -44,9 +54,14 @@ export class ArtifactError extends Error {
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 const INDEX_FILE = 'index.json';
+/** Bytes gathered before one writev (large writes; the socket hands over 64 KiB chunks). */
+const WRITE_BATCH_BYTES = 4 * 1024 * 1024;
+/** Well below IOV_MAX (1024). */
+const WRITE_BATCH_CHUNKS = 512;
 
 interface IndexEntry {
   name?: string;
+  kind?: string;
   importedAt: string;
 }
 
@@ -77,7 +92,10 @@ export class ArtifactStore {
     return this.ingest(stream, { ...options, name: options.name ?? basename(path), total });
   }
 
-  async importBytes(bytes: Uint8Array, options: { name?: string } = {}): Promise<ArtifactInfo> {
+  async importBytes(
+    bytes: Uint8Array,
+    options: { name?: string; kind?: string } = {},
+  ): Promise<ArtifactInfo> {
     const tmp = this.tmpPath();
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     const fh = await fsp.open(tmp, 'wx', 0o600);
@@ -87,10 +105,13 @@ export class ArtifactStore {
     } finally {
       await fh.close();
     }
-    return this.commit(tmp, sha256, bytes.length, options.name);
+    return this.commit(tmp, sha256, bytes.length, options.name, options.kind);
   }
 
-  /** Stores a stream (PUT /v1/artifacts); aborts with 'artifact-too-large' past maxBytes. */
+  /**
+   * Stores a stream (PUT /v1/artifacts, browser uploads); aborts with 'artifact-too-large' past maxBytes.
+   * The source must not reuse a chunk's memory after yielding it (Node streams never do).
+   */
   async importStream(
     readable: Readable | AsyncIterable<Uint8Array>,
     options: ImportOptions & { maxBytes: number },
@@ -123,6 +144,7 @@ export class ArtifactStore {
       importedAt: entry?.importedAt ?? st.mtime.toISOString(),
     };
     if (entry?.name !== undefined) out.name = entry.name;
+    if (entry?.kind !== undefined) out.kind = entry.kind;
     return out;
   }
 
@@ -190,12 +212,18 @@ export class ArtifactStore {
    * Commits a temp file from newTempPath() whose SHA-256 and size the writer computed from the very bytes
    * it wrote (streamed once, e.g. in a worker thread); the caller must have fsynced it.
    */
-  async commitTemp(tmp: string, sha256: string, size: number, name?: string): Promise<ArtifactInfo> {
+  async commitTemp(
+    tmp: string,
+    sha256: string,
+    size: number,
+    name?: string,
+    kind?: string,
+  ): Promise<ArtifactInfo> {
     assertDigest(sha256);
     if (dirname(tmp) !== this.dir || !basename(tmp).startsWith('tmp-')) {
       throw new ArtifactError('artifact-io', `${tmp} is not a temp file of this artifact store`);
     }
-    return this.commit(tmp, sha256, size, name);
+    return this.commit(tmp, sha256, size, name, kind);
   }
 
   private tmpPath(): string {
@@ -211,11 +239,29 @@ export class ArtifactStore {
     let size = 0;
     const fh = await fsp.open(tmp, 'wx', 0o600);
     let ok = false;
+    // Chunks are hashed as they arrive and written in batches (one writev of up to WRITE_BATCH_BYTES, no
+    // copy) while the next batch is read and hashed: one write in flight, one fsync at the end.
+    let batch: Uint8Array[] = [];
+    let batchBytes = 0;
+    let written = 0;
+    let writing: Promise<void> = Promise.resolve();
+    const flush = async () => {
+      await writing;
+      const bufs = batch;
+      const at = written;
+      written += batchBytes;
+      batch = [];
+      batchBytes = 0;
+      writing = writeAllAt(fh, bufs, at);
+    };
+    const progressEvery = options.progressIntervalMs ?? 100;
+    let lastProgress = -Infinity;
     try {
       options.signal?.throwIfAborted();
       for await (const chunk of source) {
         if (options.signal?.aborted) throw new ArtifactError('artifact-aborted', 'the import was cancelled');
         const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Uint8Array);
+        if (bytes.length === 0) continue;
         size += bytes.length;
         if (options.maxBytes !== undefined && size > options.maxBytes) {
           throw new ArtifactError(
@@ -224,16 +270,25 @@ export class ArtifactStore {
           );
         }
         hash.update(bytes);
-        let off = 0;
-        while (off < bytes.length) {
-          const { bytesWritten } = await fh.write(bytes, off, bytes.length - off);
-          off += bytesWritten;
+        batch.push(bytes);
+        batchBytes += bytes.length;
+        if (batchBytes >= WRITE_BATCH_BYTES || batch.length >= WRITE_BATCH_CHUNKS) await flush();
+        if (options.onProgress) {
+          const now = performance.now();
+          if (now - lastProgress >= progressEvery) {
+            lastProgress = now;
+            options.onProgress(size, options.total);
+          }
         }
-        options.onProgress?.(size, options.total);
       }
+      if (batchBytes > 0) await flush();
+      await writing;
       await fh.sync();
+      options.onProgress?.(size, options.total);
       ok = true;
     } catch (e) {
+      // A failed write must not surface later as an unhandled rejection.
+      await writing.catch(() => undefined);
       if (options.signal?.aborted || isAbort(e))
         throw new ArtifactError('artifact-aborted', 'the import was cancelled');
       throw e;
@@ -244,7 +299,7 @@ export class ArtifactStore {
         if ('destroy' in source && typeof source.destroy === 'function') source.destroy();
       }
     }
-    return this.commit(tmp, hash.digest('hex'), size, options.name);
+    return this.commit(tmp, hash.digest('hex'), size, options.name, options.kind);
   }
 
   private async commit(
@@ -252,6 +307,7 @@ export class ArtifactStore {
     sha256: string,
     size: number,
     name: string | undefined,
+    kind?: string,
   ): Promise<ArtifactInfo> {
     const target = join(this.dir, sha256);
     // Same digest, same bytes: an existing file is kept (its import time too).
@@ -266,6 +322,7 @@ export class ArtifactStore {
       index[sha256] = {
         importedAt: prev?.importedAt ?? time,
         ...(name !== undefined ? { name } : prev?.name !== undefined ? { name: prev.name } : {}),
+        ...(kind !== undefined ? { kind } : prev?.kind !== undefined ? { kind: prev.kind } : {}),
       };
     });
     const info = this.info(sha256);
@@ -283,7 +340,11 @@ export class ArtifactStore {
         if (!SHA256_HEX.test(k) || typeof v !== 'object' || v === null) continue;
         const e = v as Record<string, unknown>;
         if (typeof e.importedAt !== 'string') continue;
-        out[k] = { importedAt: e.importedAt, ...(typeof e.name === 'string' ? { name: e.name } : {}) };
+        out[k] = {
+          importedAt: e.importedAt,
+          ...(typeof e.name === 'string' ? { name: e.name } : {}),
+          ...(typeof e.kind === 'string' ? { kind: e.kind } : {}),
+        };
       }
       return out;
     } catch {
@@ -301,6 +362,27 @@ export class ArtifactStore {
     });
     this.indexQueue = run.catch(() => undefined);
     return run;
+  }
+}
+
+/** Writes every buffer at `position` onwards, continuing after a short write. */
+async function writeAllAt(fh: FileHandle, bufs: Uint8Array[], position: number): Promise<void> {
+  let pending = bufs;
+  let at = position;
+  while (pending.length > 0) {
+    const { bytesWritten } = await fh.writev(pending, at);
+    if (bytesWritten === 0) throw new ArtifactError('artifact-io', 'the disk accepted no more bytes');
+    at += bytesWritten;
+    let skip = bytesWritten;
+    const rest: Uint8Array[] = [];
+    for (const b of pending) {
+      if (skip >= b.length) skip -= b.length;
+      else {
+        rest.push(skip > 0 ? b.subarray(skip) : b);
+        skip = 0;
+      }
+    }
+    pending = rest;
   }
 }
 

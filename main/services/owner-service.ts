@@ -27,7 +27,7 @@ import {
 import { fromBase64, wipe } from '../../app/sev/bytes';
 import { hasSecretArea, supportsMeasuredDirectBoot, hasSevEsResetAddress } from '../../app/digest/ovmf';
 import type { Approval, ApprovalService } from './approvals';
-import { ArtifactError, type ArtifactStore } from './artifact-store';
+import { ArtifactError, type ArtifactStore, type ImportOptions } from './artifact-store';
 import type { AuditLog } from './audit-log';
 import type { ConnectionTable } from './connections';
 import type { ExpectedDigests } from './expected-digests';
@@ -48,8 +48,27 @@ export interface OwnerServiceDeps {
   now?: () => number;
 }
 
-/** Largest firmware upload (PUT /v1/artifacts). */
-export const MAX_ARTIFACT_BYTES = 128 * 1024 * 1024;
+/**
+ * Largest artifact the owner may store (PUT /v1/artifacts, browser uploads): 2 GiB, room for any
+ * kernel, initrd or firmware image. Host-facing bodies have their own small limits (ListenerLimits).
+ */
+export const MAX_ARTIFACT_BYTES = 2 * 1024 * 1024 * 1024;
+
+/** "2 GiB (2147483648 bytes)": a size limit as people read it, with the exact figure. */
+export function describeBytes(n: number): string {
+  const units: Array<[number, string]> = [
+    [1024 ** 3, 'GiB'],
+    [1024 ** 2, 'MiB'],
+    [1024, 'KiB'],
+  ];
+  for (const [unit, name] of units) {
+    if (n >= unit) {
+      const v = n / unit;
+      return `${Number.isInteger(v) ? v : v.toFixed(1)} ${name} (${n} bytes)`;
+    }
+  }
+  return `${n} bytes`;
+}
 
 export function approvalToBody(a: Approval): ApprovalBody {
   const out: ApprovalBody = {
@@ -239,17 +258,18 @@ export class OwnerService {
     });
   }
 
-  /** PUT /v1/artifacts: stores an uploaded firmware image. */
+  /** PUT /v1/artifacts (and the browser UI's upload): stores an uploaded artifact. */
   async putArtifact(
     stream: Readable,
     maxBytes = MAX_ARTIFACT_BYTES,
+    options: Pick<ImportOptions, 'name' | 'onProgress' | 'signal'> = {},
   ): Promise<{ sha256: string; size: number }> {
     try {
-      const info = await this.deps.artifacts.importStream(stream, { maxBytes });
+      const info = await this.deps.artifacts.importStream(stream, { ...options, maxBytes });
       return { sha256: info.sha256, size: info.size };
     } catch (e) {
       if (e instanceof ArtifactError && e.code === 'artifact-too-large') {
-        throw new ApiError('payload-too-large', `artifacts are limited to ${maxBytes} bytes`);
+        throw new ApiError('payload-too-large', `artifacts are limited to ${describeBytes(maxBytes)}`);
       }
       throw e;
     }

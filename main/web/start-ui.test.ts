@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -45,7 +45,12 @@ beforeAll(async () => {
     secretStore: 'memory',
     ownerToken: 'o'.repeat(32),
   });
-  ui = await startUi(service, { rendererDir, dataDir, version: '0.0.0-test' });
+  ui = await startUi(service, {
+    rendererDir,
+    dataDir,
+    version: '0.0.0-test',
+    maxUploadBytes: 4 * 1024 * 1024,
+  });
   const res = await call(ui.loginUrl, 'GET', {});
   expect(res.status).toBe(303);
   cookie = String(res.headers['set-cookie']?.[0]).split(';')[0]!;
@@ -97,5 +102,38 @@ describe('serve --ui over the real services', () => {
       JSON.stringify([{ importId: 'i2', path: '/etc/passwd', kind: 'firmware' }]),
     );
     expect(byPath.json).toMatchObject({ ok: false, error: 'not-supported' });
+  });
+
+  it("keeps the upload's file name and kind: artifacts:list shows them, a restarted store too", async () => {
+    const bytes = Buffer.alloc(3 * 1024 * 1024 + 1, 0x5a);
+    const q = new URLSearchParams({ importId: 'i3', kind: 'initrd', name: 'initrd.img-6.8.0-sev' });
+    const up = await call(`${ui.url}/ui/upload?${q.toString()}`, 'PUT', headers(), bytes);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    expect(up.json).toMatchObject({
+      ok: true,
+      value: { sha256, name: 'initrd.img-6.8.0-sev', kind: 'initrd' },
+    });
+    const list = (await call(`${ui.url}/ui/api/artifacts:list`, 'POST', headers(), '[]')).json as {
+      value: Array<{ sha256: string; name: string; kind?: string }>;
+    };
+    expect(list.value.find((a) => a.sha256 === sha256)).toMatchObject({
+      name: 'initrd.img-6.8.0-sev',
+      kind: 'initrd',
+    });
+    expect(service.artifacts.info(sha256)).toMatchObject({ name: 'initrd.img-6.8.0-sev', kind: 'initrd' });
+  });
+
+  it('refuses an upload over the limit with 413 and the reason, storing nothing', async () => {
+    const before = service.artifacts.list().length;
+    const big = Buffer.alloc(4 * 1024 * 1024 + 1);
+    const up = await call(`${ui.url}/ui/upload?importId=i4&kind=initrd&name=big.img`, 'PUT', headers(), big);
+    expect(up.status).toBe(413);
+    expect(up.json).toMatchObject({
+      ok: false,
+      error: 'payload-too-large',
+      message: expect.stringContaining('artifacts are limited to 4 MiB (4194304 bytes)'),
+    });
+    expect(service.artifacts.list().length).toBe(before);
+    expect(readdirSync(service.artifacts.dir).filter((n) => n.startsWith('tmp-'))).toEqual([]);
   });
 });

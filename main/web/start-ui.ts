@@ -3,11 +3,12 @@
  * loopback port, with the same contract handlers as the desktop app plus the browser's differences
  * (imports arrive as uploads, external links are opened by the browser itself).
  */
-import { Transform, type Readable } from 'node:stream';
 import type { ArtifactInspection, InvokeHandlers } from '../../app/contract/ipc';
 import type { RunningService } from '../headless/serve';
 import { connectUiEvents, createInvokeHandlers, settingsFirstRun } from '../ipc/handlers';
 import { UiEventBus } from '../ipc/event-bus';
+import { artifactImportsFor } from '../services/artifact-import';
+import { MAX_ARTIFACT_BYTES } from '../services/owner-service';
 import { UiServer, type UploadMeta } from './ui-server';
 
 export interface StartUiOptions {
@@ -18,6 +19,8 @@ export interface StartUiOptions {
   port?: number;
   host?: string;
   log?: (line: string) => void;
+  /** Largest browser upload (default MAX_ARTIFACT_BYTES, 2 GiB). */
+  maxUploadBytes?: number;
 }
 
 export interface RunningUi {
@@ -57,26 +60,23 @@ export async function startUi(service: RunningService, opts: StartUiOptions): Pr
       throw coded('not-supported', 'in the browser, artifacts are uploaded (PUT /ui/upload)');
     },
   };
-  const importUpload = async (body: Readable, meta: UploadMeta): Promise<ArtifactInspection> => {
-    let bytes = 0;
-    const total = meta.size ?? 0;
-    const counter = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        bytes += chunk.length;
-        bus.emit('artifacts:progress', { importId: meta.importId, phase: 'hashing', bytes, total });
-        done(null, chunk);
-      },
+  const maxUploadBytes = opts.maxUploadBytes ?? MAX_ARTIFACT_BYTES;
+  // Hashed and written as it streams in; progress (throttled) reaches the page through connectUiEvents.
+  const importUpload = (body: AsyncIterable<Uint8Array>, meta: UploadMeta): Promise<ArtifactInspection> =>
+    artifactImportsFor(service).importUpload(body, {
+      importId: meta.importId,
+      kind: meta.kind,
+      name: meta.name,
+      ...(meta.size !== undefined ? { size: meta.size } : {}),
+      maxBytes: maxUploadBytes,
     });
-    const stored = await service.owner.putArtifact(body.pipe(counter));
-    bus.emit('artifacts:progress', { importId: meta.importId, phase: 'done', bytes, total: bytes });
-    return { ...stored, name: meta.name, kind: meta.kind, importedAt: new Date().toISOString() };
-  };
   const server = new UiServer({
     handlers,
     events: bus,
     rendererDir: opts.rendererDir,
     ownerToken: service.ownerToken,
     importUpload,
+    maxUploadBytes,
     ...(opts.host ? { host: opts.host } : {}),
     port: opts.port ?? 0,
     ...(opts.log ? { log: opts.log } : {}),

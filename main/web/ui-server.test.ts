@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { INVOKE_CHANNELS, type InvokeHandlers } from '../../app/contract/ipc';
 import { UiEventBus } from '../ipc/event-bus';
-import { UiServer, UI_CSP } from './ui-server';
+import { MAX_UPLOAD_NAME, UiServer, UI_CSP, uploadName } from './ui-server';
 
 interface Reply {
   status: number;
@@ -48,9 +48,18 @@ const server = new UiServer({
   events: bus,
   rendererDir: dir,
   ownerToken: OWNER_TOKEN,
+  maxUploadBytes: 1_000_000,
   importUpload: async (body, meta) => {
     let bytes = 0;
-    for await (const c of body) bytes += (c as Buffer).length;
+    for await (const c of body) {
+      bytes += (c as Buffer).length;
+      // What the store does past its limit on a body without a length: stop reading and refuse.
+      if (bytes > 1_000_000) {
+        throw Object.assign(new Error('artifacts are limited to 976.6 KiB (1000000 bytes)'), {
+          code: 'payload-too-large',
+        });
+      }
+    }
     uploads.push({ meta, bytes });
     return { sha256: 'a'.repeat(64), size: bytes, name: meta.name, importedAt: new Date(0).toISOString() };
   },
@@ -236,6 +245,70 @@ describe('UI server contract bridge', () => {
       meta: { importId: 'imp-1', kind: 'firmware', name: 'OVMF.fd', size: 100_000 },
       bytes: 100_000,
     });
+  });
+
+  it('refuses an upload declared larger than the limit with 413 and the JSON reason, before reading it', async () => {
+    const before = uploads.length;
+    const res = await request(`${base}/ui/upload?importId=imp-2&kind=initrd&name=big.img`, {
+      method: 'PUT',
+      headers: { ...apiHeaders(), 'content-type': 'application/octet-stream' },
+      body: Buffer.alloc(1_000_001),
+    });
+    expect(res.status).toBe(413);
+    expect(JSON.parse(res.body)).toEqual({
+      ok: false,
+      error: 'payload-too-large',
+      message: 'artifacts are limited to 976.6 KiB (1000000 bytes); this file has 1000001 bytes',
+    });
+    expect(uploads.length).toBe(before);
+  });
+
+  it("answers an upload that grows past the limit (no length) with 413 and the importer's message", async () => {
+    // Chunked: the server only finds out while reading; it must still answer, not drop the socket.
+    const reply = await new Promise<Reply>((resolve, reject) => {
+      const req = http.request(
+        `${base}/ui/upload?importId=imp-3&kind=initrd&name=stream.img`,
+        {
+          method: 'PUT',
+          headers: {
+            ...apiHeaders(),
+            'content-type': 'application/octet-stream',
+            'transfer-encoding': 'chunked',
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: res.headers,
+              body: Buffer.concat(chunks).toString(),
+            }),
+          );
+        },
+      );
+      req.on('error', reject);
+      for (let i = 0; i < 40; i++) req.write(Buffer.alloc(64 * 1024, i));
+      req.end();
+    });
+    expect(reply.status).toBe(413);
+    expect(JSON.parse(reply.body)).toMatchObject({
+      ok: false,
+      error: 'payload-too-large',
+      message: expect.stringContaining('limited to 976.6 KiB'),
+    });
+  });
+
+  it('upload names: the base name, no control characters, at most 255 characters', () => {
+    expect(uploadName('initrd.img-6.8.0')).toBe('initrd.img-6.8.0');
+    expect(uploadName('C:\\fakepath\\OVMF.fd')).toBe('OVMF.fd');
+    expect(uploadName('../../etc/passwd')).toBe('passwd');
+    expect(uploadName('a\u0000b\nc\u2028')).toBe('abc');
+    expect(uploadName('  ')).toBe('upload');
+    expect(uploadName('..')).toBe('upload');
+    expect(uploadName(null)).toBe('upload');
+    expect(uploadName('é'.repeat(400))).toBe('é'.repeat(MAX_UPLOAD_NAME));
   });
 
   it('serves the renderer with a strict CSP and nothing outside its directory', async () => {

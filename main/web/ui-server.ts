@@ -4,7 +4,8 @@
  * bound wider or tunnelled):
  *   POST /ui/api/<channel>  JSON argument list → IpcResponse (same zod schemas as Electron IPC, dispatch.ts)
  *   GET  /ui/events         server-sent events, one `event:` per EventChannels name
- *   PUT  /ui/upload         artifact bytes (browser import), `?importId&kind&name`
+ *   PUT  /ui/upload         artifact bytes (browser import), `?importId&kind&name` (name: the file's name,
+ *                           checked by uploadName); at most maxUploadBytes (413 payload-too-large)
  * Authentication: the owner token (login form) or a one-time login link, exchanged once for an HttpOnly,
  * SameSite=Strict session cookie. CSRF: that cookie, a required custom header and an Origin check.
  * DNS rebinding: the Host header must name the loopback address we listen on.
@@ -14,7 +15,6 @@ import { createReadStream, promises as fsp } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import {
   ARTIFACT_KINDS,
   type ArtifactInspection,
@@ -22,6 +22,7 @@ import {
   type InvokeHandlers,
   type IpcResponse,
 } from '../../app/contract/ipc';
+import { describeBytes, MAX_ARTIFACT_BYTES } from '../services/owner-service';
 import { dispatch } from '../ipc/dispatch';
 import { errorResponse } from '../ipc/errors';
 import type { UiEventBus } from '../ipc/event-bus';
@@ -41,6 +42,7 @@ export const UI_CSP =
 export interface UploadMeta {
   importId: string;
   kind: ArtifactKind;
+  /** The browser file's name (display only; see uploadName). */
   name: string;
   /** Content-Length, when the browser sent one. */
   size?: number;
@@ -54,8 +56,13 @@ export interface UiServerOptions {
   rendererDir: string;
   /** The owner token; the login form compares against it in constant time. */
   ownerToken: string;
-  /** Stores an uploaded artifact (hashing, progress events, cancellation by importId). */
-  importUpload(body: Readable, meta: UploadMeta): Promise<ArtifactInspection>;
+  /**
+   * Stores an uploaded artifact (hashing, progress events, cancellation by importId). Stopping early
+   * (too large, cancelled) must not destroy the request: the server still answers with the reason.
+   */
+  importUpload(body: AsyncIterable<Uint8Array>, meta: UploadMeta): Promise<ArtifactInspection>;
+  /** Largest upload (default MAX_ARTIFACT_BYTES, 2 GiB); larger ones are answered 413 payload-too-large. */
+  maxUploadBytes?: number;
   /** Loopback only: 127.0.0.1 (default), ::1 or localhost. */
   host?: string;
   port?: number;
@@ -112,6 +119,21 @@ ${message ? `<p role="alert">${escapeHtml(message)}</p>` : ''}
 <button type="submit">Sign in</button>
 </form>
 </main></body></html>`;
+}
+
+/** Longest upload name kept (characters). */
+export const MAX_UPLOAD_NAME = 255;
+
+/**
+ * The name an upload is stored under: the file's base name without control characters or path
+ * separators, trimmed and at most MAX_UPLOAD_NAME characters; 'upload' when nothing is left.
+ */
+export function uploadName(raw: string | null | undefined): string {
+  const base = (raw ?? '').split(/[/\\]/).pop() ?? '';
+  // eslint-disable-next-line no-control-regex
+  const clean = base.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, '').trim();
+  const short = Array.from(clean).slice(0, MAX_UPLOAD_NAME).join('');
+  return short === '' || short === '.' || short === '..' ? 'upload' : short;
 }
 
 class HttpError extends Error {
@@ -359,20 +381,36 @@ export class UiServer {
   private async upload(url: URL, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const importId = url.searchParams.get('importId') ?? '';
     const kind = url.searchParams.get('kind') ?? '';
-    const name = (url.searchParams.get('name') ?? 'upload').slice(0, 255);
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(importId) || !(ARTIFACT_KINDS as readonly string[]).includes(kind)) {
       throw new HttpError(400, 'bad-arguments', 'importId (letters, digits, - and _) and kind are required');
     }
     const len = req.headers['content-length'];
-    const meta: UploadMeta = { importId, kind: kind as ArtifactKind, name };
+    const meta: UploadMeta = {
+      importId,
+      kind: kind as ArtifactKind,
+      name: uploadName(url.searchParams.get('name')),
+    };
     if (len !== undefined && /^\d+$/.test(len)) meta.size = Number(len);
+    const max = this.opts.maxUploadBytes ?? MAX_ARTIFACT_BYTES;
+    if (meta.size !== undefined && meta.size > max) {
+      // Answered before the body is read; Node discards the rest, so the browser still gets this reply.
+      return this.json(res, 413, {
+        ok: false,
+        error: 'payload-too-large',
+        message: `artifacts are limited to ${describeBytes(max)}; this file has ${meta.size} bytes`,
+      });
+    }
     let result: IpcResponse<unknown>;
     try {
-      result = { ok: true, value: await this.opts.importUpload(req, meta) };
+      // Stopping early must leave the socket alone: the reply below says why.
+      const body = req.iterator({ destroyOnReturn: false }) as AsyncIterable<Uint8Array>;
+      result = { ok: true, value: await this.opts.importUpload(body, meta) };
     } catch (e) {
       result = errorResponse(e, 'ui upload');
+      // Read and drop what the browser is still sending, so it gets to read the answer.
+      if (!req.complete) req.resume();
     }
-    this.json(res, 200, result);
+    this.json(res, !result.ok && result.error === 'payload-too-large' ? 413 : 200, result);
   }
 
   private async serveStatic(pathname: string, res: ServerResponse): Promise<void> {

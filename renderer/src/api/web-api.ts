@@ -7,6 +7,7 @@
  */
 import {
   ApiError,
+  apiErrorOf,
   EVENT_CHANNELS,
   isAllowedExternalUrl,
   type ArtifactImportRequest,
@@ -24,6 +25,8 @@ import {
 /** The header every state-changing request carries (the server refuses requests without it). */
 export const UI_CSRF_HEADER = 'X-SEV-Attest-UI';
 export const UPLOAD_HANDLE_PREFIX = 'upload:';
+/** Least time between two upload progress reports (ms). */
+export const UPLOAD_PROGRESS_MS = 100;
 
 export interface WebApiOptions {
   /** Base URL of the UI server; default: this page's origin. */
@@ -115,28 +118,38 @@ export function createWebApi(options: WebApiOptions = {}): SevAttestApi {
       uploads.set(request.importId, xhr);
       const progress = (p: Omit<ArtifactProgress, 'importId' | 'total'>) =>
         deliver('artifacts:progress', { importId: request.importId, total: file.size, ...p });
+      // The file's name travels with it (the server checks it and keeps it in the artifact index).
       const q = new URLSearchParams({ importId: request.importId, kind: request.kind, name: file.name });
       xhr.open('PUT', `${base}/ui/upload?${q.toString()}`);
       xhr.withCredentials = true;
       xhr.setRequestHeader(UI_CSRF_HEADER, '1');
       xhr.setRequestHeader('content-type', 'application/octet-stream');
-      xhr.upload.onprogress = (e) => progress({ phase: 'uploading', bytes: e.loaded });
+      // One progress report per UPLOAD_PROGRESS_MS at most: each one re-renders the progress bar.
+      let lastProgress = -Infinity;
+      xhr.upload.onprogress = (e) => {
+        const now = performance.now();
+        if (now - lastProgress < UPLOAD_PROGRESS_MS && e.loaded < file.size) return;
+        lastProgress = now;
+        progress({ phase: 'uploading', bytes: e.loaded });
+      };
       xhr.onload = () => {
         uploads.delete(request.importId);
         try {
+          // A refusal (e.g. 413 payload-too-large) carries the service's own JSON message.
           const value = unwrap(toResponse(xhr.status, xhr.responseText)) as ArtifactInspection;
           files.delete(request.path);
           progress({ phase: 'done', bytes: file.size });
           resolve(value);
         } catch (e) {
-          progress({ phase: 'error', bytes: 0, message: (e as Error).message });
+          progress({ phase: 'error', bytes: 0, message: apiErrorOf(e).message });
           reject(e);
         }
       };
       xhr.onerror = () => {
         uploads.delete(request.importId);
-        progress({ phase: 'error', bytes: 0, message: 'the upload failed' });
-        reject(new ApiError('unreachable', 'the upload failed'));
+        const message = 'the connection to the SEV Attest service broke off before it answered the upload';
+        progress({ phase: 'error', bytes: 0, message });
+        reject(new ApiError('unreachable', message));
       };
       xhr.onabort = () => {
         uploads.delete(request.importId);

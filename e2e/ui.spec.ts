@@ -4,6 +4,8 @@
  * (Debian's OVMF.fd has no secret area; the trimmed AmdSev build from sevctl's vectors has one), an SEV-ES
  * profile with 2 vCPUs and a LUKS secret, the demo host's approve-and-release cycle, a wrong vCPU count
  * explained, every screen checked by axe-core and saved as a screenshot, and the flow by keyboard alone.
+ * Then, on a service of its own with an empty data directory, the first-run demo: no profile, no firmware,
+ * one button, approve, released.
  */
 import path from 'node:path';
 import type { Page } from '@playwright/test';
@@ -12,6 +14,7 @@ import {
   expectNoAxeViolations,
   openScreen,
   screenshot,
+  startServeUi,
   tabTo,
   test,
   waitReady,
@@ -53,7 +56,8 @@ async function importFirmware(file: string) {
 test('first run explains the flow in three steps', async () => {
   await expect(page.getByRole('heading', { level: 1 })).toContainText('released only to verified launches');
   await expect(page.locator('ol.steps > li')).toHaveCount(3);
-  await expect(page.getByRole('button', { name: 'Run the demo host' })).toHaveCount(0); // no profile yet
+  // The demo needs nothing of the owner's: offered from the start (it runs in its own data dir below).
+  await expect(page.getByRole('button', { name: 'Run the demo', exact: true })).toBeEnabled();
   await screenshot(page, '01-first-run');
   await expectNoAxeViolations(page, 'first run');
 });
@@ -231,4 +235,53 @@ test('keyboard only: open a screen, a dialog (Escape closes it), run the demo an
   await tabTo(page, card.getByRole('button', { name: /^Approve/ }), 200);
   await page.keyboard.press('Enter');
   await expect(page.getByTestId('demo-result')).toContainText('The demo host got its secret');
+});
+
+test.describe('the first-run demo from an empty data directory', () => {
+  let fresh: Awaited<ReturnType<typeof startServeUi>> | undefined;
+  let newcomer: Page;
+
+  test.beforeAll(async ({ browser }) => {
+    fresh = await startServeUi();
+    newcomer = await browser.newPage();
+    newcomer.on('pageerror', (e) => console.error(`page error: ${e.message}`));
+    await newcomer.goto(fresh.ui.loginUrl);
+    await waitReady(newcomer);
+  });
+
+  test.afterAll(async () => {
+    await newcomer?.close();
+    await fresh?.stop();
+  });
+
+  test('Run the demo: the demo profile is created, its request approved here, the passphrase released', async () => {
+    const demo = newcomer.getByTestId('first-run-demo');
+    await expect(newcomer.getByRole('heading', { level: 1 })).toContainText(
+      'released only to verified launches',
+    );
+    await demo.getByRole('button', { name: 'Run the demo', exact: true }).click();
+    const card = demo.getByTestId('approval-card').filter({ hasText: 'Waiting for you' });
+    await expect(card).toContainText('demo');
+    await expect(card).toContainText('Anchored by');
+    await expect(
+      demo.getByRole('list', { name: 'Demo progress' }).locator('li[aria-current="step"]'),
+    ).toContainText('Approve');
+    await screenshot(newcomer, '00-first-run-demo-request');
+    await expectNoAxeViolations(newcomer, 'first-run demo (request)');
+    await card.getByRole('button', { name: /^Approve/ }).click();
+    const result = demo.getByTestId('first-run-demo-result');
+    await expect(result).toContainText('decrypted the demo passphrase');
+    await expect(demo.locator('li[data-state="done"]')).toHaveCount(3);
+    await screenshot(newcomer, '00-first-run-demo-released');
+    await expectNoAxeViolations(newcomer, 'first-run demo (released)');
+
+    // What it set up is the owner's to see: the profile, the demo firmware, the activity.
+    await openScreen(newcomer, 'VM profiles');
+    await expect(newcomer.getByRole('row', { name: /Demo VM/ })).toContainText('0x0005');
+    await openScreen(newcomer, 'Artifacts');
+    await expect(newcomer.getByRole('table')).toContainText('OVMF.amdsev-trimmed.fd (demo)');
+    await openScreen(newcomer, 'Activity');
+    const events = newcomer.getByRole('list', { name: 'Audit events' });
+    await expect(events.locator('[data-type="validate"][data-result="ok"]').first()).toContainText('demo');
+  });
 });

@@ -1,7 +1,8 @@
 /**
  * Packs the desktop app offline (`electron-builder --dir` with a placeholder Electron distribution, no
  * native rebuild) and checks what ships: the asar holds the built main, preload and renderer and nothing
- * from the sources or tests, keytar's .node is unpacked, and the fuses are flipped as configured.
+ * from the sources or tests, keytar's .node is unpacked, the demo firmware is in the resources, and the
+ * fuses are flipped as configured.
  * The placeholder "electron" binary is only a fuse wire (sentinel + 8 fuses) so @electron/fuses can run.
  */
 import { execFileSync } from 'node:child_process';
@@ -10,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listPackage } from '@electron/asar';
+import { DEMO_FIRMWARE_FILE, findDemoFirmware } from '../main/services/demo-setup';
 
 const root = process.cwd();
 const work = mkdtempSync(path.join(tmpdir(), 'sev-attest-pack-'));
@@ -88,6 +90,17 @@ describe('packaged app (electron-builder --dir)', () => {
     );
     expect(existsSync(node)).toBe(true);
     expect(existsSync(path.join(unpacked, 'resources/icon.png'))).toBe(true);
+  });
+
+  it('ships the demo firmware and its provenance note next to the asar, where findDemoFirmware looks', () => {
+    const resources = path.join(unpacked, 'resources');
+    const firmware = path.join(resources, 'demo', DEMO_FIRMWARE_FILE);
+    expect(existsSync(firmware)).toBe(true);
+    expect(
+      readFileSync(firmware).equals(readFileSync(path.join(root, 'assets/demo', DEMO_FIRMWARE_FILE))),
+    ).toBe(true);
+    expect(existsSync(path.join(resources, 'demo/README.md'))).toBe(true);
+    expect(findDemoFirmware('/', resources)).toBe(firmware);
   });
 
   it('flips the fuses: no run-as-node, no inspect arguments, app only from the asar', () => {

@@ -230,7 +230,11 @@ export interface HostSetup {
 
 export const DemoRunSchema = z
   .object({
-    vmId: VmIdSchema,
+    /**
+     * The profile to launch. Without it, the first-run demo: the profile `demo` (SEV-ES, 2 vCPUs,
+     * EPYC-Milan, manual approval) with the shipped demo firmware and a demo passphrase, created on first use.
+     */
+    vmId: VmIdSchema.optional(),
     /** Override the vCPU count the simulated host launches with (to show a mismatch). */
     cpuCount: z.number().int().min(1).max(512).optional(),
     vmsaVariant: z.enum(VMSA_VARIANTS).optional(),
@@ -240,6 +244,8 @@ export type DemoRunOptions = z.input<typeof DemoRunSchema>;
 
 export interface DemoRunResult {
   outcome: 'released' | 'refused' | 'error';
+  /** The profile the simulated host launched (the demo profile when none was named). */
+  vmId?: string;
   connection?: string;
   /** The error code the host saw (e.g. 'measurement-mismatch', 'denied'). */
   code?: string;

@@ -11,6 +11,7 @@ import type { UiEventBus } from './event-bus';
 import { buildHostSetup } from '../../app/host-setup';
 import { previewDigests } from '../services/digest-preview';
 import { demoRunnerFor } from '../services/demo-host';
+import { ensureDemoProfile } from '../services/demo-setup';
 import { artifactImportsFor } from '../services/artifact-import';
 import { bundleHandlers } from './bundle-handlers';
 
@@ -43,6 +44,8 @@ export interface HandlerContext {
   dataDir: string;
   hostToken?: string;
   firstRun: { get(): boolean; complete(): void };
+  /** The first-run demo's firmware image (default: findDemoFirmware(), the shipped assets/demo). */
+  demoFirmware?: string;
   openExternal(url: string): Promise<void>;
 }
 
@@ -136,7 +139,11 @@ export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
         ...(service.tlsFingerprint !== undefined ? { tlsFingerprint: service.tlsFingerprint } : {}),
         hostTokenRequired: ctx.hostToken !== undefined,
       }),
-    'demo:run': async (options) => demoRunnerFor(service, ctx.hostToken).run(options),
+    // Without a vmId: the first-run demo profile, created (firmware, demo passphrase) on first use.
+    'demo:run': async (options) => {
+      const vmId = options.vmId ?? (await ensureDemoProfile(service, ctx.demoFirmware)).profile.id;
+      return demoRunnerFor(service, ctx.hostToken).run({ ...options, vmId });
+    },
     ...bundleHandlers(service),
 
     'app:info': async () => ({

@@ -105,7 +105,7 @@ export class DemoHostRunner {
   }
 
   /** One launch of the VM by the simulated host; resolves when it got its secret or was refused. */
-  async run(options: DemoRunParsed): Promise<DemoRunResult> {
+  async run(options: DemoRunParsed & { vmId: string }): Promise<DemoRunResult> {
     const svc = this.opts.service;
     const profile = svc.profiles.get(options.vmId);
     if (!profile) throw new DemoError('unknown-vm', `no VM profile ${options.vmId}`);
@@ -120,7 +120,8 @@ export class DemoHostRunner {
       cpuCount: host.cpus,
       vmsaVariant: sevEs ? host.vmsaVariant : undefined,
     });
-    const finish = (r: DemoRunResult): DemoRunResult => {
+    const finish = (result: DemoRunResult): DemoRunResult => {
+      const r: DemoRunResult = { ...result, vmId: profile.id };
       this.audit(
         r.outcome === 'released' ? 'ok' : r.outcome === 'refused' ? 'refused' : 'error',
         profile.id,

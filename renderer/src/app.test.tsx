@@ -112,7 +112,8 @@ describe('App', () => {
       expect(document.querySelector('[data-app-state]')).toHaveAttribute('data-app-state', 'ready'),
     );
     expect(screen.getByRole('heading', { level: 1 })).toHaveTextContent(/released only to verified launches/);
-    expect(screen.getByRole('button', { name: 'Run the demo host' })).toBeEnabled();
+    // The demo needs no profile or firmware of the owner's: offered from the start.
+    expect(screen.getByRole('button', { name: 'Run the demo' })).toBeEnabled();
   });
 
   it('renders every screen from the sidebar without errors', async () => {

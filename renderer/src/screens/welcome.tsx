@@ -1,11 +1,11 @@
-/** The first-run screen: the flow in three steps, and the demo host. */
+/** The first-run screen: the flow in three steps, and the demo (nothing to set up first). */
 import { useMutation, useQueryClient } from '@tanstack/react-query';
 import type { ScreenId } from '../app';
 import { useApi } from '../queries/api-context';
 import { keys, useAppInfo } from '../queries/hooks';
 import { ScreenHeader } from '../components/screen-header';
 import { ErrorMessage } from '../components/error-message';
-import { DemoHostPanel } from './demo-host';
+import { FirstRunDemo } from './first-run-demo';
 
 /** The welcome screen. */
 export function WelcomeScreen({ onNavigate }: { onNavigate: (id: ScreenId) => void }) {
@@ -58,11 +58,7 @@ export function WelcomeScreen({ onNavigate }: { onNavigate: (id: ScreenId) => vo
           </button>
         </li>
       </ol>
-      <DemoHostPanel compact />
-      <p className="hint">
-        Run the demo: a simulated host launches against this listener so you see the full approve-and-release
-        cycle without SEV hardware. Approve its request on the Live requests screen.
-      </p>
+      <FirstRunDemo />
       <div className="actions">
         <button type="button" onClick={() => onNavigate('requests')}>
           Open live requests

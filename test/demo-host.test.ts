@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LUKS_PASSPHRASE_GUID } from '../app/profile';
+import { approvalView } from '../main/ipc/handlers';
 import { DEMO_ANCHOR_LABEL, DemoError, DemoHostRunner } from '../main/services/demo-host';
 import { registerVm, startHarness, type Harness } from './listener-harness';
 
@@ -30,6 +31,9 @@ afterAll(async () => {
   await h?.close();
 });
 
+/** What the owner's approval card showed for the last decided request. */
+let lastApprovalCard: ReturnType<typeof approvalView> | undefined;
+
 /** Runs the demo and decides the approval it creates, as the owner would in the UI. */
 async function runWithDecision(
   options: Parameters<DemoHostRunner['run']>[0],
@@ -39,6 +43,7 @@ async function runWithDecision(
     const off = h.svc.approvals.subscribe((a) => {
       if (a.state === 'pending' && a.vmId === options.vmId) {
         off();
+        lastApprovalCard = approvalView(a);
         // Decide on the next tick, like a click after the card appeared.
         setTimeout(() => {
           h.svc.owner.decide(a.id, decision);
@@ -58,6 +63,8 @@ describe('demo host against a real listener', () => {
     const ms = performance.now() - t0;
     expect(r).toMatchObject({ outcome: 'released', releasedGuids: [LUKS_PASSPHRASE_GUID] });
     expect(r.connection).toMatch(/^[0-9a-f-]{36}$/);
+    // The card shows the firmware API the simulated firmware stamped into its PDH (1.51).
+    expect(lastApprovalCard?.firmwareApi).toEqual({ major: 1, minor: 51 });
     console.log(`demo cycle with manual approval (incl. first platform creation): ${ms.toFixed(0)} ms`);
     const events = h.svc.audit.list({ vmId: 'es2' });
     const launch = events.find((e) => e.type === 'launch' && e.result === 'ok');

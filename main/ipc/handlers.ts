@@ -30,6 +30,7 @@ export function approvalView(a: Approval): ApprovalView {
     chipId: a.chipId ?? null,
     anchoredBy: a.anchor ?? null,
     policy: a.policy,
+    ...(a.firmwareApi ? { firmwareApi: a.firmwareApi } : {}),
     createdAt: new Date(a.createdAt).toISOString(),
     expiresAt: new Date(a.expiresAt).toISOString(),
   };

@@ -15,6 +15,8 @@ export interface ApprovalRequestInfo {
   chipId: string | undefined;
   anchor: string | undefined;
   policy: number;
+  /** The firmware API version stamped into the PDH by the firmware that generated it. */
+  firmwareApi?: { major: number; minor: number };
 }
 
 export interface Approval extends ApprovalRequestInfo {

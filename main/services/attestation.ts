@@ -156,6 +156,7 @@ export class AttestationService {
           chipId: base.chipId,
           anchor: base.anchor,
           policy,
+          firmwareApi: { major: chain.apiMajor, minor: chain.apiMinor },
         });
         approvalId = approval.id;
         if (approval.state === 'pending') {

@@ -129,8 +129,9 @@ export function FirstRunDemo() {
               ? 'The simulated guest decrypted the demo passphrase: the whole approve-and-release cycle worked.'
               : run.data.outcome === 'refused'
                 ? `The simulated host was refused${run.data.code ? ` (${run.data.code})` : ''}.`
-                : 'The demo failed.'}{' '}
-            {run.data.message}
+                : 'The demo failed.'}
+            {/* The runner's own message explains a refusal or failure; a release is said above. */}
+            {run.data.outcome !== 'released' && ` ${run.data.message}`}
           </p>
           {run.data.outcome === 'released' && (
             <p>

@@ -119,6 +119,27 @@ describe('sev-attest verify-chain (runCli)', () => {
     });
   });
 
+  it('every other real unsigned-CEK export: exit 3, PEK -> PDH and OCA -> PEK verified', async () => {
+    const more = path.join(FIX, 'exported-unsigned-cek-more');
+    const dirs = readdirSync(more);
+    expect(dirs.length).toBeGreaterThanOrEqual(5);
+    for (const d of dirs) {
+      const j = await cli(
+        '--pdh',
+        path.join(more, d, 'pdh.cert'),
+        '--cert-chain',
+        path.join(more, d, 'cert_chain.cert'),
+        '--json',
+      );
+      expect({ d, code: j.code }).toEqual({ d, code: 3 });
+      expect(JSON.parse(j.out)).toMatchObject({
+        trusted: false,
+        code: 'cek-unsigned',
+        platformLinksVerified: true,
+      });
+    }
+  });
+
   it('an unsigned-CEK export with a CEK of another chip is rejected', async () => {
     const r = await cli('--pdh', 'ex-pdh.cert', '--cert-chain', 'ex-chain.b64', '--cek', 'rome-cek.cert');
     expect(r.code).toBe(1);

@@ -3,7 +3,15 @@
  * measured direct boot, minimum API/build, allowed chip ids and approval mode. The expected launch
  * digests update live below the form as the inputs change.
  */
-import { useEffect, useId, useMemo, useState } from 'react';
+import {
+  useEffect,
+  useId,
+  useMemo,
+  useState,
+  type ChangeEvent,
+  type InputHTMLAttributes,
+  type ReactNode,
+} from 'react';
 import { useMutation, useQueryClient } from '@tanstack/react-query';
 import {
   VmProfileSchema,
@@ -50,6 +58,32 @@ export interface ProfileForm {
 
 const CUSTOM = 'custom';
 const NO_ARTIFACTS: ArtifactSummary[] = [];
+
+/** The form's fields that hold typed text. */
+type TextKey = { [K in keyof ProfileForm]: ProfileForm[K] extends string ? K : never }[keyof ProfileForm];
+
+/** An input with its label wrapped around it (the label is its accessible name). */
+function LabelledInput({ label, ...input }: { label: ReactNode } & InputHTMLAttributes<HTMLInputElement>) {
+  return (
+    <label>
+      {label}
+      <input {...input} />
+    </label>
+  );
+}
+
+/** A radio button or checkbox with its text beside it. */
+function InlineChoice({
+  children,
+  ...input
+}: { children: ReactNode } & InputHTMLAttributes<HTMLInputElement>) {
+  return (
+    <label className="inline">
+      <input {...input} />
+      {children}
+    </label>
+  );
+}
 
 /** A new profile's defaults: SEV-ES, no debugging, 1 vCPU, EPYC-Milan, manual approval. */
 export function emptyForm(): ProfileForm {
@@ -271,6 +305,11 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
   const [form, setForm] = useState<ProfileForm>(() => (profile ? formFromProfile(profile) : emptyForm()));
   const [issues, setIssues] = useState<string[]>([]);
   const set = <K extends keyof ProfileForm>(k: K, v: ProfileForm[K]) => setForm((f) => ({ ...f, [k]: v }));
+  /** Value and change handler of a text field. */
+  const text = (k: TextKey) => ({
+    value: form[k],
+    onChange: (e: ChangeEvent<HTMLInputElement | HTMLTextAreaElement>) => set(k, e.target.value),
+  });
   const id = useId();
   const es = form.scheme === 'amd-sev-es';
 
@@ -358,9 +397,8 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
               Id
               <input
                 type="text"
-                value={form.id}
+                {...text('id')}
                 readOnly={profile !== undefined}
-                onChange={(e) => set('id', e.target.value)}
                 aria-describedby={`${id}-id-hint`}
                 autoComplete="off"
               />
@@ -369,49 +407,39 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
               Hosts call /v1/vm/&lt;id&gt;/launch. Letters, digits, . _ -
             </span>
           </div>
-          <label>
-            Name
-            <input
-              type="text"
-              value={form.name}
-              onChange={(e) => set('name', e.target.value)}
-              autoComplete="off"
-            />
-          </label>
+          <LabelledInput label="Name" type="text" {...text('name')} autoComplete="off" />
           <fieldset>
             <legend>Scheme</legend>
             {(['amd-sev', 'amd-sev-es'] as const).map((s) => (
-              <label className="inline" key={s}>
-                <input
-                  type="radio"
-                  name={`${id}-scheme`}
-                  checked={form.scheme === s}
-                  onChange={() => setForm((f) => ({ ...f, scheme: s, policy: policyForScheme(f.policy, s) }))}
-                />
+              <InlineChoice
+                key={s}
+                type="radio"
+                name={`${id}-scheme`}
+                checked={form.scheme === s}
+                onChange={() => setForm((f) => ({ ...f, scheme: s, policy: policyForScheme(f.policy, s) }))}
+              >
                 {s === 'amd-sev' ? 'SEV (memory encryption)' : 'SEV-ES (memory and register state)'}
-              </label>
+              </InlineChoice>
             ))}
           </fieldset>
           <fieldset>
             <legend>Approval</legend>
-            <label className="inline">
-              <input
-                type="radio"
-                name={`${id}-approval`}
-                checked={form.approval === 'manual'}
-                onChange={() => set('approval', 'manual')}
-              />
+            <InlineChoice
+              type="radio"
+              name={`${id}-approval`}
+              checked={form.approval === 'manual'}
+              onChange={() => set('approval', 'manual')}
+            >
               Ask me for every launch
-            </label>
-            <label className="inline">
-              <input
-                type="radio"
-                name={`${id}-approval`}
-                checked={form.approval === 'auto'}
-                onChange={() => set('approval', 'auto')}
-              />
+            </InlineChoice>
+            <InlineChoice
+              type="radio"
+              name={`${id}-approval`}
+              checked={form.approval === 'auto'}
+              onChange={() => set('approval', 'auto')}
+            >
               Approve automatically when the chain and policy check out
-            </label>
+            </InlineChoice>
           </fieldset>
         </div>
 
@@ -426,8 +454,8 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
                 vCPU counts
                 <input
                   type="text"
+                  {...text('cpuCounts')}
                   value={es ? form.cpuCounts : '—'}
-                  onChange={(e) => set('cpuCounts', e.target.value)}
                   aria-describedby={`${id}-cpu-hint`}
                   inputMode="numeric"
                 />
@@ -458,60 +486,33 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
           </div>
           {form.cpuPreset === CUSTOM && (
             <div className="row">
-              <label>
-                Family
-                <input
-                  type="number"
-                  min={0}
-                  value={form.customFamily}
-                  onChange={(e) => set('customFamily', e.target.value)}
-                />
-              </label>
-              <label>
-                Model
-                <input
-                  type="number"
-                  min={0}
-                  value={form.customModel}
-                  onChange={(e) => set('customModel', e.target.value)}
-                />
-              </label>
-              <label>
-                Stepping
-                <input
-                  type="number"
-                  min={0}
-                  max={15}
-                  value={form.customStepping}
-                  onChange={(e) => set('customStepping', e.target.value)}
-                />
-              </label>
+              <LabelledInput label="Family" type="number" min={0} {...text('customFamily')} />
+              <LabelledInput label="Model" type="number" min={0} {...text('customModel')} />
+              <LabelledInput label="Stepping" type="number" min={0} max={15} {...text('customStepping')} />
             </div>
           )}
           <fieldset>
             <legend>VMSA variant</legend>
-            <label className="inline">
-              <input
-                type="checkbox"
-                checked={form.vmsaVariants.includes('kvm-init2')}
-                onChange={(e) => toggleVariant('kvm-init2', e.target.checked)}
-                aria-describedby={`${id}-init2-hint`}
-              />
+            <InlineChoice
+              type="checkbox"
+              checked={form.vmsaVariants.includes('kvm-init2')}
+              onChange={(e) => toggleVariant('kvm-init2', e.target.checked)}
+              aria-describedby={`${id}-init2-hint`}
+            >
               KVM_SEV_INIT2
-            </label>
+            </InlineChoice>
             <p id={`${id}-init2-hint`} className="hint">
               Host Linux 6.10 or newer with QEMU 9.1+: KVM sets the VMSA&apos;s SEV features and x87/SSE state
               itself.
             </p>
-            <label className="inline">
-              <input
-                type="checkbox"
-                checked={form.vmsaVariants.includes('legacy')}
-                onChange={(e) => toggleVariant('legacy', e.target.checked)}
-                aria-describedby={`${id}-legacy-hint`}
-              />
+            <InlineChoice
+              type="checkbox"
+              checked={form.vmsaVariants.includes('legacy')}
+              onChange={(e) => toggleVariant('legacy', e.target.checked)}
+              aria-describedby={`${id}-legacy-hint`}
+            >
               Legacy (KVM_SEV_ES_INIT)
-            </label>
+            </InlineChoice>
             <p id={`${id}-legacy-hint`} className="hint">
               Older host kernels. Tick both if you do not know the host: either digest is accepted.
             </p>
@@ -520,24 +521,22 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
 
         <fieldset>
           <legend>Firmware</legend>
-          <label className="inline">
-            <input
-              type="radio"
-              name={`${id}-fw`}
-              checked={form.firmwareSource === 'artifact'}
-              onChange={() => set('firmwareSource', 'artifact')}
-            />
+          <InlineChoice
+            type="radio"
+            name={`${id}-fw`}
+            checked={form.firmwareSource === 'artifact'}
+            onChange={() => set('firmwareSource', 'artifact')}
+          >
             An imported firmware image
-          </label>
-          <label className="inline">
-            <input
-              type="radio"
-              name={`${id}-fw`}
-              checked={form.firmwareSource === 'digests'}
-              onChange={() => set('firmwareSource', 'digests')}
-            />
+          </InlineChoice>
+          <InlineChoice
+            type="radio"
+            name={`${id}-fw`}
+            checked={form.firmwareSource === 'digests'}
+            onChange={() => set('firmwareSource', 'digests')}
+          >
             Precomputed launch digests
-          </label>
+          </InlineChoice>
           {form.firmwareSource === 'artifact' ? (
             <ArtifactPicker
               label="Firmware image"
@@ -549,11 +548,7 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
           ) : (
             <label>
               Launch digests (SHA-256 hex, one per line)
-              <textarea
-                rows={3}
-                value={form.launchDigests}
-                onChange={(e) => set('launchDigests', e.target.value)}
-              />
+              <textarea rows={3} {...text('launchDigests')} />
             </label>
           )}
           {caps && !caps.secretArea.ok && <p className="warning">{caps.secretArea.reason}</p>}
@@ -561,14 +556,13 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
 
         <fieldset>
           <legend>Measured direct boot</legend>
-          <label className="inline">
-            <input
-              type="checkbox"
-              checked={form.directBoot}
-              onChange={(e) => set('directBoot', e.target.checked)}
-            />
+          <InlineChoice
+            type="checkbox"
+            checked={form.directBoot}
+            onChange={(e) => set('directBoot', e.target.checked)}
+          >
             Measure the kernel, initrd and command line (kernelHashes=&apos;yes&apos;)
-          </label>
+          </InlineChoice>
           {form.directBoot && caps && !caps.measuredDirectBoot.ok && (
             <p className="warning">This firmware cannot do it: {caps.measuredDirectBoot.reason}</p>
           )}
@@ -581,15 +575,7 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
                 artifacts={artifacts}
                 onChange={(v) => set('kernelHash', v)}
               />
-              <label>
-                Kernel SHA-256
-                <input
-                  type="text"
-                  className="mono"
-                  value={form.kernelHash}
-                  onChange={(e) => set('kernelHash', e.target.value)}
-                />
-              </label>
+              <LabelledInput label="Kernel SHA-256" type="text" className="mono" {...text('kernelHash')} />
               <ArtifactPicker
                 label="Initrd from artifacts"
                 kind="initrd"
@@ -597,24 +583,13 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
                 artifacts={artifacts}
                 onChange={(v) => set('initrdHash', v)}
               />
-              <label>
-                Initrd SHA-256 (empty: no initrd)
-                <input
-                  type="text"
-                  className="mono"
-                  value={form.initrdHash}
-                  onChange={(e) => set('initrdHash', e.target.value)}
-                />
-              </label>
-              <label>
-                Kernel command line
-                <input
-                  type="text"
-                  className="mono"
-                  value={form.cmdline}
-                  onChange={(e) => set('cmdline', e.target.value)}
-                />
-              </label>
+              <LabelledInput
+                label="Initrd SHA-256 (empty: no initrd)"
+                type="text"
+                className="mono"
+                {...text('initrdHash')}
+              />
+              <LabelledInput label="Kernel command line" type="text" className="mono" {...text('cmdline')} />
             </div>
           )}
         </fieldset>
@@ -622,42 +597,25 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
         <fieldset>
           <legend>Host requirements</legend>
           <div className="form-grid">
-            <label>
-              Minimum API major
-              <input
-                type="number"
-                min={0}
-                max={255}
-                value={form.minApiMajor}
-                onChange={(e) => set('minApiMajor', e.target.value)}
-              />
-            </label>
-            <label>
-              Minimum API minor
-              <input
-                type="number"
-                min={0}
-                max={255}
-                value={form.minApiMinor}
-                onChange={(e) => set('minApiMinor', e.target.value)}
-              />
-            </label>
-            <label>
-              Allowed build ids (empty: any)
-              <input
-                type="text"
-                value={form.allowedBuildIds}
-                onChange={(e) => set('allowedBuildIds', e.target.value)}
-              />
-            </label>
+            <LabelledInput
+              label="Minimum API major"
+              type="number"
+              min={0}
+              max={255}
+              {...text('minApiMajor')}
+            />
+            <LabelledInput
+              label="Minimum API minor"
+              type="number"
+              min={0}
+              max={255}
+              {...text('minApiMinor')}
+            />
+            <LabelledInput label="Allowed build ids (empty: any)" type="text" {...text('allowedBuildIds')} />
           </div>
           <label>
             Allowed chip ids (128 hex digits each, one per line; empty: any chip)
-            <textarea
-              rows={2}
-              value={form.allowedCpuIds}
-              onChange={(e) => set('allowedCpuIds', e.target.value)}
-            />
+            <textarea rows={2} {...text('allowedCpuIds')} />
           </label>
         </fieldset>
         <button type="submit" hidden tabIndex={-1}>

@@ -195,6 +195,21 @@ describe('owner API', () => {
     expect(inline.json.vm['firmware-artifact']).toBe(up.json.sha256);
   });
 
+  it('a policy with reserved bits 6-15 set is refused at registration', async () => {
+    const r = await request(h.svc.url, 'PUT', '/v1/vm/reserved', {
+      body: {
+        name: 'r',
+        scheme: 'amd-sev',
+        policy: 0x41,
+        approval: 'auto',
+        'launch-digests': ['00'.repeat(32)],
+      },
+    });
+    expect(r.status).toBe(400);
+    expect(r.json).toMatchObject({ error: 'bad-request', message: expect.stringMatching(/reserved/) });
+    expect((await request(h.svc.url, 'GET', '/v1/vm/reserved')).status).toBe(404);
+  });
+
   it('precomputed launch digests work without a firmware', async () => {
     const guestDigest = await (async () => {
       const g = platform().launchStart({ policy: 1, ...(await sessionFor()) });

@@ -16,6 +16,7 @@ import {
   type VmProfile,
 } from '../profile';
 import { fromBase64, toHex } from '../sev/bytes';
+import { POLICY_RESERVED_MASK } from '../sev/policy';
 
 /** Exact sizes of the binary fields (protocol doc §1, §3, §4, §5, §7). */
 export const SIZES = {
@@ -280,6 +281,14 @@ export const VmPutRequestSchema = z
         code: 'custom',
         path: ['kernel-hash'],
         message: 'initrd-hash, cmdline and cmdline-hash need kernel-hash (measured direct boot)',
+      });
+    }
+    const reserved = v.policy & POLICY_RESERVED_MASK;
+    if (reserved !== 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['policy'],
+        message: `policy 0x${v.policy.toString(16)} sets reserved bits (mask 0x${reserved.toString(16)}); bits 6-15 must be zero`,
       });
     }
     const es = (v.policy & 0x4) !== 0;

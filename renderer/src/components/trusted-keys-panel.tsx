@@ -6,6 +6,7 @@ import { useId, useState } from 'react';
 import { useKeygen, useSigningKey, useTrustKey, useTrustedKeys, useUntrustKey } from '../queries/bundles';
 import { CopyButton } from './copy-button';
 import { ErrorMessage } from './error-message';
+import { TableHead } from './table-head';
 
 /** The trusted-keys panel (listener / settings screen). */
 export function TrustedKeysPanel() {
@@ -58,16 +59,7 @@ export function TrustedKeysPanel() {
       {trusted.data && trusted.data.length === 0 && <p className="muted">No trusted keys yet.</p>}
       {trusted.data && trusted.data.length > 0 && (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Label</th>
-              <th scope="col">Fingerprint</th>
-              <th scope="col">Added</th>
-              <th scope="col">
-                <span className="visually-hidden">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <TableHead columns={['Label', 'Fingerprint', 'Added']} />
           <tbody>
             {trusted.data.map((k) => (
               <tr key={k.fingerprint}>

@@ -19,6 +19,7 @@ import { ErrorMessage } from '../components/error-message';
 import { CopyButton } from '../components/copy-button';
 import { apiErrorOf } from '../../../app/contract/ipc';
 import { formatBytes, formatTime, shortHex } from '../lib/format';
+import { TableHead } from '../components/table-head';
 
 const KIND_LABEL: Record<ArtifactKind, string> = {
   firmware: 'Firmware (OVMF)',
@@ -278,18 +279,7 @@ export function ArtifactsScreen() {
         {list.length === 0 && artifacts.isSuccess && <p className="muted">Nothing imported yet.</p>}
         {list.length > 0 && (
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Kind</th>
-                <th scope="col">SHA-256</th>
-                <th scope="col">Size</th>
-                <th scope="col">Imported</th>
-                <th scope="col">
-                  <span className="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={['Name', 'Kind', 'SHA-256', 'Size', 'Imported']} />
             <tbody>
               {list.map((a) => (
                 <tr key={`${a.kind}-${a.sha256}`}>

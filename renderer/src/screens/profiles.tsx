@@ -11,6 +11,7 @@ import { Dialog } from '../components/dialog';
 import { ExportBundleDialog } from '../components/export-bundle-dialog';
 import { ImportBundleDialog } from '../components/import-bundle-dialog';
 import { ProfileEditor } from './profile-editor';
+import { TableHead } from '../components/table-head';
 
 type Open =
   | { kind: 'new' }
@@ -164,20 +165,7 @@ export function ProfilesScreen() {
         )}
         {list.length > 0 && (
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Id</th>
-                <th scope="col">Scheme</th>
-                <th scope="col">Policy</th>
-                <th scope="col">vCPUs</th>
-                <th scope="col">Approval</th>
-                <th scope="col">Secrets</th>
-                <th scope="col">
-                  <span className="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={['Name', 'Id', 'Scheme', 'Policy', 'vCPUs', 'Approval', 'Secrets']} />
             <tbody>
               {list.map((p) => (
                 <tr key={p.id}>

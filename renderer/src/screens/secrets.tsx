@@ -11,6 +11,7 @@ import { keys, useAppInfo, useArtifactInspection, useProfiles } from '../queries
 import { ScreenHeader } from '../components/screen-header';
 import { ErrorMessage } from '../components/error-message';
 import { ProfileSelect } from '../components/profile-select';
+import { TableHead } from '../components/table-head';
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -275,17 +276,7 @@ export function SecretsScreen() {
               <p className="muted">None yet.</p>
             ) : (
               <table>
-                <thead>
-                  <tr>
-                    <th scope="col">Label</th>
-                    <th scope="col">Kind</th>
-                    <th scope="col">GUID</th>
-                    <th scope="col">Value</th>
-                    <th scope="col">
-                      <span className="visually-hidden">Actions</span>
-                    </th>
-                  </tr>
-                </thead>
+                <TableHead columns={['Label', 'Kind', 'GUID', 'Value']} />
                 <tbody>
                   {profile.secrets.map((s) => (
                     <SecretRow key={s.guid} vmId={profile.id} secret={s} />

@@ -11,7 +11,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { buildSync } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LUKS_PASSPHRASE_GUID } from '../app/profile';
@@ -230,6 +230,19 @@ const calls = () =>
     .split('\n')
     .map((l) => JSON.parse(l) as string[]);
 
+/** The domain's temporary directory (where the edited XML and secret files lived) is gone after this run. */
+function expectTempFilesGone(callsBefore: number): void {
+  const mine = calls().slice(callsBefore);
+  const define = mine.find((c) => c[0] === 'define');
+  expect(define, 'this run defined the domain from a temporary file').toBeDefined();
+  expect(fs.existsSync(define![1]!)).toBe(false);
+  expect(fs.existsSync(dirname(define![1]!))).toBe(false);
+  for (const inject of mine.filter((c) => c[0] === 'domsetlaunchsecstate')) {
+    expect(fs.existsSync(inject[3]!)).toBe(false);
+    expect(fs.existsSync(inject[5]!)).toBe(false);
+  }
+}
+
 /** The defined XML differs from the original only inside <launchSecurity>. */
 function expectOnlyLaunchSecurityChanged(before: string, name: string): void {
   const after = fs.readFileSync(join(stateDir, 'domains', `${name}.xml`), 'utf8');
@@ -376,9 +389,11 @@ describe('sev-attest-host launch against a real sev-attest serve', () => {
     defineDomain('plain', { loader: bad });
     fs.rmSync(join(stateDir, 'domains', 'plain.json'));
     fs.rmSync(join(stateDir, 'received', 'plain.json'));
+    const before = calls().length;
     const r = await host('launch', '--domain', 'plain', '--vm-id', 'plain', ...pin(), '--kds-url', kdsUrl);
     expect(r.code).toBe(6);
     expect(r.err).toMatch(/measurement-mismatch/);
+    expectTempFilesGone(before);
     expect(runState('plain')).toEqual({ state: 'shut off', history: ['start --paused', 'destroy'] });
     expect(received('plain')).toEqual([]);
 
@@ -446,12 +461,23 @@ describe('sev-attest-host launch against a real sev-attest serve', () => {
       defineDomain('plain');
       fs.rmSync(join(stateDir, 'domains', 'plain.json'), { force: true });
       fs.writeFileSync(join(stateDir, `fail-${cmd}`), `internal error: injected ${cmd} failure`);
+      const before = calls().length;
       const r = await host('launch', '--domain', 'plain', '--vm-id', 'plain', ...pin(), '--kds-url', kdsUrl);
       expect(r.code, r.err).toBe(code);
       expect(r.err).toContain(`injected ${cmd} failure`);
+      expectTempFilesGone(before);
       expect(runState('plain').state).toBe('shut off');
       expect(runState('plain').history.at(-1)).toBe('destroy');
     }
+    // start --paused refused (5): nothing runs, the temporary files are gone all the same.
+    defineDomain('plain');
+    fs.rmSync(join(stateDir, 'domains', 'plain.json'), { force: true });
+    fs.writeFileSync(join(stateDir, 'fail-start'), 'error: injected start failure');
+    const beforeStart = calls().length;
+    const s = await host('launch', '--domain', 'plain', '--vm-id', 'plain', ...pin(), '--kds-url', kdsUrl);
+    expect(s.code, s.err).toBe(5);
+    expect(s.err).toContain('injected start failure');
+    expectTempFilesGone(beforeStart);
     const u = await host(
       'launch',
       '--domain',

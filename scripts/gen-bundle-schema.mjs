@@ -1,5 +1,5 @@
 // Writes docs/bundle.schema.json from the zod schema in app/bundle/bundle.ts (z.toJSONSchema).
-// app/bundle/bundle-schema.test.ts fails when the committed file differs: run `node scripts/gen-bundle-schema.mjs`.
+// app/bundle/bundle.test.ts ('the JSON Schema') fails when the committed file differs: run `node scripts/gen-bundle-schema.mjs`.
 import { build } from 'esbuild';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';

@@ -41,6 +41,30 @@ describe('ConnectionTable', () => {
     t.close();
   });
 
+  it('the sweep wipes the keys of an expired connection no validate ever claimed', () => {
+    let now = 1000;
+    const t = new ConnectionTable({ ttlMs: 500, now: () => now });
+    const a = conn(t);
+    const tek = a.tek!;
+    const tik = a.tik!;
+    now += 501;
+    t.sweep();
+    expect(a.state).toBe('expired');
+    expect(a.tek).toBeUndefined();
+    expect([...tek, ...tik].every((x) => x === 0)).toBe(true);
+    expect(t.openCount).toBe(0);
+    t.close();
+  });
+
+  it('close() wipes the keys of open connections (shutdown)', () => {
+    const t = new ConnectionTable();
+    const a = conn(t);
+    const tek = a.tek!;
+    t.close();
+    expect(tek.every((x) => x === 0)).toBe(true);
+    expect(t.take(a.id)).toEqual({ ok: false, reason: 'connection-expired' });
+  });
+
   it('refuses new connections when full of open ones (bounded memory)', () => {
     const t = new ConnectionTable({ maxEntries: 3 });
     for (let i = 0; i < 3; i++) conn(t, `v${i}`);

@@ -6,7 +6,7 @@
  * imported VM launches and validates. When dbus-run-session and gnome-keyring exist, a second `serve`
  * runs inside scripts/with-keyring.sh after `bundle keygen`, and exports signed bundles for real.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -22,7 +22,8 @@ import {
 import { prepareFirmware } from '../app/digest/launch-digest';
 import { VmProfileSchema, LUKS_PASSPHRASE_GUID } from '../app/profile';
 import { toBase64 } from '../app/sev/bytes';
-import { FIRMWARE_PATH, hostFlow, MILAN, platform, registerVm, request, tmpDir } from './listener-harness';
+import { FIRMWARE_PATH, hostFlow, MILAN, registerVm, request, tmpDir } from './listener-harness';
+import { buildCliPackage, serveArgs, startServe } from './helpers/built-cli';
 
 const HAVE_KEYRING_TOOLS =
   fs.existsSync('/usr/bin/dbus-run-session') && fs.existsSync('/usr/bin/gnome-keyring-daemon');
@@ -30,17 +31,7 @@ const HAVE_KEYRING_TOOLS =
 let CLI = '';
 
 beforeAll(() => {
-  const r = spawnSync(process.execPath, ['scripts/build-cli.mjs'], { encoding: 'utf8' });
-  expect(r.status, r.stderr).toBe(0);
-  // The freshest of the two bundle formats (the build may have moved from .cjs to .mjs).
-  const built = ['sev-attest.mjs', 'sev-attest.cjs']
-    .filter((f) => fs.existsSync(join('dist', f)))
-    .sort((a, b) => fs.statSync(join('dist', b)).mtimeMs - fs.statSync(join('dist', a)).mtimeMs);
-  expect(built.length, 'the build wrote no dist/sev-attest.{mjs,cjs}').toBeGreaterThan(0);
-  const pkgDir = tmpDir('sev-bundle-cli-');
-  fs.cpSync('dist', join(pkgDir, 'dist'), { recursive: true });
-  fs.symlinkSync(join(process.cwd(), 'node_modules'), join(pkgDir, 'node_modules'), 'dir');
-  CLI = join(pkgDir, 'dist', built[0]!);
+  CLI = buildCliPackage('sev-bundle-cli-').entry;
 }, 120_000);
 
 function cli(args: string[]): { status: number | null; stdout: string; stderr: string } {
@@ -50,69 +41,21 @@ function cli(args: string[]): { status: number | null; stdout: string; stderr: s
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-interface Served {
-  child: ChildProcess;
-  url: string;
-  token: string;
-  out: () => string;
-  stop(): Promise<void>;
-}
-
-/** Starts `serve` (directly, or `command` wrapped around it) and waits for its port and token file. */
-async function serve(dataDir: string, command: string, args: string[]): Promise<Served> {
-  const env = { ...process.env };
-  delete env.SEV_ATTEST_OWNER_TOKEN;
-  // Its own process group, so the keyring wrapper's daemons stop with it.
-  const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  const deadline = Date.now() + 30_000;
-  while (!/^trust /m.test(out)) {
-    if (Date.now() > deadline || child.exitCode !== null) {
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-      throw new Error(`serve did not start: ${out}\n${err}`);
+/**
+ * Starts `serve` (directly, or `command` wrapped around it) in its own process group, so the keyring
+ * wrapper's daemons stop with it: `stop` sends the group SIGTERM and waits for the exit.
+ */
+async function serve(command: string, args: string[]) {
+  const s = await startServe(command, args, { detached: true, timeoutMs: 30_000 });
+  const stop = async () => {
+    try {
+      process.kill(-s.child.pid!, 'SIGTERM');
+    } catch {
+      // already gone
     }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const port = Number(/^port (\d+)$/m.exec(out)![1]);
-  const tokenFile = /^owner-token-file (.+)$/m.exec(out)![1]!;
-  return {
-    child,
-    url: `http://127.0.0.1:${port}`,
-    token: fs.readFileSync(tokenFile, 'utf8').trim(),
-    out: () => out + err,
-    stop: async () => {
-      try {
-        process.kill(-child.pid!, 'SIGTERM');
-      } catch {
-        // already gone
-      }
-      await exited;
-    },
+    await s.exited;
   };
-}
-
-function serveArgs(dataDir: string, store: 'memory' | 'keychain'): string[] {
-  const askArk = join(dataDir, 'sim-ask-ark.cert');
-  fs.writeFileSync(askArk, platform().askArk);
-  return [
-    'serve',
-    '--listen',
-    '127.0.0.1:0',
-    '--data-dir',
-    dataDir,
-    '--trust-ca',
-    askArk,
-    '--secret-store',
-    store,
-  ];
+  return { ...s, stop };
 }
 
 /** A signed SEV-ES bundle of the harness firmware (1-2 vCPUs, EPYC-Milan, both VMSA variants). */
@@ -141,7 +84,7 @@ describe('built CLI serve: bundle routes with the memory secret store', () => {
     expect(trusted.status, trusted.stderr).toBe(0);
     expect(trusted.stdout).toContain(keyFingerprint(publicKeyOf(laptopKey)));
 
-    const s = await serve(dir, process.execPath, [CLI, ...serveArgs(dir, 'memory')]);
+    const s = await serve(process.execPath, [CLI, ...serveArgs(dir, 'memory')]);
     try {
       const svc = { svc: { url: s.url } } as Parameters<typeof registerVm>[0];
       expect((await registerVm(svc, { id: 'local', sevEs: true }, s.token)).status).toBe(200);
@@ -206,7 +149,7 @@ describe.skipIf(!HAVE_KEYRING_TOOLS)('built CLI serve: bundle export with a keyc
     const dir = tmpDir('sev-bundle-keyring-');
     // keygen and serve share one private D-Bus session and keyring.
     const script = `node ${CLI} bundle keygen --data-dir "$1" >"$1/key.txt" && shift && exec node ${CLI} "$@"`;
-    const s = await serve(dir, 'bash', [
+    const s = await serve('bash', [
       'scripts/with-keyring.sh',
       'bash',
       '-c',

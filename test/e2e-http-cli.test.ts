@@ -1,72 +1,29 @@
 /**
- * The built CLI: `node dist/sev-attest.mjs serve` on 127.0.0.1:0 runs a whole flow, exits 0 on SIGTERM,
+ * The built CLI: `node sev-attest.mjs serve` (a copy of dist/) on 127.0.0.1:0 runs a whole flow, exits 0 on SIGTERM,
  * and after a kill -9 in the middle of owner writes restarts with its profiles and audit log intact.
  * With SEV_ATTEST_TEST_KEYRING=1 (scripts/with-keyring.sh) the same runs use the real Secret Service
  * and the secrets survive the kill too.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LUKS_PASSPHRASE_GUID } from '../app/profile';
 import { AuditLog } from '../main/services/audit-log';
-import { hostFlow, platform, registerVm, request, tmpDir } from './listener-harness';
+import { hostFlow, registerVm, request, tmpDir } from './listener-harness';
+import { buildCliPackage, serveArgs, startServe } from './helpers/built-cli';
 
 const KEYRING = process.env.SEV_ATTEST_TEST_KEYRING === '1';
 
+/** The built CLI, copied out of dist/ so another engineer's rebuild cannot remove it mid-test. */
+let CLI = '';
+
 beforeAll(() => {
-  const r = spawnSync(process.execPath, ['scripts/build-cli.mjs'], { encoding: 'utf8' });
-  expect(r.status, r.stderr).toBe(0);
+  CLI = buildCliPackage('sev-cli-pkg-').entry;
 }, 120_000);
 
-interface Served {
-  child: ChildProcess;
-  url: string;
-  token: string;
-  tokenFile: string;
-  stdout: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-async function serve(dataDir: string, store: 'memory' | 'keychain'): Promise<Served> {
-  const askArk = join(dataDir, 'sim-ask-ark.cert');
-  fs.writeFileSync(askArk, platform().askArk);
-  const env = { ...process.env };
-  delete env.SEV_ATTEST_OWNER_TOKEN;
-  const child = spawn(
-    process.execPath,
-    [
-      'dist/sev-attest.mjs',
-      'serve',
-      '--listen',
-      '127.0.0.1:0',
-      '--data-dir',
-      dataDir,
-      '--trust-ca',
-      askArk,
-      '--secret-store',
-      store,
-    ],
-    { env, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const deadline = Date.now() + 20_000;
-  while (!/^trust /m.test(out)) {
-    if (Date.now() > deadline || child.exitCode !== null)
-      throw new Error(`serve did not start: ${out}\n${err}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const port = Number(/^port (\d+)$/m.exec(out)![1]);
-  const tokenFile = /^owner-token-file (.+)$/m.exec(out)![1]!;
-  const token = fs.readFileSync(tokenFile, 'utf8').trim();
-  return { child, url: `http://127.0.0.1:${port}`, token, tokenFile, stdout: () => out, exited };
-}
+/** The built CLI's `serve` on dataDir, once it has printed its port and token file. */
+const serve = (dataDir: string, store: 'memory' | 'keychain') =>
+  startServe(process.execPath, [CLI, ...serveArgs(dataDir, store)]);
 
 const store = KEYRING ? 'keychain' : 'memory';
 

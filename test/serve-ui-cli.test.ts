@@ -4,34 +4,26 @@
  * sev-attest; the printed one-time link signs in over real HTTP, channels answer, SIGTERM closes both
  * servers. Without a built renderer it refuses before binding anything.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import http from 'node:http';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tmpDir } from './listener-harness';
+import { buildCliPackage } from './helpers/built-cli';
 
-const pkgDir = tmpDir('sev-ui-pkg-');
+let pkgDir = '';
 let entry = '';
 
 beforeAll(() => {
-  const r = spawnSync(process.execPath, ['scripts/build-cli.mjs'], { encoding: 'utf8' });
-  expect(r.status, r.stderr).toBe(0);
-  // The freshest of the two bundle formats (the build may have moved from .cjs to .mjs).
-  const built = ['sev-attest.mjs', 'sev-attest.cjs']
-    .filter((f) => fs.existsSync(join('dist', f)))
-    .sort((a, b) => fs.statSync(join('dist', b)).mtimeMs - fs.statSync(join('dist', a)).mtimeMs);
-  expect(built.length, 'the build wrote no dist/sev-attest.{mjs,cjs}').toBeGreaterThan(0);
-  fs.cpSync('dist', join(pkgDir, 'dist'), { recursive: true });
-  fs.symlinkSync(join(process.cwd(), 'node_modules'), join(pkgDir, 'node_modules'), 'dir');
+  ({ pkgDir, entry } = buildCliPackage('sev-ui-pkg-'));
   fs.writeFileSync(join(pkgDir, 'package.json'), JSON.stringify({ name: 'sev-attest', version: '9.8.7' }));
   fs.mkdirSync(join(pkgDir, 'out', 'renderer', 'assets'), { recursive: true });
   fs.writeFileSync(
     join(pkgDir, 'out', 'renderer', 'index.html'),
     '<!doctype html><title>SEV Attest UI</title>',
   );
-  entry = join(pkgDir, 'dist', built[0]!);
 }, 120_000);
 afterAll(() => fs.rmSync(pkgDir, { recursive: true, force: true }));
 

@@ -142,7 +142,11 @@ export function resolveOwnerToken(
   const file = join(dataDir, 'owner-token');
   if (fs.existsSync(file)) {
     const token = fs.readFileSync(file, 'utf8').trim();
-    if (token.length >= 16) return { token, file };
+    if (token.length >= 16) {
+      // A copied or hand-made file may be readable by others: the token is the owner's key.
+      if ((fs.statSync(file).mode & 0o077) !== 0) fs.chmodSync(file, 0o600);
+      return { token, file };
+    }
   }
   const token = randomBytes(32).toString('base64url');
   const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;

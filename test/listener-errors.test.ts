@@ -49,6 +49,19 @@ const launch = (
   extra: Parameters<typeof request>[3] = {},
 ) => request(h.svc.url, 'POST', `/v1/vm/${vm}/launch`, { body, token: null, ...extra });
 
+/** A well-formed validate body (API 1.51, build 3, policy 1), by default with an all-zero measurement. */
+const validateBody = (measurement = toBase64(new Uint8Array(48))) => ({
+  'api-major': 1,
+  'api-minor': 51,
+  'build-id': 3,
+  policy: 1,
+  measurement,
+});
+
+/** The host's POST /v1/connections/{connection}/validate, on the shared harness unless `url` says. */
+const validate = (connection: string, body: unknown = validateBody(), url = h.svc.url) =>
+  request(url, 'POST', `/v1/connections/${connection}/validate`, { body, token: null });
+
 describe('launch refusals', () => {
   it('404 unknown-vm', async () => expectError(await launch('nope'), 404, 'unknown-vm'));
   it('404 unknown-vm for an id that cannot exist', async () =>
@@ -139,38 +152,17 @@ describe('validate refusals', () => {
     const l = await launch('gone');
     expect(l.status).toBe(200);
     expect((await request(h.svc.url, 'DELETE', '/v1/vm/gone')).status).toBe(204);
-    const v = await request(h.svc.url, 'POST', `/v1/connections/${l.json.connection}/validate`, {
-      token: null,
-      body: {
-        'api-major': 1,
-        'api-minor': 51,
-        'build-id': 3,
-        policy: 1,
-        measurement: toBase64(new Uint8Array(48)),
-      },
-    });
+    const v = await validate(l.json.connection);
     expectError(v, 403, 'denied');
   });
   it('404 unknown-connection', async () => {
-    const v = await request(h.svc.url, 'POST', `/v1/connections/${randomUUID()}/validate`, {
-      token: null,
-      body: {
-        'api-major': 1,
-        'api-minor': 51,
-        'build-id': 3,
-        policy: 1,
-        measurement: toBase64(new Uint8Array(48)),
-      },
-    });
+    const v = await validate(randomUUID());
     expectError(v, 404, 'unknown-connection');
   });
   it('409 connection-used: a replayed validate gets no second secret', async () => {
     const r = await hostFlow(h, { vmId: 'vm1' });
     expect(r.validate?.status).toBe(200);
-    const replay = await request(h.svc.url, 'POST', `/v1/connections/${r.launch.json.connection}/validate`, {
-      token: null,
-      body: { 'api-major': 1, 'api-minor': 51, 'build-id': 3, policy: 1, measurement: r.measurement },
-    });
+    const replay = await validate(r.launch.json.connection, validateBody(r.measurement));
     expectError(replay, 409, 'connection-used');
   });
   it('409 connection-used: two concurrent validates, exactly one releases', async () => {
@@ -208,16 +200,7 @@ describe('validate refusals', () => {
       });
       expect(l.status).toBe(200);
       await new Promise((r) => setTimeout(r, 400));
-      const v = await request(short.svc.url, 'POST', `/v1/connections/${l.json.connection}/validate`, {
-        token: null,
-        body: {
-          'api-major': 1,
-          'api-minor': 51,
-          'build-id': 3,
-          policy: 1,
-          measurement: toBase64(new Uint8Array(48)),
-        },
-      });
+      const v = await validate(l.json.connection, validateBody(), short.svc.url);
       expectError(v, 410, 'connection-expired');
     } finally {
       await short.close();
@@ -396,13 +379,7 @@ describe('malformed body corpus', () => {
       });
     });
   }
-  const vbody = {
-    'api-major': 1,
-    'api-minor': 51,
-    'build-id': 3,
-    policy: 1,
-    measurement: toBase64(new Uint8Array(48)),
-  };
+  const vbody = validateBody();
   const vcorpus: Array<[string, unknown]> = [
     ['measurement 47 bytes', { ...vbody, measurement: toBase64(new Uint8Array(47)) }],
     ['measurement 32 bytes', { ...vbody, measurement: toBase64(new Uint8Array(32)) }],
@@ -413,11 +390,7 @@ describe('malformed body corpus', () => {
   ];
   for (const [name, body] of vcorpus) {
     it(`validate: ${name}`, async () => {
-      const r = await request(h.svc.url, 'POST', `/v1/connections/${randomUUID()}/validate`, {
-        body,
-        token: null,
-      });
-      expectError(r, 400, 'bad-request');
+      expectError(await validate(randomUUID(), body), 400, 'bad-request');
     });
   }
   it('the service still serves after the corpus', async () => {

@@ -156,6 +156,42 @@ describe('UI server authentication', () => {
   });
 });
 
+describe('UI server: no cross-origin access', () => {
+  it('sends no CORS headers (a preflight gets no allowance) and refuses a cross-origin upload', async () => {
+    const evil = 'https://evil.example';
+    const replies = [
+      await request(`${base}/ui/api/listener:tokens`, {
+        method: 'OPTIONS',
+        headers: {
+          origin: evil,
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'x-sev-attest-ui, content-type',
+        },
+      }),
+      await request(`${base}/ui/api/profiles:list`, { method: 'POST', headers: apiHeaders(), body: '[]' }),
+      await request(`${base}/ui/api/profiles:list`, {
+        method: 'POST',
+        headers: { ...apiHeaders(), origin: evil },
+        body: '[]',
+      }),
+      await request(`${base}/`, { headers: { cookie, origin: evil } }),
+      await request(`${base}/ui/login`, { headers: { origin: evil } }),
+    ];
+    for (const r of replies) {
+      expect(Object.keys(r.headers).filter((h) => h.startsWith('access-control-'))).toEqual([]);
+    }
+    expect(replies[0]!.status).toBeGreaterThanOrEqual(400);
+    const upload = await request(`${base}/ui/upload?importId=x1&kind=firmware&name=f`, {
+      method: 'PUT',
+      headers: { ...apiHeaders(), origin: evil, 'content-type': 'application/octet-stream' },
+      body: Buffer.alloc(16),
+    });
+    expect(upload.status).toBe(403);
+    expect(JSON.parse(upload.body).error).toBe('bad-origin');
+    expect(uploads.some((u) => (u.meta as { importId: string }).importId === 'x1')).toBe(false);
+  });
+});
+
 describe('UI server contract bridge', () => {
   it('calls a channel with arguments parsed by the contract schema', async () => {
     const res = await request(`${base}/ui/api/listener:configure`, {

@@ -69,6 +69,19 @@ const common = (measurement: string, policy = '1') => [
   policy,
 ];
 
+/** The OK-path arguments with one luks-key secret, its header and payload written to `h` and `p`. */
+const withSecret = (secret: string, h: string, p: string) => [
+  ...common(blobFor(fwDigest)),
+  '-f',
+  FIRMWARE,
+  '-s',
+  `luks-key:${secret}`,
+  '--secret-header',
+  h,
+  '--secret-payload',
+  p,
+];
+
 describe('sev-attest validate', () => {
   it('OK path: firmware, and the same check with --launch-digest, -q, relative paths', async () => {
     const r = await run([...common(blobFor(fwDigest)), '--firmware', FIRMWARE]);
@@ -119,33 +132,23 @@ describe('sev-attest validate', () => {
     ]);
     expect(files.err).toBe('');
     expect(files.code).toBe(0);
-    const sku = await run([
-      ...common(m, '5'),
-      '-f',
-      FIRMWARE,
-      '-n',
-      '3',
-      '--cpu-family',
-      '25',
-      '--cpu-model',
-      '1',
-      '--cpu-stepping',
-      '1',
-    ]);
+    const withSku = (family: string, model: string, stepping: string) =>
+      run([
+        ...common(m, '5'),
+        '-f',
+        FIRMWARE,
+        '-n',
+        '3',
+        '--cpu-family',
+        family,
+        '--cpu-model',
+        model,
+        '--cpu-stepping',
+        stepping,
+      ]);
+    const sku = await withSku('25', '1', '1');
     expect(sku.code).toBe(0);
-    const wrongCpu = await run([
-      ...common(m, '5'),
-      '-f',
-      FIRMWARE,
-      '-n',
-      '3',
-      '--cpu-family',
-      '25',
-      '--cpu-model',
-      '17',
-      '--cpu-stepping',
-      '0',
-    ]);
+    const wrongCpu = await withSku('25', '17', '0');
     expect(wrongCpu.code).toBe(1);
   });
 
@@ -154,17 +157,7 @@ describe('sev-attest validate', () => {
     writeFileSync(secret, 'open sesame\0');
     const h = join(dir, 'h.b64');
     const p = join(dir, 'p.b64');
-    const r = await run([
-      ...common(blobFor(fwDigest)),
-      '-f',
-      FIRMWARE,
-      '-s',
-      `luks-key:${secret}`,
-      '--secret-header',
-      h,
-      '--secret-payload',
-      p,
-    ]);
+    const r = await run(withSecret(secret, h, p));
     expect(r).toEqual({ code: 0, out: 'OK: Looks good to me\nOK: Injected 1 secrets\n', err: '' });
     const header = fromBase64(readFileSync(h, 'utf8'));
     const payload = fromBase64(readFileSync(p, 'utf8'));
@@ -181,19 +174,7 @@ describe('sev-attest validate', () => {
     writeFileSync(secret, 'x'.repeat(24));
     const h = join(dir, 'h2.b64');
     const p = join(dir, 'p2.b64');
-    const r = await run([
-      ...common(blobFor(fwDigest)),
-      '-f',
-      FIRMWARE,
-      '-s',
-      `luks-key:${secret}`,
-      '--secret-header',
-      h,
-      '--secret-payload',
-      p,
-      '--secret-padding',
-      'libvirt9',
-    ]);
+    const r = await run([...withSecret(secret, h, p), '--secret-padding', 'libvirt9']);
     expect(r.code).toBe(0);
     expect(r.err).toMatch(/does not end with a NUL byte/);
     expect(fromBase64(readFileSync(p, 'utf8')).length).toBe(80);

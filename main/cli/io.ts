@@ -31,3 +31,29 @@ export interface CliCommandEntry {
   summary: string;
   load(): Promise<CliCommand>;
 }
+
+/**
+ * Runs a command line on this process's argv and stdio and sets its exit code; an unexpected throw is
+ * one line, `<name>: internal error: …`, with exit `internalErrorCode`.
+ */
+export function runAsProcess(
+  name: string,
+  run: (argv: string[], io: CliIo) => Promise<number>,
+  internalErrorCode: number,
+): void {
+  const io: CliIo = {
+    out: (t) => process.stdout.write(t),
+    err: (t) => process.stderr.write(t),
+    env: process.env,
+    cwd: process.cwd(),
+  };
+  run(process.argv.slice(2), io).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`${name}: internal error: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exitCode = internalErrorCode;
+    },
+  );
+}

@@ -1,17 +1,6 @@
 /** `sev-attest`: the Electron-free command line. Each subcommand lives in commands/<name>.ts. */
+import { runAsProcess } from './io';
 import { runCli } from './run';
 
-runCli(process.argv.slice(2), {
-  out: (t) => process.stdout.write(t),
-  err: (t) => process.stderr.write(t),
-  env: process.env,
-  cwd: process.cwd(),
-}).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    process.stderr.write(`sev-attest: internal error: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exitCode = 70;
-  },
-);
+// 70: EX_SOFTWARE, an internal error rather than a usage or check failure.
+runAsProcess('sev-attest', runCli, 70);

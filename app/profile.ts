@@ -4,6 +4,7 @@
  * part of a profile: a profile only names them; the values live in the OS keychain (SecretStore).
  */
 import { z } from 'zod';
+import { POLICY_RESERVED_MASK } from './sev/policy';
 
 export const SCHEMES = ['amd-sev', 'amd-sev-es'] as const;
 export type Scheme = (typeof SCHEMES)[number];
@@ -76,7 +77,13 @@ export const VmProfileSchema = z.object({
   id: VmIdSchema,
   name: z.string().min(1).max(200),
   scheme: z.enum(SCHEMES),
-  policy: z.number().int().min(0).max(0xffffffff),
+  policy: z
+    .number()
+    .int()
+    .min(0)
+    .max(0xffffffff)
+    // The firmware refuses LAUNCH_START for reserved bits 6-15: such a profile could never launch.
+    .refine((p) => (p & POLICY_RESERVED_MASK) === 0, 'policy bits 6-15 are reserved and must be zero'),
   cpuCounts: z.array(z.number().int().min(1).max(512)).min(1).max(64),
   cpuSignatures: z.array(CpuSignatureSchema).max(16).default([]),
   vmsaVariants: z.array(z.enum(VMSA_VARIANTS)).max(2).default(['kvm-init2']),

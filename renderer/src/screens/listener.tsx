@@ -9,6 +9,7 @@ import { useApi } from '../queries/api-context';
 import { keys, useListenerStatus, useListenerTokens, useTunnelStatus } from '../queries/hooks';
 import { ScreenHeader } from '../components/screen-header';
 import { ErrorMessage } from '../components/error-message';
+import { LabelledInput } from '../components/labelled-input';
 import { CopyButton } from '../components/copy-button';
 import { TrustedKeysPanel } from '../components/trusted-keys-panel';
 
@@ -65,21 +66,21 @@ function ListenerForm({ status }: { status: ListenerStatus }) {
     >
       <h2 id={`${id}-h`}>Settings</h2>
       <div className="form-grid">
-        <label>
-          Bind address
-          <input type="text" value={host} onChange={(e) => setHost(e.target.value)} />
-        </label>
-        <label>
-          Port
-          <input
-            type="number"
-            min={0}
-            max={65535}
-            value={port}
-            onChange={(e) => setPort(e.target.value)}
-            aria-invalid={!portValid}
-          />
-        </label>
+        <LabelledInput
+          label="Bind address"
+          type="text"
+          value={host}
+          onChange={(e) => setHost(e.target.value)}
+        />
+        <LabelledInput
+          label="Port"
+          type="number"
+          min={0}
+          max={65535}
+          value={port}
+          onChange={(e) => setPort(e.target.value)}
+          aria-invalid={!portValid}
+        />
         <label>
           Host token
           <select value={hostToken} onChange={(e) => setHostToken(e.target.value as typeof hostToken)}>
@@ -204,35 +205,29 @@ function TunnelPanel() {
         </p>
       )}
       <div className="form-grid">
-        <label>
-          SSH target (user@host)
-          <input
-            type="text"
-            value={target}
-            placeholder={s?.target ?? 'owner@kvm-host.example'}
-            onChange={(e) => setTarget(e.target.value)}
-          />
-        </label>
-        <label>
-          SSH port
-          <input
-            type="number"
-            min={1}
-            max={65535}
-            value={sshPort}
-            onChange={(e) => setSshPort(e.target.value)}
-          />
-        </label>
-        <label>
-          Port on the host
-          <input
-            type="number"
-            min={1}
-            max={65535}
-            value={remotePort}
-            onChange={(e) => setRemotePort(e.target.value)}
-          />
-        </label>
+        <LabelledInput
+          label="SSH target (user@host)"
+          type="text"
+          value={target}
+          placeholder={s?.target ?? 'owner@kvm-host.example'}
+          onChange={(e) => setTarget(e.target.value)}
+        />
+        <LabelledInput
+          label="SSH port"
+          type="number"
+          min={1}
+          max={65535}
+          value={sshPort}
+          onChange={(e) => setSshPort(e.target.value)}
+        />
+        <LabelledInput
+          label="Port on the host"
+          type="number"
+          min={1}
+          max={65535}
+          value={remotePort}
+          onChange={(e) => setRemotePort(e.target.value)}
+        />
       </div>
       <div className="actions">
         <button

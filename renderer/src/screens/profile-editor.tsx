@@ -28,6 +28,7 @@ import { PolicyEditor, policyForScheme } from '../components/policy-editor';
 import { DigestDisplay } from '../components/digest-display';
 import { Dialog } from '../components/dialog';
 import { ErrorMessage } from '../components/error-message';
+import { LabelledInput } from '../components/labelled-input';
 import { formatBytes, shortHex } from '../lib/format';
 
 /** The form's own state: text where the user types, parsed on the way out. */
@@ -61,16 +62,6 @@ const NO_ARTIFACTS: ArtifactSummary[] = [];
 
 /** The form's fields that hold typed text. */
 type TextKey = { [K in keyof ProfileForm]: ProfileForm[K] extends string ? K : never }[keyof ProfileForm];
-
-/** An input with its label wrapped around it (the label is its accessible name). */
-function LabelledInput({ label, ...input }: { label: ReactNode } & InputHTMLAttributes<HTMLInputElement>) {
-  return (
-    <label>
-      {label}
-      <input {...input} />
-    </label>
-  );
-}
 
 /** A radio button or checkbox with its text beside it. */
 function InlineChoice({

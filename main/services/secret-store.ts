@@ -15,6 +15,8 @@ export interface SecretStore {
   delete(account: string): Promise<boolean>;
   /** Account names (sorted), optionally only those starting with `prefix`. */
   list(prefix?: string): Promise<string[]>;
+  /** Throws SecretStoreUnavailableError when the store cannot write now (a locked or absent keychain). */
+  probeWritable?(): Promise<void>;
 }
 
 const UNAVAILABLE_HINT =

@@ -160,6 +160,19 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   }
   if (store === 'memory')
     io.err('sev-attest serve: --secret-store memory: secrets are kept in memory only and lost on exit\n');
+  else {
+    // Say at start-up, not at the first release, when the keychain cannot hold secrets. The service
+    // still runs (the keychain may be unlocked later); releases answer 503 until then. Never a disk fallback.
+    try {
+      await svc.secretStore.probeWritable?.();
+    } catch (e) {
+      io.err(
+        `sev-attest serve: warning: the OS keychain is not usable, so no secret can be stored or released until it is: ${
+          e instanceof Error ? e.message : String(e)
+        } (or run with --secret-store memory, which keeps nothing)\n`,
+      );
+    }
+  }
   io.out(`listening ${svc.url}\n`);
   io.out(`port ${svc.port}\n`);
   io.out(

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromHex, toBase64 } from '../sev/bytes';
 import { computeLaunchDigest, prepareFirmware, type FirmwareMeasurementState } from '../digest/launch-digest';
 import { launchMeasure, libvirtValidatorMissing, runLibvirtValidator } from '../digest/test-support';
-import type { VmProfile } from '../profile';
+import { DEBIAN_OVMF, GENOA, MILAN, SEVCTL_FW, testProfile as profile } from './test-fixtures';
 import {
   buildBundleBody,
   bundleJsonSchema,
@@ -29,32 +29,9 @@ import {
 import { canonicalJson } from './canonical';
 import { isBundleError } from './errors';
 
-const DEBIAN_OVMF = '/usr/share/ovmf/OVMF.fd';
-const SEVCTL_FW = join(
-  process.cwd(),
-  'test/fixtures/vectors/sevctl/OVMF.amdsev.fd_trimmed_edk2-ovmf-20220126gitbb1bba3d77-4.el9',
-);
-const MILAN = { family: 25, model: 1, stepping: 1 };
-const GENOA = { family: 25, model: 17, stepping: 0 };
 const ROME = { family: 23, model: 49, stepping: 0 };
 const EPYC = { family: 23, model: 1, stepping: 2 };
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
-
-function profile(over: Partial<VmProfile> = {}): VmProfile {
-  return {
-    id: 'web-1',
-    name: 'Web server 1',
-    scheme: 'amd-sev-es',
-    policy: 0x05,
-    cpuCounts: [1],
-    cpuSignatures: [MILAN],
-    vmsaVariants: ['legacy'],
-    firmware: { kind: 'artifact', sha256: '0'.repeat(64), size: 0 },
-    approval: 'manual',
-    secrets: [],
-    ...over,
-  };
-}
 
 function refusal(fn: () => unknown): string {
   try {

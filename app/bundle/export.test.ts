@@ -14,19 +14,13 @@ import { computeMeasurement } from '../sev/measurement';
 import { prepareFirmware } from '../digest/launch-digest';
 import { libvirtValidatorMissing } from '../digest/test-support';
 import type { VmProfile } from '../profile';
+import { DEBIAN_OVMF, GENOA, MILAN, SEVCTL_FW, testProfile as profile } from './test-fixtures';
 import { buildBundleBody, generateSigningKey, signBundle, type BundleDocument } from './bundle';
 import { exportBundle } from './export';
 import { exportCsv } from './export-csv';
 import { exportSimpleKbsSql, simpleKbsPolicy } from './export-simple-kbs';
 import { shellQuote } from './export-vqsv';
 
-const DEBIAN_OVMF = '/usr/share/ovmf/OVMF.fd';
-const SEVCTL_FW = join(
-  process.cwd(),
-  'test/fixtures/vectors/sevctl/OVMF.amdsev.fd_trimmed_edk2-ovmf-20220126gitbb1bba3d77-4.el9',
-);
-const MILAN = { family: 25, model: 1, stepping: 1 };
-const GENOA = { family: 25, model: 17, stepping: 0 };
 const API = { apiMajor: 1, apiMinor: 55, build: 21 };
 
 let tmp = '';
@@ -34,22 +28,6 @@ beforeAll(() => {
   tmp = mkdtempSync(join(tmpdir(), 'bundle-export-'));
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-function profile(over: Partial<VmProfile>): VmProfile {
-  return {
-    id: 'vm-1',
-    name: 'VM 1',
-    scheme: 'amd-sev-es',
-    policy: 0x05,
-    cpuCounts: [1],
-    cpuSignatures: [MILAN],
-    vmsaVariants: ['legacy'],
-    firmware: { kind: 'artifact', sha256: '0'.repeat(64), size: 0 },
-    approval: 'manual',
-    secrets: [],
-    ...over,
-  };
-}
 
 async function bundleFor(fwPath: string, over: Partial<VmProfile>, selection = {}): Promise<BundleDocument> {
   const fw = await prepareFirmware(fwPath);

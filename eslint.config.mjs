@@ -72,6 +72,18 @@ export default tseslint.config(
           ],
         },
       ],
+      // Host-supplied strings reach the UI (client names, messages): never render them as HTML.
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "JSXAttribute[name.name='dangerouslySetInnerHTML']",
+          message: 'never render strings as HTML: hosts are untrusted',
+        },
+        {
+          selector: 'AssignmentExpression[left.property.name=/^(innerHTML|outerHTML)$/]',
+          message: 'never render strings as HTML: hosts are untrusted',
+        },
+      ],
     },
   },
   {

@@ -26,12 +26,13 @@ export interface SenderGuardOptions {
 export function createSenderGuard(opts: SenderGuardOptions): SenderGuard {
   return {
     check(event) {
-      const frame = event.senderFrame;
-      if (!frame) return 'the sending frame is gone (navigated or destroyed)';
-      if (frame !== event.sender.mainFrame || frame.parent !== null) return 'not sent from the main frame';
+      // The window first: a destroyed webContents must not be touched (mainFrame would throw).
       if (!event.sender || event.sender.isDestroyed() || !opts.isKnownWebContents(event.sender)) {
         return 'not sent from a window of this app';
       }
+      const frame = event.senderFrame;
+      if (!frame) return 'the sending frame is gone (navigated or destroyed)';
+      if (frame !== event.sender.mainFrame || frame.parent !== null) return 'not sent from the main frame';
       if (!opts.isTrustedUrl(frame.url)) return 'not sent from the app origin';
       return undefined;
     },

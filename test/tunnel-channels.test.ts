@@ -126,16 +126,22 @@ describe('tunnel channels', () => {
   it('a stored tunnel starts with the service', async () => {
     const dataDir = tmpDir();
     const first = await wired(dataDir);
+    const identity = join(dataDir, 'tunnel_ed25519');
+    fs.writeFileSync(identity, 'not a real key\n', { mode: 0o600 });
     await first.call('tunnel:configure', {
       enabled: true,
       target: 'owner@10.0.0.5',
       remotePort: 18471,
+      identityFile: identity,
     });
     await open.pop()!.close();
     const second = await wired(dataDir);
     await until(() => second.h.svc.tunnel.status().state === 'up', 'stored tunnel up');
     expect(second.h.svc.tunnel.status()).toMatchObject({ target: 'owner@10.0.0.5', remotePort: 18471 });
     expect(lastForward()).toBe(`127.0.0.1:18471:127.0.0.1:${second.h.svc.port}`);
+    // The restored tunnel uses the same key the owner configured.
+    const args = JSON.parse(fs.readFileSync(argsLog, 'utf8').trim().split('\n').at(-1)!) as string[];
+    expect(args[args.indexOf('-i') + 1]).toBe(identity);
   });
 
   it('refuses a target ssh would misread, leaving the running tunnel alone', async () => {

@@ -412,7 +412,11 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
   const storedTunnel = settings.get().tunnel;
   if (storedTunnel.enabled && storedTunnel.target !== undefined) {
     void tunnel
-      .start({ target: storedTunnel.target, remotePort: storedTunnel.remotePort })
+      .start({
+        target: storedTunnel.target,
+        remotePort: storedTunnel.remotePort,
+        ...(storedTunnel.identityFile ? { identityFile: storedTunnel.identityFile } : {}),
+      })
       .catch((e: unknown) => log(`tunnel: ${e instanceof Error ? e.message : String(e)}`));
   }
   const trustAnchors = trust.anchors().map((a) => anchorName(a.label));

@@ -84,7 +84,12 @@ export class TunnelController {
       await this.stopCurrent();
       // The settings keep target and remote port (what the UI shows next time), enabled or not.
       this.deps.settings.update({
-        tunnel: { enabled: req.enabled, target, remotePort: req.remotePort },
+        tunnel: {
+          enabled: req.enabled,
+          target,
+          remotePort: req.remotePort,
+          identityFile: req.identityFile,
+        },
       });
       if (req.enabled) this.startNow(spec, this.deps.log);
       else this.emit();

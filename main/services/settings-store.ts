@@ -45,6 +45,8 @@ export const TunnelSettingsSchema = z
     target: TunnelTargetSchema.optional(),
     /** The port opened on the remote host (ssh -R remotePort:listener). */
     remotePort: port.default(DEFAULT_LISTENER_PORT),
+    /** The private key file (ssh -i), so a tunnel restored at start-up uses the same key. */
+    identityFile: z.string().min(1).max(4096).optional(),
   })
   .refine((t) => !t.enabled || t.target !== undefined, {
     message: 'a target (user@host[:port]) is required when the tunnel is enabled',

@@ -9,7 +9,8 @@ export function restartProfile(slot: number, gen: number): Record<string, unknow
     id: `p-${slot}`,
     name: `slot ${slot} gen ${gen}`,
     scheme: gen % 2 === 0 ? 'amd-sev' : 'amd-sev-es',
-    policy: gen % 0x10000,
+    // Flag bits 0-5 and a minimum API in bits 16-23 vary with gen; reserved bits 6-15 stay zero.
+    policy: (gen % 0x40) | ((Math.floor(gen / 0x40) & 0xff) << 16),
     cpuCounts: [1 + (gen % 64)],
     firmware: { kind: 'digests', launchDigests: [createHash('sha256').update(`gen ${gen}`).digest('hex')] },
     // A long field makes each write bigger, so kills land inside writes more often.

@@ -15,7 +15,8 @@ interface Reply {
 
 function request(
   url: string,
-  opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
+  /** A body given as a list of chunks is written chunk by chunk (send it with transfer-encoding: chunked). */
+  opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer | Buffer[] } = {},
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers }, (res) => {
@@ -30,7 +31,10 @@ function request(
       );
     });
     req.on('error', reject);
-    req.end(opts.body);
+    if (Array.isArray(opts.body)) {
+      for (const chunk of opts.body) req.write(chunk);
+      req.end();
+    } else req.end(opts.body);
   });
 }
 
@@ -301,32 +305,14 @@ describe('UI server contract bridge', () => {
 
   it("answers an upload that grows past the limit (no length) with 413 and the importer's message", async () => {
     // Chunked: the server only finds out while reading; it must still answer, not drop the socket.
-    const reply = await new Promise<Reply>((resolve, reject) => {
-      const req = http.request(
-        `${base}/ui/upload?importId=imp-3&kind=initrd&name=stream.img`,
-        {
-          method: 'PUT',
-          headers: {
-            ...apiHeaders(),
-            'content-type': 'application/octet-stream',
-            'transfer-encoding': 'chunked',
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () =>
-            resolve({
-              status: res.statusCode ?? 0,
-              headers: res.headers,
-              body: Buffer.concat(chunks).toString(),
-            }),
-          );
-        },
-      );
-      req.on('error', reject);
-      for (let i = 0; i < 40; i++) req.write(Buffer.alloc(64 * 1024, i));
-      req.end();
+    const reply = await request(`${base}/ui/upload?importId=imp-3&kind=initrd&name=stream.img`, {
+      method: 'PUT',
+      headers: {
+        ...apiHeaders(),
+        'content-type': 'application/octet-stream',
+        'transfer-encoding': 'chunked',
+      },
+      body: Array.from({ length: 40 }, (_, i) => Buffer.alloc(64 * 1024, i)),
     });
     expect(reply.status).toBe(413);
     expect(JSON.parse(reply.body)).toMatchObject({

@@ -10,6 +10,7 @@ import { useApi } from '../queries/api-context';
 import { useProfiles } from '../queries/hooks';
 import { ErrorMessage } from '../components/error-message';
 import { ProfileSelect } from '../components/profile-select';
+import { DemoResult } from '../components/demo-result';
 
 /** The demo host panel (Live requests and the first-run screen). */
 export function DemoHostPanel({ compact }: { compact?: boolean }) {
@@ -79,25 +80,17 @@ export function DemoHostPanel({ compact }: { compact?: boolean }) {
         </>
       )}
       {run.data && (
-        <div
-          className={run.data.outcome === 'released' ? 'success' : 'warning'}
-          role="status"
-          data-testid="demo-result"
+        <DemoResult
+          result={run.data}
+          testId="demo-result"
+          releasedText={`The demo host got its secret. ${run.data.message}`}
         >
-          <p>
-            {run.data.outcome === 'released'
-              ? 'The demo host got its secret.'
-              : run.data.outcome === 'refused'
-                ? `The demo host was refused${run.data.code ? ` (${run.data.code})` : ''}.`
-                : 'The demo host failed.'}{' '}
-            {run.data.message}
-          </p>
           {run.data.releasedGuids && run.data.releasedGuids.length > 0 && (
             <p>
               Decrypted secret GUIDs: <span className="mono">{run.data.releasedGuids.join(', ')}</span>
             </p>
           )}
-        </div>
+        </DemoResult>
       )}
       <ErrorMessage error={run.error} prefix="The demo host could not run" />
     </section>

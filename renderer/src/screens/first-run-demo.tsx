@@ -10,6 +10,7 @@ import { useApi } from '../queries/api-context';
 import { keys, useApprovals } from '../queries/hooks';
 import { ApprovalCard } from '../components/approval-card';
 import { ErrorMessage } from '../components/error-message';
+import { DemoResult } from '../components/demo-result';
 
 /** The profile the service creates for the demo (main/services/demo-setup.ts DEMO_VM_ID). */
 export const DEMO_VM_ID = 'demo';
@@ -119,20 +120,11 @@ export function FirstRunDemo() {
       )}
       {request && request.state === 'pending' && <ApprovalCard approval={request} />}
       {run.data && (
-        <div
-          className={run.data.outcome === 'released' ? 'success' : 'warning'}
-          role="status"
-          data-testid="first-run-demo-result"
+        <DemoResult
+          result={run.data}
+          testId="first-run-demo-result"
+          releasedText="The simulated guest decrypted the demo passphrase: the whole approve-and-release cycle worked."
         >
-          <p>
-            {run.data.outcome === 'released'
-              ? 'The simulated guest decrypted the demo passphrase: the whole approve-and-release cycle worked.'
-              : run.data.outcome === 'refused'
-                ? `The simulated host was refused${run.data.code ? ` (${run.data.code})` : ''}.`
-                : 'The demo failed.'}
-            {/* The runner's own message explains a refusal or failure; a release is said above. */}
-            {run.data.outcome !== 'released' && ` ${run.data.message}`}
-          </p>
           {run.data.outcome === 'released' && (
             <p>
               The <span className="mono">{run.data.vmId ?? DEMO_VM_ID}</span> profile is now under VM
@@ -142,7 +134,7 @@ export function FirstRunDemo() {
           {run.data.outcome === 'refused' && run.data.code === 'denied' && (
             <p>You denied the request, so nothing was released. Run the demo again to approve it.</p>
           )}
-        </div>
+        </DemoResult>
       )}
       <ErrorMessage error={run.error} prefix="The demo could not run" />
     </section>

@@ -92,13 +92,24 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { paths: ['electron'], patterns: ['**/main/**', '**/renderer/**', '**/preload/**', 'react*'] },
+        {
+          paths: ['electron'],
+          patterns: [
+            '**/main/**',
+            '**/server/**',
+            '**/cli/**',
+            '**/host/**',
+            '**/renderer/**',
+            '**/preload/**',
+            'react*',
+          ],
+        },
       ],
     },
   },
   {
-    // The headless path must never load Electron: require('electron') throws in plain Node.
-    files: ['main/cli/**/*.ts', 'main/services/**/*.ts', 'main/headless/**/*.ts'],
+    // The Node services and the CLIs must never load Electron: require('electron') throws in plain Node.
+    files: ['cli/**/*.ts', 'host/**/*.ts', 'server/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { paths: ['electron', 'electron-store'] }],
     },

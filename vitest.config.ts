@@ -5,6 +5,9 @@ export default defineConfig({
     include: [
       'app/**/*.test.ts',
       'main/**/*.test.ts',
+      'server/**/*.test.ts',
+      'cli/**/*.test.ts',
+      'host/**/*.test.ts',
       'preload/**/*.test.ts',
       'renderer/**/*.test.tsx',
       'test/**/*.test.ts',

@@ -11,11 +11,11 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { LUKS_PASSPHRASE_GUID, secretAccount } from '../app/profile';
-import { startService } from '../main/headless/serve';
-import { ArtifactImportService } from '../main/services/artifact-import';
-import { ArtifactStore } from '../main/services/artifact-store';
-import { DemoHostRunner } from '../main/services/demo-host';
-import { InMemorySecretStore } from '../main/services/secret-store';
+import { startService } from '../server/serve/serve';
+import { ArtifactImportService } from '../server/services/artifact-import';
+import { ArtifactStore } from '../server/services/artifact-store';
+import { DemoHostRunner } from '../server/services/demo-host';
+import { InMemorySecretStore } from '../server/services/secret-store';
 
 const SIZE_MIB = 256;
 const RUNS = 3;

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { buildBundleBody, generateSigningKey, signBundle, type BundleDocument } from '../app/bundle/bundle';
 import { exportBundle } from '../app/bundle/export';
 import { computeLaunchDigest, prepareFirmware } from '../app/digest/launch-digest';
-import { launchMeasure, LIBVIRT_VALIDATOR, SYSTEM_PYTHON } from '../app/digest/test-support';
+import { launchMeasure, LIBVIRT_VALIDATOR, SYSTEM_PYTHON } from '../test/helpers/digest-support';
 import type { VmProfile } from '../app/profile';
 import { fromHex, toBase64 } from '../app/sev/bytes';
 

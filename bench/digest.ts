@@ -20,7 +20,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { toBase64 } from '../app/sev/bytes';
-import { launchMeasure, LIBVIRT_VALIDATOR, SYSTEM_PYTHON } from '../app/digest/test-support';
+import { launchMeasure, LIBVIRT_VALIDATOR, SYSTEM_PYTHON } from '../test/helpers/digest-support';
 import { computeLaunchDigest } from '../app/digest/launch-digest';
 import { loadavg } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -38,7 +38,7 @@ const DIGEST_ONLY_CLI = '.tmp/bench-digest-only/sev-attest-digest.cjs';
  */
 function buildDigestOnlyCli(): void {
   // The entry calls the command directly (success path only), without run.ts and its list.
-  const entry = `import { digestCommand } from './main/cli/commands/digest';
+  const entry = `import { digestCommand } from '../cli/commands/digest';
 const io = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t), env: process.env, cwd: process.cwd() };
 digestCommand.run(process.argv.slice(3), io).then((c) => { process.exitCode = c; }, (e) => { process.stderr.write(String(e) + '\\n'); process.exitCode = 1; });`;
   const r = spawnSync(

@@ -15,8 +15,8 @@ import * as os from 'node:os';
 import { join } from 'node:path';
 import { fromBase64, toBase64 } from '../app/sev/bytes';
 import { SimulatedSevPlatform } from '../app/sim/platform';
-import { startService } from '../main/headless/serve';
-import { InMemorySecretStore } from '../main/services/secret-store';
+import { startService } from '../server/serve/serve';
+import { InMemorySecretStore } from '../server/services/secret-store';
 
 const HOSTS = 50;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);

@@ -111,7 +111,7 @@ vi.mock('node:fs', async (orig) => {
   };
 });
 vi.mock('./settings/electron-store-backend', () => ({ electronStoreBackend: () => ({}) }));
-vi.mock('./headless/serve', () => ({
+vi.mock('../server/serve/serve', () => ({
   startService: vi.fn(async () => ({
     url: 'http://127.0.0.1:8470',
     hostToken: 'h',
@@ -124,7 +124,7 @@ vi.mock('./headless/serve', () => ({
       }),
   })),
 }));
-vi.mock('./ipc/handlers', async () => {
+vi.mock('../server/owner-api/handlers', async () => {
   const { INVOKE_CHANNELS: channels } = await import('../app/contract/ipc');
   return {
     createInvokeHandlers: () => Object.fromEntries(channels.map((c) => [c, async () => null])),

@@ -1,15 +1,15 @@
 /**
  * The Electron composition root: one window, the tray, menus, notifications, the typed IPC, and the same
- * services as `sev-attest serve` (main/headless/serve.ts) with the data in app.getPath('userData').
+ * services as `sev-attest serve` (server/serve/serve.ts) with the data in app.getPath('userData').
  * Closing the window hides it (the listener keeps answering); Quit drains the listener, then exits.
  */
 import { app, BrowserWindow, session } from 'electron';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { ApprovalView } from '../app/contract/ipc';
-import { startService, type RunningService } from './headless/serve';
-import { connectUiEvents, createInvokeHandlers, settingsFirstRun } from './ipc/handlers';
-import { UiEventBus } from './ipc/event-bus';
+import { startService, type RunningService } from '../server/serve/serve';
+import { connectUiEvents, createInvokeHandlers, settingsFirstRun } from '../server/owner-api/handlers';
+import { UiEventBus } from '../server/owner-api/event-bus';
 import { createSenderGuard } from './ipc/handle';
 import { registerIpcHandlers } from './ipc/register';
 import { send } from './ipc/send';

@@ -35,7 +35,7 @@ rmSync('dist', { recursive: true, force: true });
 
 await build({
   ...common,
-  entryPoints: { 'sev-attest': 'main/cli/sev-attest.ts' },
+  entryPoints: { 'sev-attest': 'cli/sev-attest.ts' },
   outdir: 'dist',
   entryNames: '[name]',
   chunkNames: 'chunks/[name]-[hash]',
@@ -45,6 +45,6 @@ await build({
 
 await build({
   ...common,
-  entryPoints: ['main/host/sev-attest-host.ts'],
+  entryPoints: ['host/sev-attest-host.ts'],
   outfile: 'dist/sev-attest-host.mjs',
 });

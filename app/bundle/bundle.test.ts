@@ -10,8 +10,18 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromHex, toBase64 } from '../sev/bytes';
 import { computeLaunchDigest, prepareFirmware, type FirmwareMeasurementState } from '../digest/launch-digest';
-import { launchMeasure, libvirtValidatorMissing, runLibvirtValidator } from '../digest/test-support';
-import { DEBIAN_OVMF, GENOA, MILAN, SEVCTL_FW, testProfile as profile } from './test-fixtures';
+import {
+  launchMeasure,
+  libvirtValidatorMissing,
+  runLibvirtValidator,
+} from '../../test/helpers/digest-support';
+import {
+  DEBIAN_OVMF,
+  GENOA,
+  MILAN,
+  SEVCTL_FW,
+  testProfile as profile,
+} from '../../test/helpers/bundle-fixtures';
 import {
   buildBundleBody,
   bundleJsonSchema,

@@ -1,3 +1,5 @@
+import { DomainError } from '../errors';
+
 /**
  * Errors of measurement bundles. Each code names one distinct failure so the CLI, the listener and the UI
  * can tell "the bundle was modified" from "the signer is not trusted" from "this is not a bundle".
@@ -18,12 +20,9 @@ export type BundleErrorCode =
   /** No signing key yet (run `sev-attest bundle keygen`). */
   | 'bundle-no-signing-key';
 
-export class BundleError extends Error {
-  constructor(
-    readonly code: BundleErrorCode,
-    message: string,
-  ) {
-    super(message);
+export class BundleError extends DomainError<BundleErrorCode> {
+  constructor(code: BundleErrorCode, message: string) {
+    super(code, message);
     this.name = 'BundleError';
   }
 }

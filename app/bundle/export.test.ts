@@ -12,9 +12,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromBase64, fromHex, toBase64, toHex } from '../sev/bytes';
 import { computeMeasurement } from '../sev/measurement';
 import { prepareFirmware } from '../digest/launch-digest';
-import { libvirtValidatorMissing } from '../digest/test-support';
+import { libvirtValidatorMissing } from '../../test/helpers/digest-support';
 import type { VmProfile } from '../profile';
-import { DEBIAN_OVMF, GENOA, MILAN, SEVCTL_FW, testProfile as profile } from './test-fixtures';
+import {
+  DEBIAN_OVMF,
+  GENOA,
+  MILAN,
+  SEVCTL_FW,
+  testProfile as profile,
+} from '../../test/helpers/bundle-fixtures';
 import { buildBundleBody, generateSigningKey, signBundle, type BundleDocument } from './bundle';
 import { exportBundle } from './export';
 import { exportCsv } from './export-csv';

@@ -112,7 +112,7 @@ export const ERROR_STATUS = {
   internal: 500,
   'kds-unavailable': 502,
   'secret-store-unavailable': 503,
-  // Measurement bundles (docs/bundles.md; main/listener/bundle-routes.ts).
+  // Measurement bundles (docs/bundles.md; server/listener/bundle-routes.ts).
   'bundle-invalid': 400,
   'bundle-bad-selection': 400,
   'bundle-unsigned': 422,

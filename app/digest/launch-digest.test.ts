@@ -13,7 +13,7 @@ import {
   prepareFirmware,
   type DigestParams,
 } from './launch-digest';
-import { launchMeasure } from './test-support';
+import { launchMeasure } from '../../test/helpers/digest-support';
 import { computeMeasurement } from '../sev/measurement';
 
 const V = join(process.cwd(), 'test/fixtures/vectors');

@@ -18,7 +18,11 @@ import {
   type FirmwareMeasurementState,
 } from './launch-digest';
 import { type CpuSignature } from './vmsa';
-import { launchMeasure, libvirtValidatorMissing, runLibvirtValidator } from './test-support';
+import {
+  launchMeasure,
+  libvirtValidatorMissing,
+  runLibvirtValidator,
+} from '../../test/helpers/digest-support';
 
 const DEBIAN_OVMF = '/usr/share/ovmf/OVMF.fd';
 const SEVCTL_FW = join(

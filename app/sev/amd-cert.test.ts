@@ -14,7 +14,7 @@ import {
 import { GENERATIONS, PINNED_KEY_IDS, pinnedAnchor, TrustStore } from './roots';
 import { concat, toHex, writeU32le } from './bytes';
 import { SevError } from './errors';
-import { forgeRoot } from '../../test/chain-forge-helper';
+import { forgeRoot } from '../../test/sev/chain-forge-helper';
 
 const rd = (gen: string, which: 'ark' | 'ask') =>
   new Uint8Array(readFileSync(path.join(process.cwd(), 'assets/amd-roots', gen, `${which}.cert`)));

@@ -13,7 +13,7 @@ import { GENERATIONS, TrustStore, type Generation } from './roots';
 import { emptySlot, parseSevCert, serializeSevCert, verifySevCertSignature } from './cert';
 import { concat } from './bytes';
 import { SevError } from './errors';
-import { forgeChain } from '../../test/chain-forge-helper';
+import { forgeChain } from '../../test/sev/chain-forge-helper';
 
 const FIX = path.join(process.cwd(), 'test/fixtures/platforms');
 const rd = (p: string) => new Uint8Array(readFileSync(path.join(FIX, p)));

@@ -1,13 +1,12 @@
+import { DomainError } from '../errors';
+
 /**
- * The one error type of the protocol core. `code` is a stable kebab-case identifier that the CLI,
+ * The protocol core's errors (a DomainError whose code is one of the core's). `code` is a stable kebab-case identifier that the CLI,
  * the listener and the UI map to their own messages; `message` says exactly what was wrong.
  */
-export class SevError extends Error {
-  constructor(
-    readonly code: SevErrorCode,
-    message: string,
-  ) {
-    super(message);
+export class SevError extends DomainError<SevErrorCode> {
+  constructor(code: SevErrorCode, message: string) {
+    super(code, message);
     this.name = 'SevError';
   }
 }

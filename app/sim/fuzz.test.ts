@@ -4,7 +4,7 @@ import { concat, u32le } from '../sev/bytes';
 import { SimFirmwareError } from './errors';
 import { parseEfiSecretTable } from './firmware-crypto';
 import { SimulatedSevPlatform, type SimulatedGuest } from './platform';
-import { buildSessionForTest } from './testing';
+import { buildSessionForTest } from '../../test/helpers/sim-testing';
 
 /** Runs fn; passes if it returns or throws a SimFirmwareError, fails on any other exception. */
 function onlyFirmwareErrors(fn: () => unknown): 'ok' | string {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SimulatedSevPlatform } from './platform';
-import { buildSessionForTest } from './testing';
+import { buildSessionForTest } from '../../test/helpers/sim-testing';
 
 describe('SimulatedSevPlatform exportState / restore', () => {
   it('a restored platform has the same exports and opens sessions made for the original PDH', () => {

@@ -7,7 +7,7 @@ import { Algo, parseSevCert, Usage } from '../sev/cert';
 import { AmdUsage, parseAmdCert, verifyAmdCertSignature, verifyAmdPair } from '../sev/amd-cert';
 import { SimFirmwareError } from './errors';
 import { SimulatedSevPlatform } from './platform';
-import { buildSessionForTest } from './testing';
+import { buildSessionForTest } from '../../test/helpers/sim-testing';
 
 const fixtures = path.join(process.cwd(), 'test/fixtures/vectors/sevctl');
 const read = (p: string) => new Uint8Array(readFileSync(path.join(fixtures, p)));

@@ -10,7 +10,7 @@ import { SimFirmwareError } from './errors';
 import { computeLaunchMeasure } from './firmware-crypto';
 import { SimulatedSevPlatform } from './platform';
 import { SimHostError, SimulatedHost } from './simulated-host';
-import { buildSessionForTest } from './testing';
+import { buildSessionForTest } from '../../test/helpers/sim-testing';
 
 const sevctl = path.join(process.cwd(), 'test/fixtures/vectors/sevctl');
 const virtee = path.join(process.cwd(), 'test/fixtures/vectors/virtee-sev');

@@ -6,8 +6,8 @@
  */
 import { ipcMain, type IpcMainInvokeEvent, type WebContents } from 'electron';
 import type { InvokeChannel, InvokeHandlers, IpcResponse } from '../../app/contract/ipc';
-import { invokeChecked } from './dispatch';
-import type { ErrorLogger } from './errors';
+import { invokeChecked } from '../../server/owner-api/dispatch';
+import type { ErrorLogger } from '../../server/owner-api/errors';
 
 /** Decides whether an IPC event comes from our UI. */
 export interface SenderGuard {

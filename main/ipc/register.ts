@@ -3,7 +3,7 @@
  * a channel outside INVOKE_CHANNELS is never registered, so ipcRenderer.invoke on it fails in Electron).
  */
 import { INVOKE_CHANNELS, type InvokeChannel, type InvokeHandlers } from '../../app/contract/ipc';
-import type { ErrorLogger } from './errors';
+import type { ErrorLogger } from '../../server/owner-api/errors';
 import { handle, type SenderGuard } from './handle';
 
 /** Returns the function that removes every handler again (used on quit and in tests). */

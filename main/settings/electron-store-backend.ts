@@ -3,8 +3,8 @@
  * and corrupt-file refusal as headless mode (createConfBackend), in the directory the caller names.
  */
 import ElectronStore from 'electron-store';
-import type { KeyValueBackendFactory } from '../headless/serve';
-import { createConfBackend } from '../services/kv-backend';
+import type { KeyValueBackendFactory } from '../../server/serve/serve';
+import { createConfBackend } from '../../server/services/kv-backend';
 
 /** A KeyValueBackendFactory for startService that keeps each store in an electron-store file. */
 export const electronStoreBackend: KeyValueBackendFactory = (options) =>

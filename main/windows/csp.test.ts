@@ -27,7 +27,7 @@ vi.mock('electron', () => ({
 }));
 
 const { APP_CSP, handleAppProtocol } = await import('./app-protocol');
-const { UI_CSP } = await import('../web/ui-server');
+const { UI_CSP } = await import('../../server/web/ui-server');
 
 /** Directive name → its sources. */
 function parseCsp(policy: string): Map<string, string[]> {

@@ -6,7 +6,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { platform, tmpDir } from '../listener-harness';
+import { platform, tmpDir } from './listener-harness';
 
 /**
  * Builds the CLI and copies dist/ into a scratch package (node_modules linked), so another engineer's

@@ -2,7 +2,7 @@
  * Child for the kv-backend crash test: rewrites one conf key with a large value in a tight loop, each
  * value self-checking (every element carries the generation), until it is killed. Env: DATA_DIR.
  */
-import { createConfBackend } from '../../main/services/kv-backend';
+import { createConfBackend } from '../../server/services/kv-backend';
 
 const backend = createConfBackend<{ blob: { gen: number; items: string[] } }>({
   cwd: process.env.DATA_DIR ?? '.',

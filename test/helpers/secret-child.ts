@@ -3,7 +3,7 @@
  * D-Bus / keyring environment it was started), reads it back, and prints one JSON line with the outcome.
  * Env: SECRET_ACCOUNT, SECRET_HEX, SECRET_SERVICE.
  */
-import { KeytarSecretStore, SecretStoreUnavailableError } from '../../main/services/secret-store';
+import { KeytarSecretStore, SecretStoreUnavailableError } from '../../server/services/secret-store';
 
 async function attempt(what: string, fn: () => Promise<unknown>): Promise<Record<string, unknown>> {
   try {

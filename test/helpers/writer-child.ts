@@ -5,10 +5,10 @@
  */
 import { join } from 'node:path';
 import type { VmProfile } from '../../app/profile';
-import { AuditLog } from '../../main/services/audit-log';
-import { createConfBackend } from '../../main/services/kv-backend';
-import { ProfileStore } from '../../main/services/profile-store';
-import { KeytarSecretStore } from '../../main/services/secret-store';
+import { AuditLog } from '../../server/services/audit-log';
+import { createConfBackend } from '../../server/services/kv-backend';
+import { ProfileStore } from '../../server/services/profile-store';
+import { KeytarSecretStore } from '../../server/services/secret-store';
 import { RESTART_SLOTS, restartProfile, restartSecret } from './restart-profile';
 
 async function main(): Promise<void> {

@@ -12,7 +12,7 @@ import { ApprovalCard } from '../components/approval-card';
 import { ErrorMessage } from '../components/error-message';
 import { DemoResult } from '../components/demo-result';
 
-/** The profile the service creates for the demo (main/services/demo-setup.ts DEMO_VM_ID). */
+/** The profile the service creates for the demo (server/services/demo-setup.ts DEMO_VM_ID). */
 export const DEMO_VM_ID = 'demo';
 
 type StepState = 'todo' | 'active' | 'done' | 'failed';

@@ -1,0 +1,159 @@
+/** `sev-attest bundle` through the CLI dispatcher, with an in-memory secret store for the signing key. */
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { VmProfile } from '../../app/profile';
+import { ArtifactStore } from '../../server/services/artifact-store';
+import { createConfBackend } from '../../server/services/kv-backend';
+import { ProfileStore } from '../../server/services/profile-store';
+import { InMemorySecretStore } from '../../server/services/secret-store';
+import type { CliIo } from '../io';
+import { runCli } from '../run';
+import { makeBundleCommand } from './bundle';
+
+const FIRMWARE = join(process.cwd(), 'test/fixtures/vectors/virtee-sev/ovmf_AmdSev_suffix.bin');
+const secrets = new InMemorySecretStore();
+const commands = [makeBundleCommand({ secretStore: secrets })];
+let root = '';
+let home = '';
+
+async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const io: CliIo = { out: (t) => (out += t), err: (t) => (err += t), env: {}, cwd: root };
+  const code = await runCli(['bundle', ...args], io, commands);
+  return { code, out, err };
+}
+
+beforeAll(async () => {
+  root = fs.mkdtempSync(join(tmpdir(), 'bundle-cli-'));
+  home = join(root, 'home');
+  fs.mkdirSync(home);
+  const artifacts = new ArtifactStore({ dir: join(home, 'artifacts') });
+  const fw = await artifacts.importFile(FIRMWARE);
+  const profiles = new ProfileStore({
+    backend: createConfBackend({
+      cwd: home,
+      configName: 'profiles',
+      defaults: { profiles: {} as Record<string, VmProfile> },
+    }),
+  });
+  profiles.put({
+    id: 'db',
+    name: 'Database',
+    scheme: 'amd-sev-es',
+    policy: 0x05,
+    cpuCounts: [2],
+    cpuSignatures: [{ family: 25, model: 1, stepping: 1 }],
+    vmsaVariants: ['kvm-init2'],
+    firmware: { kind: 'artifact', sha256: fw.sha256, size: fw.size },
+    approval: 'manual',
+    secrets: [],
+  });
+});
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+
+describe('sev-attest bundle', () => {
+  let fingerprint = '';
+
+  it('export without a signing key says how to make one', async () => {
+    const r = await cli(['export', '--profile', 'db', '--data-dir', 'home']);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('sev-attest bundle keygen');
+    expect(r.err).toContain('bundle-no-signing-key');
+  });
+
+  it('keygen, key: the fingerprint and public key; keygen again keeps the key', async () => {
+    const g = await cli(['keygen', '--data-dir', 'home']);
+    expect(g.code).toBe(0);
+    fingerprint = /^fingerprint (\S+)$/m.exec(g.out)![1]!;
+    expect(fingerprint).toMatch(/^ed25519:[A-Za-z0-9+/]{43}$/);
+    const k = await cli(['key', '--data-dir', 'home']);
+    expect(k.out).toBe(g.out);
+    const again = await cli(['keygen', '--data-dir', 'home']);
+    expect(again.out).toBe(g.out);
+    expect(again.err).toContain('exists already');
+    expect((await cli(['trusted', '--data-dir', 'home'])).out).toContain(fingerprint);
+  });
+
+  it('export the 64-row matrix of the issue; verify OK with the data dir, untrusted without it', async () => {
+    const e = await cli([
+      'export',
+      '--profile',
+      'db',
+      '--cpus',
+      '1-8',
+      '--cpu-signature',
+      'milan,genoa,rome,25:1:0',
+      '--vmsa-variant',
+      'both',
+      '--data-dir',
+      'home',
+      '--out',
+      'db.bundle.json',
+    ]);
+    expect(e.code, e.err).toBe(0);
+    expect(e.err).toContain('64 row(s)');
+    const doc = JSON.parse(fs.readFileSync(join(root, 'db.bundle.json'), 'utf8'));
+    expect(doc.body.rows).toHaveLength(64);
+    const ok = await cli(['verify', 'db.bundle.json', '--data-dir', 'home']);
+    expect(ok.code).toBe(0);
+    expect(ok.out).toContain(`OK: signature valid, signer ${fingerprint}`);
+    const untrusted = await cli(['verify', 'db.bundle.json']);
+    expect(untrusted.code).toBe(1);
+    expect(untrusted.err).toContain('bundle-key-untrusted');
+    const pinned = await cli(['verify', 'db.bundle.json', '--trust-key', fingerprint]);
+    expect(pinned.code).toBe(0);
+  });
+
+  it('a modified bundle fails verify with bundle-signature-invalid', async () => {
+    const doc = JSON.parse(fs.readFileSync(join(root, 'db.bundle.json'), 'utf8'));
+    doc.body.rows[10].digest = doc.body.rows[11].digest;
+    fs.writeFileSync(join(root, 'bad.json'), JSON.stringify(doc));
+    const r = await cli(['verify', 'bad.json', '--data-dir', 'home']);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('bundle-signature-invalid');
+    expect(r.err).toContain('modified');
+  });
+
+  it('import into another data dir with the public key in a file; the profile holds digests only', async () => {
+    const keyFile = join(root, 'laptop.pub');
+    fs.writeFileSync(keyFile, (await cli(['key', '--data-dir', 'home'])).out);
+    fs.mkdirSync(join(root, 'server'));
+    const refused = await cli(['import', 'db.bundle.json', '--data-dir', 'server']);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain('bundle-key-untrusted');
+    const trust = await cli(['trust', keyFile, '--label', 'laptop', '--data-dir', 'server']);
+    expect(trust.out).toContain(`trusted ${fingerprint} (laptop)`);
+    const r = await cli(['import', 'db.bundle.json', '--data-dir', 'server', '--id', 'db-copy']);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain('imported db-copy: 64 launch digest(s) from 64 row(s)');
+    const profiles = JSON.parse(fs.readFileSync(join(root, 'server/profiles.json'), 'utf8'));
+    expect(profiles.profiles['db-copy'].firmware.kind).toBe('digests');
+    expect(profiles.profiles['db-copy'].firmware.launchDigests).toHaveLength(64);
+    const audit = fs.readFileSync(join(root, 'server/audit.log'), 'utf8');
+    expect(audit).toContain('imported from a bundle signed by');
+    expect((await cli(['untrust', fingerprint, '--data-dir', 'server'])).code).toBe(0);
+    expect((await cli(['verify', 'db.bundle.json', '--data-dir', 'server'])).code).toBe(1);
+  });
+
+  it('every format writes; vqsv is executable; usage errors exit 2', async () => {
+    for (const format of ['vqsv', 'simple-kbs', 'simple-kbs-sql', 'csv']) {
+      const r = await cli(['export', '--profile', 'db', '--format', format, '--data-dir', 'home']);
+      expect(r.code, `${format}: ${r.err}`).toBe(0);
+      expect(r.out.length).toBeGreaterThan(50);
+    }
+    await cli(['export', '--profile', 'db', '--format', 'vqsv', '--data-dir', 'home', '--out', 'v.sh']);
+    expect(fs.statSync(join(root, 'v.sh')).mode & 0o111).not.toBe(0);
+    expect((await cli(['export', '--profile', 'db', '--cpus', '0-2', '--data-dir', 'home'])).code).toBe(2);
+    expect(
+      (await cli(['export', '--profile', 'db', '--cpu-signature', 'pentium', '--data-dir', 'home'])).code,
+    ).toBe(2);
+    expect((await cli(['export', '--profile', 'db', '--format', 'xml', '--data-dir', 'home'])).code).toBe(2);
+    expect((await cli(['export', '--profile', 'nope', '--data-dir', 'home'])).code).toBe(1);
+    expect((await cli(['export', '--profile', 'db'])).err).toContain('--data-dir');
+    expect((await cli(['frobnicate'])).code).toBe(2);
+    expect((await cli(['trust', 'ed25519:short', '--data-dir', 'home'])).code).not.toBe(0);
+  });
+});

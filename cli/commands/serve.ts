@@ -1,0 +1,235 @@
+/**
+ * `sev-attest serve`: the headless attestation listener. Prints parseable lines (`listening <url>`,
+ * `owner-token-file <path>`, `tls-fingerprint <sha256>`, with --ui `ui <url>` and `ui-login <link>`),
+ * runs until SIGTERM / SIGINT, then drains and exits 0.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startService, type RunningService } from '../../server/serve/serve';
+import { startUi, type RunningUi } from '../../server/web/start-ui';
+import { CliError, type CliCommand, type CliIo } from '../io';
+
+const usage = `usage: sev-attest serve --listen HOST:PORT --data-dir DIR [options]
+
+  --listen HOST:PORT        address to bind (default: the stored setting, at first 127.0.0.1:8470;
+                            port 0 picks a free one); only loopback unless told otherwise
+  --data-dir DIR            profiles, settings, artifacts, audit log, owner token, TLS certificate
+  --trust-ca FILE           an extra ASK||ARK file trusted besides AMD's pinned roots (repeatable)
+  --kds-url URL             AMD key server base for unsigned CEKs (default https://kdsintf.amd.com)
+  --secret-store KIND       keychain (default: the OS keychain) or memory (keeps nothing)
+  --tls                     HTTPS with a self-signed certificate generated into DIR (fingerprint printed);
+                            without it, the stored setting (off unless turned on in the UI)
+  --allowed-host NAME       an extra Host header name to accept (repeatable)
+  --ui                      also serve the owner UI in a browser, on its own loopback port; prints a
+                            one-time sign-in link (needs the built renderer: npm run build)
+  --ui-port N               the UI's loopback port (default 0: any free port)
+  --tunnel USER@HOST[:PORT] keep an SSH reverse tunnel to the libvirt host (system ssh, key or agent
+                            only): the host reaches this listener at 127.0.0.1:REMOTE on its side
+  --tunnel-remote-port N    the port bound on the SSH server's loopback (required with --tunnel)
+  --tunnel-identity FILE    private key for the tunnel (ssh -i)
+  --tunnel-known-hosts FILE known_hosts holding the SSH server's host key
+
+The owner token comes from SEV_ATTEST_OWNER_TOKEN, else DIR/owner-token (generated, mode 0600).
+The optional host token comes from SEV_ATTEST_HOST_TOKEN.`;
+
+/** Parses HOST:PORT ([v6]:PORT too). */
+export function parseListen(s: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:]+)):(\d{1,5})$/.exec(s);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new CliError(`--listen must be HOST:PORT (e.g. 127.0.0.1:8470), got '${s}'`);
+  return { host: m[1] ?? m[2]!, port };
+}
+
+/**
+ * The package root: the nearest directory above `from` whose package.json is named sev-attest. Works
+ * for the sources (cli/commands) and for the bundle in dist/, whatever its module format.
+ */
+export function findPackageRoot(from: string): string | undefined {
+  for (let dir = resolve(from); ; dir = dirname(dir)) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg)) {
+      try {
+        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: unknown }).name === 'sev-attest') return dir;
+      } catch {
+        // Not ours; keep walking up.
+      }
+    }
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
+/** The built renderer (electron-vite's out/renderer) and the package version, or a CLI error saying how to build it. */
+export function resolveUiBuild(from: string = __dirname): { rendererDir: string; version: string } {
+  const root = findPackageRoot(from);
+  const dir = root ? join(root, 'out', 'renderer') : undefined;
+  if (!root || !dir || !existsSync(join(dir, 'index.html'))) {
+    throw new CliError(
+      `--ui needs the built renderer (${dir ?? 'out/renderer in the sev-attest package'}/index.html is missing): run npm run build first`,
+      1,
+    );
+  }
+  const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version?: unknown };
+  return { rendererDir: dir, version: typeof version === 'string' ? version : '0.0.0' };
+}
+
+/** Resolves when the process gets SIGTERM or SIGINT. */
+function untilSignal(): Promise<string> {
+  return new Promise((done) => {
+    const on = (sig: string) => {
+      process.off('SIGTERM', term);
+      process.off('SIGINT', int);
+      done(sig);
+    };
+    const term = () => on('SIGTERM');
+    const int = () => on('SIGINT');
+    process.on('SIGTERM', term);
+    process.on('SIGINT', int);
+  });
+}
+
+async function run(argv: string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      listen: { type: 'string' },
+      'data-dir': { type: 'string' },
+      'trust-ca': { type: 'string', multiple: true },
+      'kds-url': { type: 'string' },
+      'secret-store': { type: 'string' },
+      tls: { type: 'boolean' },
+      'allowed-host': { type: 'string', multiple: true },
+      ui: { type: 'boolean' },
+      'ui-port': { type: 'string' },
+      tunnel: { type: 'string' },
+      'tunnel-remote-port': { type: 'string' },
+      'tunnel-identity': { type: 'string' },
+      'tunnel-known-hosts': { type: 'string' },
+    },
+  });
+  const remotePort = Number(values['tunnel-remote-port']);
+  if (values.tunnel !== undefined) {
+    if (!/^\d{1,5}$/.test(values['tunnel-remote-port'] ?? '') || remotePort < 1 || remotePort > 65535) {
+      throw new CliError('--tunnel needs --tunnel-remote-port N (1..65535)');
+    }
+  } else if (values['tunnel-remote-port'] || values['tunnel-identity'] || values['tunnel-known-hosts']) {
+    throw new CliError('--tunnel-remote-port, --tunnel-identity and --tunnel-known-hosts need --tunnel');
+  }
+  if (!values['data-dir']) throw new CliError('--data-dir DIR is required');
+  const listen = values.listen !== undefined ? parseListen(values.listen) : undefined;
+  let uiPort = 0;
+  if (values['ui-port'] !== undefined) {
+    if (values.ui !== true) throw new CliError('--ui-port goes with --ui');
+    uiPort = /^\d{1,5}$/.test(values['ui-port']) ? Number(values['ui-port']) : NaN;
+    if (!(uiPort <= 65535)) throw new CliError(`--ui-port must be a port number, got '${values['ui-port']}'`);
+  }
+  // Before anything binds: a missing renderer is a usage problem, not a half-started service.
+  const ui = values.ui === true ? resolveUiBuild() : undefined;
+  const store = values['secret-store'] ?? 'keychain';
+  if (store !== 'keychain' && store !== 'memory') {
+    throw new CliError(`--secret-store must be keychain or memory, got '${store}'`);
+  }
+  if (values['kds-url'] !== undefined && !/^https?:\/\/[^\s]+$/.test(values['kds-url'])) {
+    throw new CliError(`--kds-url must be an http(s) URL, got '${values['kds-url']}'`);
+  }
+  const dataDir = resolve(io.cwd, values['data-dir']);
+  let svc: RunningService;
+  try {
+    svc = await startService({
+      ...(listen ?? {}),
+      dataDir,
+      trustCa: (values['trust-ca'] ?? []).map((f) => resolve(io.cwd, f)),
+      secretStore: store,
+      ...(values['kds-url'] !== undefined ? { kdsUrl: values['kds-url'] } : {}),
+      ...(values.tls === true ? { tls: true } : {}),
+      ...(io.env.SEV_ATTEST_OWNER_TOKEN ? { ownerToken: io.env.SEV_ATTEST_OWNER_TOKEN } : {}),
+      ...(io.env.SEV_ATTEST_HOST_TOKEN ? { hostToken: io.env.SEV_ATTEST_HOST_TOKEN } : {}),
+      ...(values['allowed-host'] ? { allowedHosts: values['allowed-host'] } : {}),
+      log: (line) => io.err(`sev-attest serve: ${line}\n`),
+    });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL') {
+      throw new CliError(`cannot listen on ${values.listen ?? 'the stored address'}: ${err.message}`, 1);
+    }
+    if (e instanceof Error && /^--trust-ca|owner token|keychain/i.test(e.message))
+      throw new CliError(e.message, 1);
+    throw e;
+  }
+  if (store === 'memory')
+    io.err('sev-attest serve: --secret-store memory: secrets are kept in memory only and lost on exit\n');
+  else {
+    // Say at start-up, not at the first release, when the keychain cannot hold secrets. The service
+    // still runs (the keychain may be unlocked later); releases answer 503 until then. Never a disk fallback.
+    try {
+      await svc.secretStore.probeWritable?.();
+    } catch (e) {
+      io.err(
+        `sev-attest serve: warning: the OS keychain is not usable, so no secret can be stored or released until it is: ${
+          e instanceof Error ? e.message : String(e)
+        } (or run with --secret-store memory, which keeps nothing)\n`,
+      );
+    }
+  }
+  io.out(`listening ${svc.url}\n`);
+  io.out(`port ${svc.port}\n`);
+  io.out(
+    svc.ownerTokenFile
+      ? `owner-token-file ${svc.ownerTokenFile}\n`
+      : 'owner-token from SEV_ATTEST_OWNER_TOKEN\n',
+  );
+  if (svc.tlsFingerprint) io.out(`tls-fingerprint ${svc.tlsFingerprint}\ntls-cert ${svc.tlsCertFile}\n`);
+  io.out(`trust ${svc.trustAnchors.join(',')}\n`);
+  let runningUi: RunningUi | undefined;
+  if (ui !== undefined) {
+    try {
+      runningUi = await startUi(svc, {
+        rendererDir: ui.rendererDir,
+        dataDir,
+        version: ui.version,
+        port: uiPort,
+        log: (line) => io.err(`sev-attest serve: ${line}\n`),
+      });
+    } catch (e) {
+      await svc.close();
+      throw new CliError(`--ui: cannot listen on 127.0.0.1:${uiPort}: ${(e as Error).message}`, 1);
+    }
+    io.out(`ui ${runningUi.url}\n`);
+    io.out(`ui-login ${runningUi.loginUrl}\n`);
+    io.err('sev-attest serve: open the ui-login link to sign in (it works once, within 10 minutes)\n');
+  }
+  if (values.tunnel !== undefined) {
+    // Through the service's tunnel (audited, shown by tunnel:status, follows the listener); this run only.
+    try {
+      await svc.tunnel.start(
+        {
+          target: values.tunnel,
+          remotePort,
+          ...(values['tunnel-identity'] ? { identityFile: resolve(io.cwd, values['tunnel-identity']) } : {}),
+          ...(values['tunnel-known-hosts']
+            ? { knownHostsFile: resolve(io.cwd, values['tunnel-known-hosts']) }
+            : {}),
+        },
+        (line) => io.out(`${line}\n`),
+      );
+    } catch (e) {
+      await runningUi?.close();
+      await svc.close();
+      throw new CliError(`--tunnel: ${(e as Error).message}`);
+    }
+  }
+  const sig = await untilSignal();
+  io.err(`sev-attest serve: ${sig}: draining\n`);
+  await runningUi?.close();
+  await svc.close();
+  return 0;
+}
+
+export const serveCommand: CliCommand = {
+  name: 'serve',
+  summary: 'run the attestation listener (headless)',
+  usage,
+  run,
+};

@@ -1,0 +1,242 @@
+/**
+ * The contract's handlers over the running services (server/serve/serve.ts `startService`): the same
+ * object backs Electron IPC (register.ts) and the browser bridge (server/web/ui-server.ts).
+ */
+import { LUKS_PASSPHRASE_GUID, secretAccount, type VmProfile } from '../../app/profile';
+import { fromBase64, toBase64, wipe } from '../../app/sev/bytes';
+import type { AppInfo, ApprovalView, InvokeHandlers, ParsedArgs } from '../../app/contract/ipc';
+import type { Approval } from '../services/approvals';
+import type { RunningService } from '../serve/serve';
+import type { UiEventBus } from './event-bus';
+import { buildHostSetup } from '../../app/host-setup';
+import { previewDigests } from '../services/digest-preview';
+import { demoRunnerFor } from '../services/demo-host';
+import { ensureDemoProfile } from '../services/demo-setup';
+import { artifactImportsFor } from '../services/artifact-import';
+import { bundleHandlers } from './bundle-handlers';
+
+function coded(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+/** The contract's view of an approval. */
+export function approvalView(a: Approval): ApprovalView {
+  const view: ApprovalView = {
+    id: a.id,
+    state: a.state === 'used' ? 'approved' : a.state,
+    vmId: a.vmId ?? null,
+    connection: null,
+    clientAddress: a.client,
+    chipId: a.chipId ?? null,
+    anchoredBy: a.anchor ?? null,
+    policy: a.policy,
+    ...(a.firmwareApi ? { firmwareApi: a.firmwareApi } : {}),
+    createdAt: new Date(a.createdAt).toISOString(),
+    expiresAt: new Date(a.expiresAt).toISOString(),
+  };
+  if (a.decidedAt !== undefined) view.decidedAt = new Date(a.decidedAt).toISOString();
+  return view;
+}
+
+export interface HandlerContext {
+  service: RunningService;
+  mode: AppInfo['mode'];
+  version: string;
+  dataDir: string;
+  hostToken?: string;
+  firstRun: { get(): boolean; complete(): void };
+  /** The first-run demo's firmware image (default: findDemoFirmware(), the shipped assets/demo). */
+  demoFirmware?: string;
+  openExternal(url: string): Promise<void>;
+}
+
+/** Builds every contract handler. */
+export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
+  const { service } = ctx;
+  const requireProfile = (id: string): VmProfile => {
+    const p = service.profiles.get(id);
+    if (!p) throw coded('unknown-vm', `no VM profile ${id}`);
+    return p;
+  };
+  const eventsOf = (filter: ParsedArgs<'events:list'>[0]) => service.owner.events(filter);
+
+  return {
+    'profiles:list': async () => service.profiles.list(),
+    'profiles:get': async (id) => service.profiles.get(id) ?? null,
+    // Through OwnerService: the same validation, firmware checks and warnings as PUT /v1/vm.
+    'profiles:save': async (profile) => service.owner.saveProfile(profile),
+    'profiles:duplicate': async (id, newId) => duplicateProfile(service, requireProfile(id), newId),
+    'profiles:delete': async (id) => service.owner.deleteVm(id),
+
+    'secrets:set': async (vmId, secret) => {
+      const p = requireProfile(vmId);
+      const guid = secret.kind === 'luks-passphrase' ? LUKS_PASSPHRASE_GUID : secret.guid;
+      const bytes =
+        secret.kind === 'luks-passphrase'
+          ? new TextEncoder().encode(secret.passphrase)
+          : fromBase64(secret.dataBase64);
+      await service.secretStore.set(secretAccount(vmId, guid), bytes);
+      const ref = { guid, kind: secret.kind, ...(secret.label ? { label: secret.label } : {}) };
+      const updated = service.profiles.put({
+        ...p,
+        secrets: [...p.secrets.filter((s) => s.guid !== guid), ref],
+      });
+      return { ref, warnings: await service.owner.profileWarnings(updated) };
+    },
+    'secrets:reveal': async (vmId, guid) => {
+      const p = requireProfile(vmId);
+      const ref = p.secrets.find((s) => s.guid === guid);
+      if (!ref) throw coded('unknown-secret', `VM ${vmId} has no secret ${guid}`);
+      const bytes = await service.secretStore.get(secretAccount(vmId, guid));
+      if (!bytes) throw coded('secret-missing', `the keychain holds no value for ${vmId}/${guid}`);
+      return {
+        guid,
+        kind: ref.kind,
+        base64: toBase64(bytes),
+        ...(ref.kind === 'luks-passphrase' ? { text: new TextDecoder().decode(bytes) } : {}),
+      };
+    },
+    'secrets:delete': async (vmId, guid) => {
+      const p = requireProfile(vmId);
+      await service.secretStore.delete(secretAccount(vmId, guid));
+      service.profiles.put({ ...p, secrets: p.secrets.filter((s) => s.guid !== guid) });
+    },
+
+    'artifacts:list': async () => artifactImportsFor(service).list(),
+    'artifacts:import': async (request) => artifactImportsFor(service).import(request),
+    'artifacts:cancelImport': async (importId) => artifactImportsFor(service).cancel(importId),
+    'artifacts:inspect': async (sha256) => artifactImportsFor(service).inspect(sha256),
+    'digests:preview': async (draft) => previewDigests(service.digests, draft),
+
+    'approvals:list': async () => service.approvals.list().map(approvalView),
+    'approvals:decide': async (id, decision) => {
+      service.owner.decide(id, decision);
+    },
+
+    'events:list': async (filter) => eventsOf(filter),
+    'events:export': async (filter) => ({
+      fileName: `sev-attest-audit-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
+      json: JSON.stringify(eventsOf(filter), null, 2),
+    }),
+
+    'listener:status': async () => service.listenerStatus(),
+    'listener:configure': async (config) =>
+      service.configureListener({
+        host: config.host,
+        port: config.port,
+        tls: config.tls,
+        hostToken: config.hostToken,
+        allowNonLoopback: config.confirmNonLoopback === true,
+      }),
+    'listener:tokens': async () => ({ ownerToken: service.ownerToken, hostToken: service.hostToken ?? null }),
+
+    'tunnel:status': async () => service.tunnel.status(),
+    'tunnel:configure': async (config) => service.tunnel.configure(config),
+
+    'hostSetup:get': async (vmId) =>
+      buildHostSetup({
+        profile: requireProfile(vmId),
+        listenerUrl: service.url,
+        ...(service.tlsFingerprint !== undefined ? { tlsFingerprint: service.tlsFingerprint } : {}),
+        hostTokenRequired: ctx.hostToken !== undefined,
+      }),
+    // Without a vmId: the first-run demo profile, created (firmware, demo passphrase) on first use.
+    'demo:run': async (options) => {
+      const vmId = options.vmId ?? (await ensureDemoProfile(service, ctx.demoFirmware)).profile.id;
+      return demoRunnerFor(service, ctx.hostToken).run({ ...options, vmId });
+    },
+    ...bundleHandlers(service),
+
+    'app:info': async () => ({
+      version: ctx.version,
+      mode: ctx.mode,
+      platform: process.platform,
+      firstRunComplete: ctx.firstRun.get(),
+      dataDir: ctx.dataDir,
+      secretStore: { kind: service.secretStore.kind, note: service.secretStore.description },
+    }),
+    'app:completeFirstRun': async () => ctx.firstRun.complete(),
+    'shell:openExternal': async (url) => ctx.openExternal(url),
+  };
+}
+
+/**
+ * Copies a profile under a new id with its secrets: each value is read from the SecretStore and written
+ * under the new id's account. A secret that cannot be copied (keychain locked, value missing) is left
+ * out of the copy and named in the warnings; the copy itself is still made.
+ */
+export async function duplicateProfile(
+  service: RunningService,
+  source: VmProfile,
+  newId: string,
+): Promise<{ profile: VmProfile; warnings: string[] }> {
+  if (service.profiles.get(newId)) throw coded('vm-exists', `a VM profile ${newId} exists already`);
+  const secrets: VmProfile['secrets'] = [];
+  const warnings: string[] = [];
+  for (const ref of source.secrets) {
+    const what = `secret ${ref.label ?? ref.guid}`;
+    let value: Uint8Array | undefined;
+    try {
+      value = await service.secretStore.get(secretAccount(source.id, ref.guid));
+    } catch (e) {
+      warnings.push(`${what} was not copied: ${e instanceof Error ? e.message : String(e)}`);
+      continue;
+    }
+    if (!value) {
+      warnings.push(`${what} was not copied: the keychain holds no value for ${source.id}`);
+      continue;
+    }
+    try {
+      await service.secretStore.set(secretAccount(newId, ref.guid), value);
+      secrets.push(ref);
+    } catch (e) {
+      warnings.push(`${what} was not copied: ${e instanceof Error ? e.message : String(e)}`);
+    } finally {
+      wipe(value);
+    }
+  }
+  const { createdAt: _c, updatedAt: _u, ...fields } = source;
+  let profile: VmProfile;
+  try {
+    profile = service.profiles.put({ ...fields, id: newId, name: `${source.name} (copy)`, secrets });
+  } catch (e) {
+    // No orphan values under an id that has no profile.
+    for (const ref of secrets)
+      await service.secretStore.delete(secretAccount(newId, ref.guid)).catch(() => {});
+    throw e;
+  }
+  await service.audit.appendDurable({
+    type: 'profile',
+    result: 'ok',
+    vmId: newId,
+    message: `VM ${newId} registered as a copy of ${source.id}`,
+    details: { secrets: secrets.map((r) => r.guid), warnings },
+  });
+  return { profile, warnings };
+}
+
+/** First-run completion kept in the settings (both modes), so it survives restarts. */
+export function settingsFirstRun(service: RunningService): HandlerContext['firstRun'] {
+  return {
+    get: () => service.settings.get().firstRunDone,
+    complete: () => void service.settings.update({ firstRunDone: true }),
+  };
+}
+
+/** Forwards service changes to the UI event bus; returns the disconnect function. */
+export function connectUiEvents(service: RunningService, bus: UiEventBus): () => void {
+  const offApprovals = service.approvals.subscribe(() =>
+    bus.emit('approvals:changed', service.approvals.list().map(approvalView)),
+  );
+  const offAudit = service.audit.subscribe((e) => bus.emit('events:appended', e));
+  const offListener = service.onListenerChange((status) => bus.emit('listener:changed', status));
+  const offTunnel = service.tunnel.subscribe((status) => bus.emit('tunnel:changed', status));
+  const offImports = artifactImportsFor(service).subscribe((p) => bus.emit('artifacts:progress', p));
+  return () => {
+    offApprovals();
+    offAudit();
+    offListener();
+    offTunnel();
+    offImports();
+  };
+}

@@ -54,7 +54,9 @@ function checkText(file: string, text: string, docs: Record<Doc, string>): strin
   const problems: string[] = [];
   for (const c of findCitations(text)) {
     if (!hasSection(docs[c.doc], c.section)) {
-      problems.push(`${file}:${c.line}: cites docs/${c.doc}.md §${c.section}, which has no such heading`);
+      problems.push(
+        `${file}:${c.line}: cites section ${c.section} of docs/${c.doc}.md, which has no such heading`,
+      );
     }
   }
   text.split('\n').forEach((lineText, i) => {
@@ -111,9 +113,9 @@ describe('section citations in source comments', () => {
     const text =
       `ok: ${P} §6.1\n * bad: ${P} §6.3 and §99\n// ${A} §3\n// docs/architecture-and-` + 'style.md §2\n';
     expect(checkText('x.ts', text, fakeDocs)).toEqual([
-      'x.ts:2: cites docs/protocol.md §6.3, which has no such heading',
-      'x.ts:2: cites docs/protocol.md §99, which has no such heading',
-      'x.ts:3: cites docs/architecture.md §3, which has no such heading',
+      'x.ts:2: cites section 6.3 of docs/protocol.md, which has no such heading',
+      'x.ts:2: cites section 99 of docs/protocol.md, which has no such heading',
+      'x.ts:3: cites section 3 of docs/architecture.md, which has no such heading',
       'x.ts:4: cites the shared style notes, which are not in the repository',
     ]);
   });

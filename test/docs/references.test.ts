@@ -1,7 +1,7 @@
 /**
- * Every section a source comment cites ("protocol doc §6.2", "docs/architecture.md §4", lists such as
- * "§1, §3, §4") exists as a heading in docs/protocol.md or docs/architecture.md, and no source file
- * cites the shared style notes that are not part of this repository.
+ * Every section a source comment cites (`protocol doc §N`, `docs/architecture.md §N`, also lists such as
+ * `§N, §M`) exists as a heading in docs/protocol.md or docs/architecture.md, and no source file cites
+ * the shared style notes, which are not part of this repository.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';

@@ -8,7 +8,7 @@
  *
  * The contents field is SHA-384 of the page for normal and VMSA pages and 48 zero bytes for the others.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { SevError } from '../../sev/errors';
 
 export const SNP_DIGEST_SIZE = 48;
@@ -33,7 +33,8 @@ const ZERO_CONTENTS = new Uint8Array(SNP_DIGEST_SIZE);
 
 /** SHA-384 of a page (or any bytes): the `contents` of normal and VMSA pages. */
 export function sha384(data: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha384').update(data).digest());
+  // One-shot hash(): no Hash object per page, which matters over the ~1000 pages of an OVMF image.
+  return new Uint8Array(hash('sha384', data, 'buffer'));
 }
 
 /**
@@ -81,7 +82,7 @@ export class LaunchDigestChain {
     p[0x62] = pageType;
     // 0x63..0x67 (is_imi, VMPL permissions, reserved) stay zero.
     p.writeBigUInt64LE(BigInt(gpa), 0x68);
-    this.digest = new Uint8Array(createHash('sha384').update(p).digest());
+    this.digest = sha384(p);
   }
 
   /** Normal pages: `data` (a whole number of pages) loaded at `gpa`. */

@@ -117,7 +117,7 @@ async function measureFilePages(
  */
 export async function prepareSnpOvmf(
   ovmf: string | Uint8Array,
-  opts: SnpStreamOptions & { ovmfHash?: Uint8Array | string } = {},
+  opts: SnpStreamOptions & { ovmfHash?: Uint8Array | string; info?: SnpOvmfInfo } = {},
 ): Promise<SnpOvmfState> {
   opts.signal?.throwIfAborted();
   const given =
@@ -431,6 +431,7 @@ export async function computeSnpLaunchDigest(input: SnpLaunchDigestInput): Promi
     ? Promise.resolve(input.ovmf)
     : prepareSnpOvmf(input.ovmf, {
         ...stream,
+        info,
         ...(input.ovmfHash !== undefined ? { ovmfHash: input.ovmfHash } : {}),
         onProgress: (d) => {
           done.ovmf = d;

@@ -138,6 +138,51 @@ describe('sev-attest snp id-block', () => {
   });
 });
 
+describe('sev-attest snp verify-id-block', () => {
+  const given = ['snp', 'verify-id-block', `--id-block=${python.idBlock}`, `--id-auth=${python.idAuth}`];
+
+  it("accepts sev-snp-measure's block with the expected digests, measurement and policy", async () => {
+    const r = await cli([
+      ...given,
+      `--id-key-digest=${hexOfBase64(python.idKeyDigest!)}`,
+      `--author-key-digest=${hexOfBase64(python.authorKeyDigest!)}`,
+      `--measurement=${python.measurement}`,
+      '--policy=0x30000',
+    ]);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^signatures: valid \(ID key over the block, author key over the ID key\)\n/);
+    expect(r.out).toContain(`idKeyDigest: ${hexOfBase64(python.idKeyDigest!)}\n`);
+    expect(r.out).not.toMatch(/MISMATCH/);
+  });
+
+  it('a different measurement or policy is exit 1 with the mismatch named', async () => {
+    const r = await cli([...given, `--measurement=${'00'.repeat(48)}`, '--policy=0x30001', '--json']);
+    expect(r.code).toBe(1);
+    const j = JSON.parse(r.out) as { ok: boolean; problems: string[] };
+    expect(j.ok).toBe(false);
+    expect(j.problems).toHaveLength(2);
+  });
+
+  it('a changed auth byte or another expected key is exit 1 with the reason', async () => {
+    const auth = Buffer.from(python.idAuth!, 'base64');
+    auth[0x50]! ^= 1; // inside r of the block signature
+    const r = await cli([
+      'snp',
+      'verify-id-block',
+      `--id-block=${python.idBlock}`,
+      `--id-auth=${auth.toString('base64')}`,
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(
+      /^sev-attest snp verify-id-block: the ID block signature does not verify .*\(bad-signature\)\n$/,
+    );
+    const k = await cli([...given, `--id-key-digest=${hexOfBase64(python.authorKeyDigest!)}`]);
+    expect(k.code).toBe(1);
+    expect(k.err).toMatch(/not the expected one .*\(bad-key\)/);
+  });
+});
+
 describe('sev-attest snp: help and dispatch', () => {
   it('lists the subcommands; each subcommand has its own --help', async () => {
     const top = await cli(['--help']);
@@ -168,9 +213,20 @@ describe('sev-attest snp: help and dispatch', () => {
 
 const FW = '--ovmf=ovmf_AmdSev_suffix.bin';
 const bad: [string[], RegExp, number][] = [
+  [['snp', 'verify-id-block', '--id-auth=AAAA'], /--id-block is required/, 2],
+  [
+    ['snp', 'verify-id-block', '--id-block=not base64!', '--id-auth=AAAA'],
+    /--id-block must be standard base64/,
+    2,
+  ],
+  [
+    ['snp', 'verify-id-block', '--id-block=AAAA', '--id-auth=AAAA'],
+    /an ID block is 96 bytes, got 3 \(bad-length\)/,
+    1,
+  ],
   [
     ['snp', 'frobnicate'],
-    /^sev-attest snp: unknown subcommand 'frobnicate'; known: digest, ovmf-hash, id-block$/,
+    /^sev-attest snp: unknown subcommand 'frobnicate'; known: digest, ovmf-hash, id-block, verify-id-block$/,
     2,
   ],
   [['snp', 'digest', '--vcpus=1', '--vcpu-type=EPYC'], /--ovmf FILE is required/, 2],

@@ -21,6 +21,11 @@ export const snpSubcommands: readonly CliCommandEntry[] = [
     summary: 'build and sign an ID block and ID auth (base64 for libvirt)',
     load: () => import('./snp-id-block').then((m) => m.snpIdBlockCommand),
   },
+  {
+    name: 'verify-id-block',
+    summary: 'verify an ID block and ID auth (signatures, key digests)',
+    load: () => import('./snp-verify-id-block').then((m) => m.snpVerifyIdBlockCommand),
+  },
 ];
 
 function usage(list: readonly CliCommandEntry[]): string {

@@ -171,7 +171,7 @@ describe('streaming, progress and cancellation', () => {
     ).rejects.toThrow('stop');
   });
 
-  it('an abort during the OVMF pass stops it', async () => {
+  it('an abort while the files are streamed rejects with its reason', async () => {
     const ac = new AbortController();
     const p = computeSnpLaunchDigest({
       ovmf: AMDSEV,
@@ -218,6 +218,12 @@ describe('typed errors', () => {
         computeSnpLaunchDigest({ ovmf: AMDSEV, vcpus: 1, vcpuSignature: MILAN, guestFeatures: 1n << 64n }),
       'bad-format',
       /u64/,
+    ],
+    [
+      'a vCPU signature beyond u32',
+      () => computeSnpLaunchDigest({ ovmf: AMDSEV, vcpus: 1, vcpuSignature: 2 ** 32, vmmType: 'gce' }),
+      'bad-format',
+      /u32/,
     ],
     [
       'a short OVMF hash',

@@ -264,6 +264,14 @@ function checkRow(info: SnpOvmfInfo, row: SnpDigestRow): CheckedRow {
       'QEMU puts the guest vCPU signature in the VMSA: give a vCPU type or signature',
     );
   }
+  const sig = row.vcpuSignature;
+  if (sig !== undefined && (!Number.isInteger(sig) || sig < 0 || sig > 0xffffffff)) {
+    throw new SevError('bad-format', `a vCPU signature is a u32 (CPUID(1).EAX), got ${sig}`);
+  }
+  const features = row.guestFeatures ?? DEFAULT_GUEST_FEATURES;
+  if (features < 0n || features > 0xffff_ffff_ffff_ffffn) {
+    throw new SevError('bad-format', `guest features are a u64, got ${features}`);
+  }
   if (vcpus > 1 && info.resetAddress === 0) {
     throw new SevError(
       'firmware-unsupported',
@@ -272,8 +280,8 @@ function checkRow(info: SnpOvmfInfo, row: SnpDigestRow): CheckedRow {
   }
   return {
     vcpus,
-    vcpuSignature: row.vcpuSignature ?? 0,
-    guestFeatures: row.guestFeatures ?? DEFAULT_GUEST_FEATURES,
+    vcpuSignature: sig ?? 0,
+    guestFeatures: features,
     vmmType,
     kernelHashes: row.kernelHashes,
   };

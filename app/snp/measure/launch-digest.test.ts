@@ -43,7 +43,7 @@ function snpInput(a: Map<string, string>): SnpLaunchDigestInput {
   const type = a.get('--vcpu-type');
   if (type !== undefined) {
     const t = findSnpVcpuType(type)!;
-    input.vcpuSignature = vcpuSignatureOf(t.family, t.model, t.stepping)!;
+    input.vcpuSignature = vcpuSignatureOf(t.family, t.model, t.stepping);
   }
   if (a.has('--vcpu-sig')) input.vcpuSignature = Number(a.get('--vcpu-sig'));
   if (a.has('--vmm-type')) input.vmmType = a.get('--vmm-type') as VmmType;
@@ -100,7 +100,7 @@ describe('SNP launch digest: every vector of sev-snp-measure', () => {
   });
 });
 
-const MILAN = vcpuSignatureOf(25, 1, 1)!;
+const MILAN = vcpuSignatureOf(25, 1, 1);
 
 describe('digest matrix', () => {
   it('equals one digest per row, in the order of the rows, from one OVMF pass', async () => {
@@ -115,7 +115,7 @@ describe('digest matrix', () => {
       for (const vcpus of [7, 1, 3])
         for (const guestFeatures of [0x1n, 0x21n])
           rows.push({ vcpus, vmmType, guestFeatures, vcpuSignature: MILAN, kernelHashes });
-    rows.push({ vcpus: 2, vcpuSignature: vcpuSignatureOf(23, 1, 2)! });
+    rows.push({ vcpus: 2, vcpuSignature: vcpuSignatureOf(23, 1, 2) });
     rows.push({ vcpus: 2, vcpuSignature: MILAN, guestFeatures: 0x21n });
     const matrix = computeSnpDigestMatrix(state, rows);
     expect(matrix.map((m) => m.row)).toEqual(rows);

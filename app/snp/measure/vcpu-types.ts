@@ -3,8 +3,9 @@
  * (docs/protocol.md §13). The names are those sev-snp-measure accepts (QEMU's builtin x86 models); the
  * versions of a model share its family/model/stepping.
  *
- * Pure data: no node imports, so the UI can list the names.
+ * No node imports, so the UI can list the names.
  */
+import { cpuSignatureEax } from '../../digest/vmsa';
 
 export interface SnpVcpuType {
   name: string;
@@ -44,19 +45,10 @@ export function findSnpVcpuType(name: string): SnpVcpuType | undefined {
   return SNP_VCPU_TYPES.find((t) => t.name.toLowerCase() === n);
 }
 
+/** The largest display family CPUID(1).EAX can express (base 0xf plus an 8-bit extended family). */
 export const MAX_VCPU_FAMILY = 0xf + 0xff;
 
-/**
- * CPUID(1).EAX from display family, model and stepping: families above 15 put 15 in the base field and the
- * rest in the extended field; the model's high nibble goes to the extended model field. Returns undefined
- * when a value is out of range.
- */
-export function vcpuSignatureOf(family: number, model: number, stepping: number): number | undefined {
-  const ok = (n: number, max: number) => Number.isInteger(n) && n >= 0 && n <= max;
-  if (!ok(family, MAX_VCPU_FAMILY) || !ok(model, 0xff) || !ok(stepping, 0xf)) return undefined;
-  const baseFamily = family > 0xf ? 0xf : family;
-  const extFamily = family > 0xf ? family - 0xf : 0;
-  return (
-    ((extFamily << 20) | ((model >> 4) << 16) | (baseFamily << 8) | ((model & 0xf) << 4) | stepping) >>> 0
-  );
+/** CPUID(1).EAX from display family, model and stepping; out-of-range values are a SevError. */
+export function vcpuSignatureOf(family: number, model: number, stepping: number): number {
+  return cpuSignatureEax({ family, model, stepping });
 }

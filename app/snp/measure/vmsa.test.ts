@@ -7,7 +7,7 @@ import { vcpuSignatureOf } from './vcpu-types';
 import { BSP_EIP, buildSnpVmsa } from './vmsa';
 
 const AP_EIP = 0x80b004;
-const MILAN = vcpuSignatureOf(25, 1, 1)!;
+const MILAN = vcpuSignatureOf(25, 1, 1);
 const u16 = (p: Uint8Array, off: number) => Buffer.from(p).readUInt16LE(off);
 const u64 = (p: Uint8Array, off: number) => Buffer.from(p).readBigUInt64LE(off);
 

@@ -95,7 +95,7 @@ function vcpuSignature(v: Record<string, string | boolean | undefined>): number 
     const family = Number(parseIntOption('vcpu-family', v['vcpu-family'] as string, BigInt(MAX_VCPU_FAMILY)));
     const model = Number(parseIntOption('vcpu-model', v['vcpu-model'] as string, 0xffn));
     const stepping = Number(parseIntOption('vcpu-stepping', v['vcpu-stepping'] as string, 0xfn));
-    return vcpuSignatureOf(family, model, stepping)!;
+    return vcpuSignatureOf(family, model, stepping);
   }
   if (v['vcpu-sig'] !== undefined)
     return Number(parseIntOption('vcpu-sig', v['vcpu-sig'] as string, U32_MAX));
@@ -106,7 +106,7 @@ function vcpuSignature(v: Record<string, string | boolean | undefined>): number 
         `unknown --vcpu-type '${String(v['vcpu-type'])}'; known: ${SNP_VCPU_TYPES.map((x) => x.name).join(', ')}`,
       );
     }
-    return vcpuSignatureOf(t.family, t.model, t.stepping)!;
+    return vcpuSignatureOf(t.family, t.model, t.stepping);
   }
   return undefined;
 }

@@ -1,6 +1,7 @@
 // Regenerates app/snp/roots.generated.ts from assets/amd-roots/snp/ask_ark_<product>_{vcek,vlek}.pem (AMD's
 // key server `cert_chain` answers: the ASK or ASVK, then the ARK), so the pinned SNP roots ship inside every
 // bundle without a file lookup at run time. The two files of a product must carry the same ARK.
+import { Buffer } from 'node:buffer';
 import { readFileSync, writeFileSync } from 'node:fs';
 
 function pemBlocks(text) {

@@ -69,7 +69,7 @@ function resolveProduct(report: SnpReport, key: SnpCert, given: SnpProduct | und
   const sources: [string, SnpProduct | undefined][] = [
     ['the report CPUID', productFromCpuid(report.cpuid)],
     ['the signing key', productOfKey(key)],
-    ['the --product argument', given],
+    ['the given product', given],
   ];
   const known = sources.filter((s): s is [string, SnpProduct] => s[1] !== undefined);
   const first = known[0];

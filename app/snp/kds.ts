@@ -192,7 +192,8 @@ export class SnpKdsClient {
       if (e instanceof SevError) throw new SnpError('kds-unavailable', e.message);
       throw e;
     }
-    if (r.status === 404) throw new SnpError('kds-not-found', `AMD KDS (${url}) has no ${what} (HTTP 404)`);
+    if (r.status === 404)
+      throw new SnpError('kds-not-found', `AMD KDS (${url}) does not have ${what} (HTTP 404)`);
     return r.body;
   }
 

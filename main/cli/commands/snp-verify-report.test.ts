@@ -42,7 +42,7 @@ beforeAll(async () => {
   const report = readFileSync(path.join(dir, 'milan.bin'));
   trusteeHwid = report.subarray(0x1a0, 0x1e0).toString('hex');
   const tampered = Buffer.from(report);
-  tampered[0x90] ^= 1;
+  tampered[0x90] = tampered[0x90]! ^ 1;
   writeFileSync(path.join(dir, 'tampered.bin'), tampered);
   writeFileSync(path.join(dir, 'short.bin'), report.subarray(0, 100));
   writeFileSync(path.join(dir, 'foreign.crl'), makeCrl(makeTestRoots('Milan', 'cli')));

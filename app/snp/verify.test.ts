@@ -216,6 +216,23 @@ describe('synthetic chains', () => {
     );
   });
 
+  it('refuses a revoked ASVK for a VLEK report, and a revoked supplied intermediate', () => {
+    const k = makeKey(roots, 'vlek', { product: 'Milan', tcb: TCB });
+    const r = makeReport({ product: 'Milan', tcb: TCB, signer: 'vlek' }, k.key);
+    const revoked = makeCrl(roots, { revokedSerials: [0x10002] });
+    const f = () => verifyReport(r, opts({ vcek: undefined, vlek: k.der, crl: revoked }));
+    expect(message(f)).toMatch(/^the Milan ASVK \(serial 0x010002\) was revoked/);
+    // The ASK is not on that list: VCEK reports still verify with it.
+    expect(verifyReport(report, opts({ crl: revoked })).signer).toBe('vcek');
+    // A re-issued ASK (supplied chain, signed by the pinned ARK) is checked against the CRL by its own serial.
+    const reissued = makeTestRoots('Milan', 'test', { askSerial: 0x20001 });
+    const chain = { ark: roots.ark.der, intermediate: reissued.ask.der };
+    expect(verifyReport(report, opts({ chain })).intermediate.serialHex).toBe('020001');
+    const f2 = () =>
+      verifyReport(report, opts({ chain, crl: makeCrl(roots, { revokedSerials: [0x20001] }) }));
+    expect(code(f2)).toBe('revoked');
+  });
+
   it('refuses a CRL not signed by the ARK, a stale one and one from the future', () => {
     expect(
       code(() => verifyReport(report, opts({ crl: makeCrl(roots, { signer: rsaKey('x').privateKey }) }))),

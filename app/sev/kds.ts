@@ -96,6 +96,13 @@ export function retryAfterMs(value: string | null, now: number): number | undefi
   return Math.max(0, t - now);
 }
 
+/** fetch() hides the reason (ECONNREFUSED, ENOTFOUND, "bad port"…) in `cause`; name it. */
+function causeCode(e: unknown): string {
+  const cause = (e as { cause?: { code?: unknown; message?: unknown } } | undefined)?.cause;
+  const why = typeof cause?.code === 'string' ? cause.code : cause?.message;
+  return typeof why === 'string' && why ? ` (${why})` : '';
+}
+
 class RetryableError extends Error {
   constructor(
     message: string,
@@ -178,7 +185,7 @@ export class KdsHttp {
     } catch (e) {
       const msg = ctl.signal.aborted
         ? `no answer within ${this.timeoutMs} ms`
-        : `network error: ${(e as Error).message}`;
+        : `network error: ${(e as Error).message}${causeCode(e)}`;
       throw new RetryableError(msg, undefined);
     } finally {
       clearTimeout(timer);

@@ -154,11 +154,15 @@ describe('SnpKdsClient', () => {
     expect(down.code).toBe('kds-unavailable');
     expect(down.message).toMatch(/after 3 attempt\(s\): HTTP 502/);
 
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const closedPort = (closed.address() as AddressInfo).port;
+    await new Promise((r) => closed.close(r));
     const refused = await errorOf(
-      new SnpKdsClient({ baseUrl: 'http://127.0.0.1:1', maxAttempts: 1 }).getCrl('Milan'),
+      new SnpKdsClient({ baseUrl: `http://127.0.0.1:${closedPort}`, maxAttempts: 1 }).getCrl('Milan'),
     );
     expect(refused.code).toBe('kds-unavailable');
-    expect(refused.message).toMatch(/network error/);
+    expect(refused.message).toMatch(/network error: fetch failed \(ECONNREFUSED\)/);
   });
 
   it('refuses a 200 answer that is not the VCEK asked for, without retrying', async () => {

@@ -33,7 +33,7 @@ export const commands: readonly CliCommandEntry[] = [
   },
   {
     name: 'snp',
-    summary: 'SEV-SNP: expected launch digest, OVMF hash, ID blocks',
+    summary: 'SEV-SNP: expected launch digest, OVMF hash, ID blocks, report verification',
     load: () => import('./snp').then((m) => m.snpCommand),
   },
 ];

@@ -226,7 +226,7 @@ const bad: [string[], RegExp, number][] = [
   ],
   [
     ['snp', 'frobnicate'],
-    /^sev-attest snp: unknown subcommand 'frobnicate'; known: digest, ovmf-hash, id-block, verify-id-block$/,
+    /^sev-attest snp: unknown subcommand 'frobnicate'; known: digest, ovmf-hash, id-block, verify-id-block, verify-report$/,
     2,
   ],
   [['snp', 'digest', '--vcpus=1', '--vcpu-type=EPYC'], /--ovmf FILE is required/, 2],

@@ -26,6 +26,11 @@ export const snpSubcommands: readonly CliCommandEntry[] = [
     summary: 'verify an ID block and ID auth (signatures, key digests)',
     load: () => import('./snp-verify-id-block').then((m) => m.snpVerifyIdBlockCommand),
   },
+  {
+    name: 'verify-report',
+    summary: 'verify an SEV-SNP attestation report (signature, chain to AMD, revocation, TCB)',
+    load: () => import('./snp-verify-report').then((m) => m.snpVerifyReportCommand),
+  },
 ];
 
 function usage(list: readonly CliCommandEntry[]): string {
@@ -36,7 +41,7 @@ function usage(list: readonly CliCommandEntry[]): string {
     '',
     'subcommands:',
   ];
-  for (const c of list) lines.push(`  ${c.name.padEnd(12)} ${c.summary}`);
+  for (const c of list) lines.push(`  ${c.name.padEnd(16)} ${c.summary}`);
   lines.push('', "Run 'sev-attest snp <subcommand> --help' for its options.");
   return lines.join('\n') + '\n';
 }
@@ -83,7 +88,7 @@ export async function runSnp(
 
 export const snpCommand: CliCommand = {
   name: 'snp',
-  summary: 'SEV-SNP: expected launch digest, OVMF hash, ID blocks',
+  summary: 'SEV-SNP: expected launch digest, OVMF hash, ID blocks, report verification',
   usage: usage(snpSubcommands),
   handlesHelp: true,
   run: (argv, io) => runSnp(argv, io),

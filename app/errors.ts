@@ -14,6 +14,7 @@ export const SERVICE_ERROR_CODES = [
   'bad-request',
   'bad-arguments',
   'unknown-channel',
+  'forbidden-sender',
   'misdirected',
   'unauthorized',
   'origin-not-allowed',
@@ -55,10 +56,14 @@ export const SERVICE_ERROR_CODES = [
   'cancelled',
   'url-not-allowed',
   'not-supported',
+  'bad-key',
   'demo-not-possible',
   'service-closed',
   'listener-restart-failed',
   'non-loopback-not-confirmed',
+  // The renderer's own view of a call that did not come back.
+  'unreachable',
+  'http-error',
   // A bug: never chosen for a user's mistake.
   'internal',
 ] as const;

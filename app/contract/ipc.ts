@@ -11,6 +11,7 @@
  * Importable by the renderer: zod and pure app/ types only, no node or electron imports.
  */
 import { z } from 'zod';
+import type { ErrorCode } from '../errors';
 import {
   ApiVersionSchema,
   APPROVAL_MODES,
@@ -627,7 +628,7 @@ export function isEventChannel(name: string): name is EventChannel {
 // ---------------------------------------------------------------------------------------------------------
 
 /** What main sends back for every call: a value, or a structured error (never a stack). */
-export type IpcResponse<T> = { ok: true; value: T } | { ok: false; error: string; message: string };
+export type IpcResponse<T> = { ok: true; value: T } | { ok: false; error: ErrorCode; message: string };
 
 export { ApiError, apiErrorOf, encodeApiErrorMessage } from './api-error';
 

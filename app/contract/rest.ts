@@ -4,6 +4,7 @@
  * these, the OpenAPI document is generated from them, and the docs describe them. Field names are
  * kebab-case as in libvirt's proposal; binary values are standard base64 (RFC 4648 §4, padded).
  */
+import { DomainError } from '../errors';
 import { z } from 'zod';
 import {
   APPROVAL_MODES,
@@ -132,21 +133,25 @@ export const ErrorBodySchema = z
   .meta({ id: 'Error' });
 export type ErrorBody = z.infer<typeof ErrorBodySchema>;
 
-/** An error with a contract code: thrown by services, answered by the listener with its status. */
-export class ApiError extends Error {
+/**
+ * A DomainError whose code the REST contract lists (ERROR_STATUS). The listener alone turns a code into an
+ * HTTP status; `headers` carries extra response headers (Retry-After).
+ */
+export class ApiError extends DomainError<ApiErrorCode> {
   constructor(
-    readonly code: ApiErrorCode,
+    code: ApiErrorCode,
     message: string,
     /** Extra response headers (Retry-After). */
     readonly headers: Record<string, string> = {},
   ) {
-    super(message);
+    super(code, message);
     this.name = 'ApiError';
   }
+}
 
-  get status(): number {
-    return ERROR_STATUS[this.code];
-  }
+/** True for a code the REST contract answers with (and so has a status in ERROR_STATUS). */
+export function isApiErrorCode(code: string): code is ApiErrorCode {
+  return Object.prototype.hasOwnProperty.call(ERROR_STATUS, code);
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
  * `owner-token-file <path>`, `tls-fingerprint <sha256>`, with --ui `ui <url>` and `ui-login <link>`),
  * runs until SIGTERM / SIGINT, then drains and exits 0.
  */
+import { isDomainError } from '../../app/errors';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -154,8 +155,9 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL') {
       throw new CliError(`cannot listen on ${values.listen ?? 'the stored address'}: ${err.message}`, 1);
     }
-    if (e instanceof Error && /^--trust-ca|owner token|keychain/i.test(e.message))
-      throw new CliError(e.message, 1);
+    // A bad option or setting (a short owner token, an unusable data directory, a bad --trust-ca file) is
+    // the user's to fix: a plain sentence and exit 2, never "internal error".
+    if (isDomainError(e)) throw new CliError(e.message, e.code === 'bad-arguments' ? 2 : 1);
     throw e;
   }
   if (store === 'memory')

@@ -14,6 +14,7 @@ import { AuditFilterSchema, AUDIT_EVENT_TYPES, type AuditEvent } from '../../app
 import { buildOpenApiDocument } from '../../app/contract/openapi';
 import {
   ApiError,
+  isApiErrorCode,
   DecisionRequestSchema,
   describeZodError,
   ERROR_STATUS,
@@ -25,7 +26,9 @@ import {
 import { VmIdSchema } from '../../app/profile';
 import type { AttestationService, ClientInfo } from '../services/attestation';
 import { MAX_ARTIFACT_BYTES, type OwnerService } from '../services/owner-service';
-import { SecretStoreUnavailableError } from '../services/secret-store';
+import { isBundleError } from '../../app/bundle/errors';
+import { isDomainError } from '../../app/errors';
+import { isSevError } from '../../app/sev/errors';
 import { RateLimiter, type RateLimitOptions } from './rate-limit';
 
 export interface ListenerLimits {
@@ -350,14 +353,21 @@ export class Listener {
     return timingSafeEqual(given, expected) && m !== null;
   }
 
+  /**
+   * The one place a failure becomes an HTTP status: a DomainError with a REST code answers with that
+   * code's status and its host-safe message; a core error the schema let through (a malformed value) is a
+   * bad request; anything else is a bug (500, logged here, never shown).
+   */
   private answerError(res: http.ServerResponse, e: unknown): void {
-    if (e instanceof ApiError) {
-      sendError(res, e.code, e.message, e.headers);
-    } else if (e instanceof BodyTooLarge) {
+    if (e instanceof BodyTooLarge) {
       sendError(res, 'payload-too-large', e.message, { Connection: 'close' });
-    } else if (e instanceof SecretStoreUnavailableError) {
-      this.log(`secret store unavailable: ${e.detail}`);
-      sendError(res, 'secret-store-unavailable', "the owner's secret store is unavailable");
+    } else if (isDomainError(e) && isApiErrorCode(e.code)) {
+      if (e.code === 'secret-store-unavailable') this.log(`secret store unavailable: ${e.message}`);
+      const headers: Record<string, string> = e instanceof ApiError ? { ...e.headers } : {};
+      if (e.retryAfterSeconds !== undefined) headers['Retry-After'] = String(e.retryAfterSeconds);
+      sendError(res, e.code, e.hostMessage, headers);
+    } else if (isDomainError(e) && (isSevError(e) || isBundleError(e))) {
+      sendError(res, 'bad-request', e.message);
     } else {
       this.log(`internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
       sendError(res, 'internal', 'internal error');

@@ -9,6 +9,7 @@
  * in the same writer as the appends, so a batch never lands in the replaced file.
  * One process writes a log file at a time (the app or `sev-attest serve`).
  */
+import { DomainError } from '../../app/errors';
 import { randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import { dirname } from 'node:path';
@@ -48,19 +49,18 @@ export interface AuditOpenReport {
   warnings: string[];
 }
 
-export class AuditInputError extends Error {
-  readonly code = 'audit-invalid';
+export class AuditInputError extends DomainError<'audit-invalid'> {
   constructor(message: string) {
-    super(message);
+    super('audit-invalid', message);
     this.name = 'AuditInputError';
   }
 }
 
 /** A write or fdatasync of the log failed: the log takes no more events (fail closed). */
-export class AuditWriteError extends Error {
-  readonly code = 'audit-write-failed';
+export class AuditWriteError extends DomainError<'audit-write-failed'> {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('audit-write-failed', message);
+    if (options?.cause !== undefined) this.cause = options.cause;
     this.name = 'AuditWriteError';
   }
 }

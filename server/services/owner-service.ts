@@ -254,7 +254,7 @@ export class OwnerService {
       const info = await this.deps.artifacts.importStream(stream, { ...options, maxBytes });
       return { sha256: info.sha256, size: info.size };
     } catch (e) {
-      if (e instanceof ArtifactError && e.code === 'artifact-too-large') {
+      if (e instanceof ArtifactError && e.code === 'payload-too-large') {
         throw new ApiError('payload-too-large', `artifacts are limited to ${describeBytes(maxBytes)}`);
       }
       throw e;

@@ -4,6 +4,7 @@
  * problems() and skipped, never fatal, and never rewritten behind the owner's back. The schema check of an
  * entry is cached against the entry's exact JSON, so only an entry that changed is parsed again.
  */
+import { DomainError } from '../../app/errors';
 import { VmIdSchema, VmProfileSchema, type VmProfile } from '../../app/profile';
 import type { KeyValueBackend } from './kv-backend';
 import { zodIssues } from './store-util';
@@ -11,10 +12,9 @@ import { zodIssues } from './store-util';
 export type ProfileBackend = KeyValueBackend<{ profiles: Record<string, VmProfile> }>;
 
 /** A profile that does not satisfy VmProfileSchema. */
-export class ProfileValidationError extends Error {
-  readonly code = 'profile-invalid';
+export class ProfileValidationError extends DomainError<'profile-invalid'> {
   constructor(readonly issues: Array<{ path: string; message: string }>) {
-    super(`invalid profile: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
+    super('profile-invalid', `invalid profile: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
     this.name = 'ProfileValidationError';
   }
 }

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { DomainError } from '../../app/errors';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -59,9 +60,7 @@ const server = new UiServer({
       bytes += (c as Buffer).length;
       // What the store does past its limit on a body without a length: stop reading and refuse.
       if (bytes > 1_000_000) {
-        throw Object.assign(new Error('artifacts are limited to 976.6 KiB (1000000 bytes)'), {
-          code: 'payload-too-large',
-        });
+        throw new DomainError('payload-too-large', 'artifacts are limited to 976.6 KiB (1000000 bytes)');
       }
     }
     uploads.push({ meta, bytes });

@@ -198,7 +198,8 @@ export class KdsClient {
       throw new RetryableError(`HTTP ${status}`, retryAfterMs(retryAfter, this.now()));
     }
     if (status === 404) {
-      throw new SevError('kds-unavailable', `AMD KDS (${url}) has no CEK for this chip id (HTTP 404)`);
+      // Not an outage: AMD does not know this chip (a made-up or non-AMD chip id).
+      throw new SevError('cek-unknown-chip', `AMD KDS (${url}) has no CEK for this chip id (HTTP 404)`);
     }
     if (status !== 200) {
       throw new SevError('kds-unavailable', `AMD KDS (${url}) answered HTTP ${status}`);

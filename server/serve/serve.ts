@@ -29,6 +29,7 @@ import { createSecretStore, type SecretStore } from '../services/secret-store';
 import { SettingsStore } from '../services/settings-store';
 import { TunnelController } from './tunnel-controller';
 import { TrustedKeyStore, type StoredTrustedKey } from '../services/trusted-keys';
+import { PinnedCekStore, type PinnedCek } from '../services/pinned-ceks';
 
 /**
  * Makes the JSON key-value file behind one store (profiles, settings). Headless mode uses `conf`
@@ -115,6 +116,8 @@ export interface RunningService {
   bundles: BundleService;
   /** The keys trusted to sign bundles (DIR/trusted-keys.json). */
   trustedKeys: TrustedKeyStore;
+  /** The key-server CEKs the owner pinned per chip (DIR/pinned-ceks.json). */
+  pinnedCeks: PinnedCekStore;
   /** The listener's state, address and TLS fingerprint. */
   listenerStatus(): ListenerStatus;
   /**
@@ -212,6 +215,9 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
   const artifacts = new ArtifactStore({ dir: join(opts.dataDir, 'artifacts') });
   const audit = AuditLog.open({ file: join(opts.dataDir, 'audit.log') });
   for (const w of audit.openReport.warnings) log(`audit log: ${w}`);
+  const pinnedCeks = new PinnedCekStore(
+    kvBackend({ cwd: opts.dataDir, configName: 'pinned-ceks', defaults: { ceks: [] as PinnedCek[] } }),
+  );
   const approvals = new ApprovalService({
     timeoutSeconds: () => opts.approvalTimeoutSeconds ?? settings.get().approvalTimeoutSeconds,
   });
@@ -229,6 +235,7 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     approvals,
     digests,
     audit,
+    pinnedCeks,
     kds:
       opts.kds ??
       new KdsClient({
@@ -265,6 +272,7 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     connections,
     digests,
     audit,
+    pinnedCeks,
     tls: () => (tlsInfo ? { enabled: true, fingerprint: tlsInfo.fingerprint } : { enabled: false }),
     ...(opts.version ? { version: opts.version } : {}),
   });
@@ -461,6 +469,7 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     connections,
     bundles,
     trustedKeys,
+    pinnedCeks,
     listenerStatus,
     tunnel,
     configureListener: (config) => {

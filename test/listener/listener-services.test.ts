@@ -17,7 +17,7 @@ describe('ConnectionTable', () => {
     const a = conn(t);
     const b = conn(t);
     expect(a.id).not.toBe(b.id);
-    expect(t.latestFor('vm')).toBe(b.id);
+    expect(t.latestFor('vm', 'c')).toBe(b.id);
     const taken = t.take(a.id);
     expect(taken.ok).toBe(true);
     const tek = a.tek!;

@@ -90,6 +90,7 @@ export function createFakeApi(overrides: DeepPartial<SevAttestApi> = {}): FakeAp
       trust: unused('bundles.trust'),
       untrust: unused('bundles.untrust'),
     },
+    chips: { list: unused('chips.list'), pinCek: unused('chips.pinCek'), unpin: unused('chips.unpin') },
     app: { info: unused('app.info'), completeFirstRun: unused('app.completeFirstRun') },
     shell: { openExternal: unused('shell.openExternal') },
     files: { pathFor: (file: File) => `upload:${file.name}` },

@@ -147,6 +147,31 @@ export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
     },
     ...bundleHandlers(service),
 
+    // Through OwnerService: the same checks and audit events as /v1/chips.
+    'chips:list': async () =>
+      service.pinnedCeks.list().map((p) => ({
+        chipId: p.chipId,
+        ...(p.label !== undefined ? { label: p.label } : {}),
+        pinnedAt: p.pinnedAt,
+      })),
+    'chips:pinCek': async (chipId, cekBase64, label) => {
+      const b = await service.owner.pinCek(chipId, {
+        cek: cekBase64,
+        ...(label !== undefined ? { label } : {}),
+      });
+      return {
+        chipId: b['chip-id'],
+        ...(b.label !== undefined ? { label: b.label } : {}),
+        pinnedAt: b['pinned-at'],
+      };
+    },
+    'chips:unpin': async (chipId) => {
+      const id = chipId.toLowerCase();
+      if (!service.pinnedCeks.list().some((p) => p.chipId === id)) return false;
+      await service.owner.unpinCek(id);
+      return true;
+    },
+
     'app:info': async () => ({
       version: ctx.version,
       mode: ctx.mode,

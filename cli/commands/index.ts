@@ -31,4 +31,9 @@ export const commands: readonly CliCommandEntry[] = [
     summary: 'export, sign, verify and import measurement bundles',
     load: () => import('./bundle').then((m) => m.bundleCommand),
   },
+  {
+    name: 'chips',
+    summary: "pin chips' key-server CEKs for offline owners",
+    load: () => import('./chips').then((m) => m.chipsCommand),
+  },
 ];

@@ -206,6 +206,24 @@ describe('issue 10.1: a claimed cpu-id must be proven', () => {
   });
 });
 
+describe('issue 10.1 on /v1/launch: an unprovable claim drops only the allow-listed candidates', () => {
+  it('key server down: the launch goes on for the VMs that admit any chip', async () => {
+    const h = await startTwoChipHarness({ kdsUrl: 'http://127.0.0.1:9' });
+    try {
+      await registerVm(h, { id: 'listed', extra: { 'allowed-cpu-ids': [chipA()] } });
+      await registerVm(h, { id: 'open', passphrase: 'any chip' });
+      const r = await hostFlow(h, { policy: 1, launchExtra: { 'cpu-id': toBase64(platform().chipId) } });
+      expect(r.launch.status).toBe(200);
+      expect(r.secret?.get(LUKS_PASSPHRASE_GUID)).toBe('any chip');
+      const e = (await events(h, 'type=launch&result=ok')).at(-1);
+      expect(e.details.candidates).toEqual(['open']);
+      expect(e.details.chip).toMatchObject({ claimed: chipA(), proven: false });
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 describe("issue 10.12: the key server's unknown chip is a refusal, its outage a 502", () => {
   it('404 from the key server: 403 cek-unknown-chip; down: 502 kds-unavailable with Retry-After', async () => {
     const kds = await startKds([platform()]);

@@ -64,6 +64,7 @@ describe('runCli with lazily loaded commands', () => {
       'serve',
       'verify-chain',
       'bundle',
+      'snp',
       'chips',
     ]);
     for (const entry of commands) {

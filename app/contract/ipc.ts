@@ -717,3 +717,41 @@ export function isAllowedExternalUrl(raw: string): boolean {
 
 /** Re-exported so the renderer gets the option lists from one place. */
 export { APPROVAL_MODES, SCHEMES, VMSA_VARIANTS, ApiVersionSchema };
+
+// ---------------------------------------------------------------------------------------------------------
+// window.api written once from the channel lists (the browser bridge and the component-test fake)
+// ---------------------------------------------------------------------------------------------------------
+
+/** Sends one request channel's arguments; resolves with its result. */
+export type InvokeTransport = <K extends InvokeChannel>(
+  channel: K,
+  ...args: InvokeArgs<K>
+) => Promise<InvokeResult<K>>;
+/** Subscribes one listener to a push channel. */
+export type SubscribeTransport = <K extends EventChannel>(
+  channel: K,
+  listener: EventChannels[K],
+) => Unsubscribe;
+
+/**
+ * Every `window.api` method except `files`, derived from INVOKE_CHANNELS and EVENT_CHANNELS: `f.a(...)`
+ * calls `invoke('f:a', ...)` and `f.onA(cb)` calls `subscribe('f:a', cb)`. A channel added to the contract
+ * appears here with no further code.
+ */
+export function apiFromTransport(
+  invoke: InvokeTransport,
+  subscribe: SubscribeTransport,
+): Omit<SevAttestApi, 'files'> {
+  const api: Record<string, Record<string, unknown>> = {};
+  const group = (channel: string) => (api[channel.slice(0, channel.indexOf(':'))] ??= {});
+  for (const channel of INVOKE_CHANNELS) {
+    const action = channel.slice(channel.indexOf(':') + 1);
+    group(channel)[action] = (...args: unknown[]) =>
+      (invoke as (c: string, ...a: unknown[]) => Promise<unknown>)(channel, ...args);
+  }
+  for (const channel of EVENT_CHANNELS) {
+    group(channel)[eventMethodName(channel)] = (listener: unknown) =>
+      (subscribe as (c: string, l: unknown) => Unsubscribe)(channel, listener);
+  }
+  return api as unknown as Omit<SevAttestApi, 'files'>;
+}

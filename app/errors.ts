@@ -27,6 +27,7 @@ export const SERVICE_ERROR_CODES = [
   // Launch and validate refusals.
   'policy-not-allowed',
   'cpu-id-not-allowed',
+  'cpu-id-unproven',
   'denied',
   'policy-mismatch',
   'build-not-allowed',

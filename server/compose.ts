@@ -31,6 +31,7 @@ import { SecretService } from './services/secret-service';
 import { createSecretStore, type SecretStore } from './services/secret-store';
 import { SettingsStore } from './services/settings-store';
 import { TrustedKeyStore, type StoredTrustedKey } from './services/trusted-keys';
+import { PinnedCekStore, type PinnedCek } from './services/pinned-ceks';
 
 /**
  * Makes the JSON key-value file behind one store (profiles, settings). Headless mode uses `conf`
@@ -101,6 +102,8 @@ export interface Services {
   owner: OwnerService;
   /** The keys trusted to sign bundles (DIR/trusted-keys.json). */
   trustedKeys: TrustedKeyStore;
+  /** The key-server CEKs the owner pinned per chip (DIR/pinned-ceks.json). */
+  pinnedCeks: PinnedCekStore;
   /** Measurement bundles: signing key, export, verify, import (also the listener's bundle routes). */
   bundles: BundleService;
   listener: ListenerController;
@@ -164,6 +167,9 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
   const digests = new ExpectedDigests({
     firmwarePath: (sha) => (artifacts.has(sha) ? artifacts.path(sha) : undefined),
   });
+  const pinnedCeks = new PinnedCekStore(
+    kvBackend({ cwd: opts.dataDir, configName: 'pinned-ceks', defaults: { ceks: [] as PinnedCek[] } }),
+  );
   const attestation = new AttestationService({
     profiles,
     secrets: secretStore,
@@ -172,6 +178,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     approvals,
     digests,
     audit,
+    pinnedCeks,
     kds:
       opts.kds ??
       new KdsClient({
@@ -190,6 +197,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     connections,
     digests,
     audit,
+    pinnedCeks,
     tls: (): { enabled: boolean; fingerprint?: string } => {
       const fingerprint: string | undefined = controller.tlsFingerprint;
       return fingerprint ? { enabled: true, fingerprint } : { enabled: false };
@@ -266,6 +274,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     attestation,
     owner,
     trustedKeys,
+    pinnedCeks,
     bundles,
     listener: controller,
     tunnel,

@@ -91,6 +91,8 @@ export const ERROR_STATUS = {
   'chain-not-trusted': 403,
   'policy-not-allowed': 403,
   'cpu-id-not-allowed': 403,
+  'cpu-id-unproven': 403,
+  'cek-unknown-chip': 403,
   denied: 403,
   'measurement-mismatch': 403,
   'policy-mismatch': 403,
@@ -398,6 +400,28 @@ export const BundleImportResponseSchema = z
     rows: z.number().int(),
   })
   .meta({ id: 'BundleImportResponse' });
+
+/** PUT /v1/chips/{chipid}/cek: the ASK-signed CEK AMD's key server gives for that chip, pinned. */
+export const PinCekRequestSchema = z
+  .strictObject({
+    cek: base64Exact(SIZES.sevCert, 'cek'),
+    label: z.string().max(200).optional(),
+  })
+  .meta({ id: 'PinCekRequest' });
+export type PinCekRequest = z.infer<typeof PinCekRequestSchema>;
+
+export const PinnedCekSchema = z
+  .object({
+    'chip-id': z.string().regex(/^[0-9a-f]{128}$/),
+    label: z.string().optional(),
+    'pinned-at': z.string(),
+  })
+  .meta({ id: 'PinnedCek' });
+export type PinnedCekBody = z.infer<typeof PinnedCekSchema>;
+
+export const PinnedCekListResponseSchema = z
+  .object({ chips: z.array(PinnedCekSchema) })
+  .meta({ id: 'PinnedCekList' });
 
 export const HealthResponseSchema = z
   .object({

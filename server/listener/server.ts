@@ -11,6 +11,8 @@ import * as https from 'node:https';
 import { isIP, type AddressInfo, type Socket } from 'node:net';
 import type { z } from 'zod';
 import { AuditFilterSchema, AUDIT_EVENT_TYPES, type AuditEvent } from '../../app/audit';
+import { isDomainError } from '../../app/errors';
+import { isSevError } from '../../app/sev/errors';
 import { buildOpenApiDocument } from '../../app/contract/openapi';
 import {
   ApiError,
@@ -19,6 +21,7 @@ import {
   describeZodError,
   ERROR_STATUS,
   LaunchRequestSchema,
+  PinCekRequestSchema,
   ValidateRequestSchema,
   VmPutRequestSchema,
   type ApiErrorCode,
@@ -27,9 +30,8 @@ import { VmIdSchema } from '../../app/profile';
 import type { AttestationService, ClientInfo } from '../services/attestation';
 import { MAX_ARTIFACT_BYTES, type OwnerService } from '../services/owner-service';
 import { isBundleError } from '../../app/bundle/errors';
-import { isDomainError } from '../../app/errors';
-import { isSevError } from '../../app/sev/errors';
 import { RateLimiter, type RateLimitOptions } from './rate-limit';
+import { launchAnswerOf, launchEvidenceOf, launchReportOf, validateAnswerOf } from './host-mapping';
 
 export interface ListenerLimits {
   /** Host routes: launch/validate bodies are a few KiB (default 64 KiB). */
@@ -273,6 +275,7 @@ export class Listener {
     const client: ClientInfo = {
       address: normalizeAddress(req.socket.remoteAddress),
       port: req.socket.remotePort,
+      hostToken: false,
     };
     if (this.closing) res.setHeader('Connection', 'close');
     // 1. Host header: IP literals and known names only (a rebinding page carries its DNS name).
@@ -333,6 +336,8 @@ export class Listener {
       );
       return;
     }
+    // A host route passed the host-token check with a token: the client is that token's holder.
+    client.hostToken = hit.r.auth === 'host' && this.hostTokenDigest !== undefined;
     let params: string[];
     try {
       params = hit.m.slice(1).map((p) => decodeURIComponent(p));
@@ -468,7 +473,9 @@ export class Listener {
     });
     const launch = async (ctx: Ctx, vmId: string | undefined) => {
       const body = await this.readJson(ctx.req, host, LaunchRequestSchema);
-      const out = await a.launch(vmId === undefined ? {} : { vmId }, body, ctx.client);
+      const out = launchAnswerOf(
+        await a.launch(vmId === undefined ? {} : { vmId }, launchEvidenceOf(body), ctx.client),
+      );
       if (out.status === 202) sendJson(ctx.res, 202, out.body, { 'Retry-After': String(out.retryAfter) });
       else sendJson(ctx.res, 200, out.body);
     };
@@ -487,11 +494,21 @@ export class Listener {
       r('POST', `/v1/vm/${seg}/validate`, 'host', async (ctx) => {
         const vmId = vmIdOr404(ctx.params[0]!);
         const body = await this.readJson(ctx.req, host, ValidateRequestSchema);
-        sendJson(ctx.res, 200, await a.validate({ vmId }, body, ctx.client));
+        sendJson(
+          ctx.res,
+          200,
+          validateAnswerOf(await a.validate({ vmId }, launchReportOf(body), ctx.client)),
+        );
       }),
       r('POST', `/v1/connections/${seg}/validate`, 'host', async (ctx) => {
         const body = await this.readJson(ctx.req, host, ValidateRequestSchema);
-        sendJson(ctx.res, 200, await a.validate({ connection: ctx.params[0]! }, body, ctx.client));
+        sendJson(
+          ctx.res,
+          200,
+          validateAnswerOf(
+            await a.validate({ connection: ctx.params[0]! }, launchReportOf(body), ctx.client),
+          ),
+        );
       }),
       r('GET', '/v1/vm', 'owner', async (ctx) => sendJson(ctx.res, 200, { vms: o.listVms() })),
       r('PUT', `/v1/vm/${seg}`, 'owner', putVm),
@@ -522,6 +539,16 @@ export class Listener {
       r('POST', `/v1/approvals/${seg}`, 'owner', async (ctx) => {
         const body = await this.readJson(ctx.req, host, DecisionRequestSchema);
         sendJson(ctx.res, 200, o.decide(ctx.params[0]!, body.decision));
+      }),
+      r('GET', '/v1/chips', 'owner', async (ctx) => sendJson(ctx.res, 200, { chips: o.listPinnedCeks() })),
+      r('PUT', `/v1/chips/${seg}/cek`, 'owner', async (ctx) => {
+        const body = await this.readJson(ctx.req, host, PinCekRequestSchema);
+        sendJson(ctx.res, 200, await o.pinCek(ctx.params[0]!, body));
+      }),
+      r('DELETE', `/v1/chips/${seg}/cek`, 'owner', async (ctx) => {
+        await o.unpinCek(ctx.params[0]!);
+        ctx.res.writeHead(204, { 'Cache-Control': 'no-store' });
+        ctx.res.end();
       }),
       r('GET', '/v1/events', 'owner', (ctx) => this.events(ctx)),
       r('GET', '/v1/health', 'owner', async (ctx) => sendJson(ctx.res, 200, o.health())),

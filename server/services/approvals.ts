@@ -1,6 +1,6 @@
 /**
  * Owner approvals of launch requests. A pending approval is keyed by the request's fingerprint (client,
- * VM and the hash of what the host sent), so a host repeating the same request keeps waiting on the same
+ * VM and the hash of what the host sent, cpu-id and CEK included), so a host repeating the same request keeps waiting on the same
  * approval instead of queueing another. approve / deny / timeout (= deny) decide it; an approval is
  * consumed by the one launch it admits.
  */
@@ -57,6 +57,35 @@ export function approvalFingerprint(
   return createHash('sha256')
     .update(`${client}\n${vmId ?? '*'}\n${h.digest('hex')}`)
     .digest('hex');
+}
+
+/** What a launch approval is given for: everything the host sent that the launch depends on. */
+export interface LaunchApprovalMaterial {
+  pdh: Uint8Array;
+  certChain: Uint8Array;
+  policy: number;
+  /** The claimed cpu-id: an approval for one chip does not admit a launch claiming another. */
+  chipId: Uint8Array | undefined;
+  /** The host-supplied CEK: an approval for one CEK does not admit a launch with another. */
+  cek: Uint8Array | undefined;
+}
+
+/** The fingerprint of a launch approval: client, VM, PDH, chain, policy, cpu-id and CEK. */
+export function launchApprovalFingerprint(
+  client: string,
+  vmId: string | undefined,
+  m: LaunchApprovalMaterial,
+): string {
+  const policy = new Uint8Array(4);
+  new DataView(policy.buffer).setUint32(0, m.policy >>> 0, true);
+  // An absent cpu-id or CEK is a zero-length part: length-prefixed, it differs from any present value.
+  return approvalFingerprint(client, vmId, [
+    m.pdh,
+    m.certChain,
+    policy,
+    m.chipId ?? new Uint8Array(0),
+    m.cek ?? new Uint8Array(0),
+  ]);
 }
 
 /** Pending and recently decided approvals, in memory. */

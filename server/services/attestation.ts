@@ -38,6 +38,8 @@ import { VerifiedChainCache, verifyChainCached } from './verified-chains';
 export interface ClientInfo {
   address: string;
   port?: number;
+  /** Whether the request carried a valid host token (set by the listener). */
+  hostToken: boolean;
 }
 
 export function clientLabel(c: ClientInfo): string {

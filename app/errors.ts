@@ -46,6 +46,7 @@ export const SERVICE_ERROR_CODES = [
   'store-corrupt',
   'audit-invalid',
   'audit-write-failed',
+  'audit-full',
   'unknown-artifact',
   'artifact-not-found',
   'artifact-io',

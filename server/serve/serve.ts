@@ -65,6 +65,17 @@ export interface ServeOptions {
   /** Where a signed CEK comes from when the chain's is unsigned; default a KdsClient on kdsUrl with a disk cache in DIR/kds-cache. */
   kds?: CekSource;
   approvalTimeoutSeconds?: number;
+  /**
+   * The audit log: events kept in the main window (default 10000), the retained stream's disk budget
+   * (default 256 MiB; reaching it refuses releases) and segment size, and the window refused host
+   * requests are aggregated over per client and reason (default 10 s).
+   */
+  audit?: {
+    maxEntries?: number;
+    retainedBudgetBytes?: number;
+    segmentBytes?: number;
+    aggregateWindowMs?: number;
+  };
   connectionTtlSeconds?: number;
   rateLimit?: Omit<RateLimitOptions, 'now'> | false;
   limits?: Partial<ListenerLimits>;
@@ -210,7 +221,18 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     }),
   });
   const artifacts = new ArtifactStore({ dir: join(opts.dataDir, 'artifacts') });
-  const audit = AuditLog.open({ file: join(opts.dataDir, 'audit.log') });
+  const audit = AuditLog.open({
+    file: join(opts.dataDir, 'audit.log'),
+    ...(opts.audit?.maxEntries !== undefined ? { maxEntries: opts.audit.maxEntries } : {}),
+    retained: {
+      ...(opts.audit?.retainedBudgetBytes !== undefined
+        ? { budgetBytes: opts.audit.retainedBudgetBytes }
+        : {}),
+      ...(opts.audit?.segmentBytes !== undefined ? { segmentBytes: opts.audit.segmentBytes } : {}),
+    },
+    aggregateWindowMs: opts.audit?.aggregateWindowMs ?? 10_000,
+    warn: (line) => log(`audit log: warning: ${line}`),
+  });
   for (const w of audit.openReport.warnings) log(`audit log: ${w}`);
   const approvals = new ApprovalService({
     timeoutSeconds: () => opts.approvalTimeoutSeconds ?? settings.get().approvalTimeoutSeconds,

@@ -136,14 +136,16 @@ describe('audit retention under a flood', () => {
   });
 
   it('the summaries count every refused request', async () => {
-    h = await startHarness({ audit: { aggregateWindowMs: 200 } });
+    h = await startHarness({ audit: { aggregateWindowMs: 1500 } });
     for (let i = 0; i < 40; i++)
       await launchFrom(h.svc.url, `127.6.0.${(i % 4) + 1}`, '/v1/vm/nope/launch', launchBody());
-    await new Promise((r) => setTimeout(r, 600));
+    await new Promise((r) => setTimeout(r, 2500));
     const events = (await request(h.svc.url, 'GET', '/v1/events?type=launch')).json.events as Ev[];
     const firsts = events.filter((e) => e.details?.aggregated === undefined).length;
     const more = events.reduce((n, e) => n + (e.details?.aggregated ?? 0), 0);
-    expect(firsts).toBe(4);
+    // One window per client and reason (a second one only if the 40 requests took over 1.5 s).
+    expect(firsts).toBeGreaterThanOrEqual(4);
+    expect(firsts).toBeLessThanOrEqual(8);
     expect(firsts + more).toBe(40);
   });
 

@@ -65,6 +65,15 @@ export interface ServeOptions {
   /** Where a signed CEK comes from when the chain's is unsigned; default a KdsClient on kdsUrl with a disk cache in DIR/kds-cache. */
   kds?: CekSource;
   approvalTimeoutSeconds?: number;
+  /** Pending-approval budgets (ApprovalServiceOptions: maxPending, per client, per platform, host token). */
+  approvalLimits?: {
+    maxPending?: number;
+    maxPendingPerClient?: number;
+    maxPendingPerPlatform?: number;
+    maxPendingAuthenticated?: number;
+  };
+  /** Refuse to start without a host token (serve --require-host-token). */
+  requireHostToken?: boolean;
   /**
    * The audit log: events kept in the main window (default 10000), the retained stream's disk budget
    * (default 256 MiB; reaching it refuses releases) and segment size, and the window refused host
@@ -189,10 +198,81 @@ function writeHostTokenFile(file: string, token: string): void {
   fs.renameSync(tmp, file);
 }
 
-/** Builds the services and starts the listener. */
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * One service per data directory (the audit log has one writer): DIR/serve.lock is created exclusively
+ * with this process's pid. A lock whose pid is no longer running (a kill -9) is stale and replaced.
+ * Returns the release function (removes the lock if it is still ours).
+ */
+export function acquireDataDirLock(dataDir: string): () => void {
+  const file = join(dataDir, 'serve.lock');
+  for (let attempt = 0; attempt < 3; attempt++) {
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'wx', 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      let text: string;
+      try {
+        text = fs.readFileSync(file, 'utf8').trim();
+      } catch {
+        continue; // removed meanwhile: try again
+      }
+      const pid = Number(text);
+      if (/^\d+$/.test(text) && pid > 0 && pidAlive(pid)) {
+        throw coded(
+          'data-dir-locked',
+          `another sev-attest serve (pid ${pid}) is using the data directory ${dataDir}: only one process may ` +
+            `write its audit log. Stop that one first, or use another --data-dir (if pid ${pid} is not a ` +
+            `sev-attest process, delete ${file})`,
+        );
+      }
+      // Stale (its process is gone) or a half-written lock of a process killed while creating it.
+      if (text === '' && Date.now() - fs.statSync(file).mtimeMs < 2000) {
+        throw coded('data-dir-locked', `another sev-attest serve is starting on ${dataDir} (${file})`);
+      }
+      fs.rmSync(file, { force: true });
+      continue;
+    }
+    fs.writeSync(fd, `${process.pid}\n`);
+    fs.closeSync(fd);
+    return () => {
+      try {
+        if (fs.readFileSync(file, 'utf8').trim() === String(process.pid)) fs.rmSync(file, { force: true });
+      } catch {
+        // Already gone.
+      }
+    };
+  }
+  throw coded('data-dir-locked', `could not take the lock ${file}`);
+}
+
+/** Builds the services and starts the listener; holds DIR/serve.lock until close(). */
 export async function startService(opts: ServeOptions): Promise<RunningService> {
-  const log = opts.log ?? (() => {});
   fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+  const release = acquireDataDirLock(opts.dataDir);
+  let svc: RunningService;
+  try {
+    svc = await startServiceLocked(opts);
+  } catch (e) {
+    release();
+    throw e;
+  }
+  const close = svc.close;
+  svc.close = () => close().finally(release);
+  return svc;
+}
+
+async function startServiceLocked(opts: ServeOptions): Promise<RunningService> {
+  const log = opts.log ?? (() => {});
   const trust = opts.trustAmdRoots === false ? TrustStore.empty() : TrustStore.pinned();
   for (const file of opts.trustCa ?? []) {
     try {
@@ -235,6 +315,7 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
   });
   for (const w of audit.openReport.warnings) log(`audit log: ${w}`);
   const approvals = new ApprovalService({
+    ...opts.approvalLimits,
     timeoutSeconds: () => opts.approvalTimeoutSeconds ?? settings.get().approvalTimeoutSeconds,
   });
   const connections = new ConnectionTable({
@@ -309,6 +390,17 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
   const { token: ownerToken, file: ownerTokenFile } = resolveOwnerToken(opts.dataDir, opts.ownerToken);
   const hostTokenFile = join(opts.dataDir, 'host-token');
   let hostToken = opts.hostToken || readHostTokenFile(hostTokenFile);
+  if (opts.requireHostToken && !hostToken) {
+    approvals.close();
+    connections.close();
+    owner.close();
+    await audit.close();
+    throw coded(
+      'host-token-required',
+      'a host token is required (--require-host-token) but none is set: set SEV_ATTEST_HOST_TOKEN ' +
+        `(at least 16 characters) or generate one in the UI (Listener, Host token), stored in ${hostTokenFile}`,
+    );
+  }
   const makeListener = (host: string, port: number): Listener =>
     new Listener({
       host,
@@ -351,6 +443,9 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
       tls: tlsInfo !== undefined,
       hostTokenRequired: hostToken !== undefined,
     };
+    if (hostToken === undefined && profiles.list().some((p) => p.approval === 'manual'))
+      st.hostTokenRecommended = true;
+    if (audit.retainedStatus()?.full) st.auditFull = true;
     if (state === 'running') st.url = bound.url;
     if (tlsInfo) st.tlsFingerprint = tlsInfo.fingerprint;
     if (lastError !== undefined) st.error = lastError;

@@ -6,7 +6,7 @@
  * did not allow is refused with its contract code. Every step is an audit event; the host only ever
  * learns the code, the owner sees the evidence.
  */
-import { timingSafeEqual, createHmac } from 'node:crypto';
+import { createHash, timingSafeEqual, createHmac } from 'node:crypto';
 import {
   ApiError,
   type ApiErrorCode,
@@ -28,6 +28,7 @@ import { anchorName, type TrustStore } from '../../app/sev/roots';
 import { packageSecret, SecretTable } from '../../app/sev/secret';
 import { LaunchSession } from '../../app/sev/session';
 import { approvalFingerprint, type ApprovalService } from './approvals';
+import { clientGroup } from './client-group';
 import type { Connection, ConnectionTable } from './connections';
 import { digestCandidate, profileKernelHashes } from './digest-candidates';
 import type { ExpectedDigest, ExpectedDigests } from './expected-digests';
@@ -152,14 +153,22 @@ export class AttestationService {
           fromBase64(req['cert-chain']),
           u32le(policy),
         ]);
-        const { approval, created } = this.deps.approvals.request(fp, {
-          vmId: target.vmId,
-          client: clientLabel(client),
-          chipId: base.chipId,
-          anchor: base.anchor,
-          policy,
-          firmwareApi: { major: chain.apiMajor, minor: chain.apiMinor },
-        });
+        const { approval, created } = this.deps.approvals.request(
+          fp,
+          {
+            vmId: target.vmId,
+            client: clientLabel(client),
+            chipId: base.chipId,
+            anchor: base.anchor,
+            policy,
+            firmwareApi: { major: chain.apiMajor, minor: chain.apiMinor },
+          },
+          {
+            client: clientGroup(client.address),
+            platform: createHash('sha256').update(pdh).digest('hex'),
+            authenticated: client.hostToken === true,
+          },
+        );
         approvalId = approval.id;
         if (approval.state === 'pending') {
           if (created) {

@@ -12,7 +12,7 @@ const [port, n, prefix, payload] = [Number(process.argv[1]), Number(process.argv
 const keep = [];
 let done = 0;
 for (let i = 0; i < n; i++) {
-  const localAddress = prefix.split('.').length === 3 ? prefix + '.' + (1 + (i % 250)) : prefix + '.' + (1 + (i % 50)) + '.' + (1 + Math.floor(i / 50));
+  const localAddress = prefix.split('.').length === 4 ? prefix : prefix.split('.').length === 3 ? prefix + '.' + (1 + (i % 250)) : prefix + '.' + (1 + (i % 50)) + '.' + (1 + Math.floor(i / 50));
   const s = net.connect({ host: '127.0.0.1', port, localAddress, allowHalfOpen: true });
   s.on('error', () => {});
   s.on('connect', () => {
@@ -31,7 +31,7 @@ export interface RawClients {
   kill(): Promise<void>;
 }
 
-/** Opens `n` silent clients; `prefix` is 127.a.b (one /24) or 127.a (spread over 50 /24s). */
+/** Opens `n` silent clients; `prefix` is 127.a.b.c (one address), 127.a.b (one /24) or 127.a (spread over 50 /24s). */
 export async function openRawClients(
   port: number,
   n: number,

@@ -59,6 +59,9 @@ export const SERVICE_ERROR_CODES = [
   'demo-not-possible',
   'service-closed',
   'listener-restart-failed',
+  'data-dir-locked',
+  'host-token-required',
+  'non-loopback-not-confirmed',
   // A bug: never chosen for a user's mistake.
   'internal',
 ] as const;

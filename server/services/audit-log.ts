@@ -40,7 +40,12 @@ const openAsync = promisify(fs.open);
 const fsyncAsync = promisify(fs.fsync);
 
 /** Event types kept in the retained stream, never dropped to make room. */
-export const RETAINED_TYPES: ReadonlySet<string> = new Set(['secret-release', 'decision', 'profile']);
+export const RETAINED_TYPES: ReadonlySet<string> = new Set([
+  'secret-release',
+  'decision',
+  'secret',
+  'profile',
+]);
 
 export interface RetainedStreamOptions {
   /** Default: DIR/audit-retained next to the log file. */

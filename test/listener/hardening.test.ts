@@ -157,7 +157,7 @@ describe('sockets: destroyed after a timeout, capped per client group', () => {
   let clients: Awaited<ReturnType<typeof openRawClients>> | undefined;
   beforeAll(async () => {
     h = await startHarness({
-      limits: { headersTimeoutMs: 300, requestTimeoutMs: 600, maxConnectionsPerClient: 10 },
+      limits: { headersTimeoutMs: 1000, requestTimeoutMs: 1500, maxConnectionsPerClient: 10 },
       log: (l) => lines.push(l),
     });
   });
@@ -177,8 +177,10 @@ describe('sockets: destroyed after a timeout, capped per client group', () => {
       '127.3',
       'POST /v1/launch HTTP/1.1\r\nHost: 127.0.0.1\r\n',
     );
-    const during = countFds();
-    expect(during - before).toBeGreaterThanOrEqual(90);
+    // The server accepted them all (polled: accepting may lag the clients' connect on a busy machine).
+    const accepted = Date.now() + 900;
+    while (countFds() - before < 90 && Date.now() < accepted) await sleep(20);
+    expect(countFds() - before).toBeGreaterThanOrEqual(90);
     const deadline = Date.now() + 5000;
     while (countFds() - before > 3 && Date.now() < deadline) await sleep(100);
     expect(countFds() - before).toBeLessThanOrEqual(3);

@@ -14,9 +14,10 @@
  * the same write + fdatasync as the main log, and are never dropped by the compaction. The stream has a
  * disk budget; once it is reached the log says so (warn, retainedStatus().full) and refuses new releases
  * (audit-full) rather than drop a retained event; owner events are still written (the owner frees room by
- * moving segment files away). What a flood produces instead is aggregated: the first refused launch or
- * validate of a client (address, port ignored) and reason in a window is logged in full, the others are
- * counted into one "launch refused ×N" event when the window ends.
+ * moving segment files away). What a flood produces instead is aggregated: the first refused launch (or
+ * validate of an unknown, used or expired connection) of a client (address, port ignored) and reason in
+ * a window is logged in full, the others are counted into one "launch refused ×N" event when the window
+ * ends. Validates refused on their evidence (a mismatch) are always logged in full.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -111,6 +112,24 @@ function clientAddress(label: string): string {
   if (v6) return v6[1]!;
   const v4 = /^([^:]+):\d+$/.exec(label);
   return v4 ? v4[1]! : label;
+}
+
+/**
+ * Refusals a flood can produce: every refused launch, and validates of connections that do not exist,
+ * were used or expired. A validate refused on its evidence (measurement mismatch, policy, firmware) is
+ * always logged in full: it needs a fresh connection from a successful launch, so it cannot flood.
+ */
+const FLOODABLE_VALIDATE_REASONS = new Set([
+  'unknown-connection',
+  'connection-used',
+  'connection-expired',
+  'bad-request',
+  'rate-limited',
+]);
+function aggregatable(input: Omit<AuditEvent, 'id' | 'seq' | 'time'> | undefined): boolean {
+  if (input?.result !== 'refused') return false;
+  if (input.type === 'launch') return true;
+  return input.type === 'validate' && FLOODABLE_VALIDATE_REASONS.has(input.reason ?? '');
 }
 
 interface Aggregate {
@@ -362,11 +381,7 @@ export class AuditLog {
   append(input: Omit<AuditEvent, 'id' | 'seq' | 'time'>): AuditEvent {
     if (this.closed) throw new AuditInputError(`the audit log ${this.file} is closed`);
     if (this.failure) throw this.failure;
-    if (
-      this.aggregateWindowMs > 0 &&
-      input?.result === 'refused' &&
-      (input.type === 'launch' || input.type === 'validate')
-    ) {
+    if (this.aggregateWindowMs > 0 && aggregatable(input)) {
       const address = clientAddress(input.client ?? 'unknown');
       let key = `${input.type}\n${address}\n${input.reason ?? ''}`;
       if (!this.aggregates.has(key) && this.aggregates.size >= 10_000)

@@ -149,6 +149,21 @@ describe('audit retention under a flood', () => {
     expect(firsts + more).toBe(40);
   });
 
+  it('validates refused on their evidence are never aggregated: each mismatch keeps its evidence', async () => {
+    h = await startHarness({ audit: { aggregateWindowMs: 60_000 } });
+    expect((await registerVm(h, { id: 'vm1' })).status).toBe(200);
+    for (let i = 0; i < 3; i++) {
+      const r = await hostFlow(h, { vmId: 'vm1', tamperMeasurement: (m) => (m[0]! ^= 1) });
+      expect(r.validate?.status).toBe(403);
+    }
+    const events = (await request(h.svc.url, 'GET', '/v1/events?type=validate&result=refused')).json
+      .events as Array<Ev & { details: { mismatch?: unknown } }>;
+    expect(events).toHaveLength(3);
+    expect(events.every((e) => e.reason === 'measurement-mismatch' && e.details.mismatch !== undefined)).toBe(
+      true,
+    );
+  });
+
   it('at the retained budget: releases are refused (503 audit-full), nothing retained is dropped, health says so', async () => {
     const log: string[] = [];
     h = await startHarness({

@@ -48,6 +48,7 @@ export const SERVICE_ERROR_CODES = [
   'store-corrupt',
   'audit-invalid',
   'audit-write-failed',
+  'audit-full',
   'unknown-artifact',
   'artifact-not-found',
   'artifact-io',
@@ -61,6 +62,8 @@ export const SERVICE_ERROR_CODES = [
   'demo-not-possible',
   'service-closed',
   'listener-restart-failed',
+  'data-dir-locked',
+  'host-token-required',
   'non-loopback-not-confirmed',
   // The renderer's own view of a call that did not come back.
   'unreachable',

@@ -115,6 +115,7 @@ export const ERROR_STATUS = {
   internal: 500,
   'kds-unavailable': 502,
   'secret-store-unavailable': 503,
+  'audit-full': 503,
   // Measurement bundles (docs/bundles.md; server/listener/bundle-routes.ts).
   'bundle-invalid': 400,
   'bundle-bad-selection': 400,
@@ -432,6 +433,15 @@ export const HealthResponseSchema = z
     'uptime-seconds': z.number(),
     connections: z.number().int(),
     'pending-approvals': z.number().int(),
+    /** The retained audit stream (releases, decisions, profile changes) against its disk budget. */
+    audit: z
+      .object({
+        'retained-bytes': z.number().int(),
+        'retained-budget-bytes': z.number().int(),
+        /** The budget is reached: secret releases are refused (audit-full) until the owner makes room. */
+        full: z.boolean(),
+      })
+      .optional(),
   })
   .meta({ id: 'Health' });
 export type HealthResponse = z.infer<typeof HealthResponseSchema>;

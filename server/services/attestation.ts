@@ -10,6 +10,7 @@
  * Deny by default. Every step is an audit event; a refusal is a DomainError whose hostMessage (all a host
  * reads) is generic, while the evidence goes to the owner's audit event only.
  */
+import { createHash } from 'node:crypto';
 import type { AuditEventInput } from '../../app/audit';
 import { DomainError, isDomainError } from '../../app/errors';
 import {
@@ -41,6 +42,7 @@ import { anchorName, type TrustStore } from '../../app/sev/roots';
 import { SecretTable } from '../../app/sev/secret';
 import { LaunchSession } from '../../app/sev/session';
 import { launchApprovalFingerprint, type ApprovalService } from './approvals';
+import { clientGroup } from './client-group';
 import type { Connection, ConnectionTable } from './connections';
 import { digestCandidate, profileKernelHashes } from './digest-candidates';
 import type { ExpectedDigest, ExpectedDigests } from './expected-digests';
@@ -164,14 +166,22 @@ export class AttestationService {
           chipId: ev.chipId,
           cek: ev.cek,
         });
-        const { approval, created } = this.deps.approvals.request(fp, {
-          vmId: target.vmId,
-          client: clientLabel(client),
-          chipId: base.chipId,
-          anchor: base.anchor,
-          policy,
-          firmwareApi: { major: chain.apiMajor, minor: chain.apiMinor },
-        });
+        const { approval, created } = this.deps.approvals.request(
+          fp,
+          {
+            vmId: target.vmId,
+            client: clientLabel(client),
+            chipId: base.chipId,
+            anchor: base.anchor,
+            policy,
+            firmwareApi: { major: chain.apiMajor, minor: chain.apiMinor },
+          },
+          {
+            client: clientGroup(client.address),
+            platform: createHash('sha256').update(ev.pdh).digest('hex'),
+            authenticated: client.hostToken === true,
+          },
+        );
         approvalId = approval.id;
         if (approval.state === 'pending') {
           if (created) {

@@ -342,6 +342,12 @@ export class OwnerService {
       'uptime-seconds': Math.round(((this.deps.now ?? Date.now)() - this.startedAt) / 1000),
       connections: this.deps.connections.openCount,
       'pending-approvals': this.deps.approvals.pendingCount,
+      ...(() => {
+        const r = this.deps.audit.retainedStatus?.();
+        return r
+          ? { audit: { 'retained-bytes': r.bytes, 'retained-budget-bytes': r.budgetBytes, full: r.full } }
+          : {};
+      })(),
     };
   }
 

@@ -260,7 +260,15 @@ export interface AppInfo {
   platform: string;
   firstRunComplete: boolean;
   dataDir: string;
-  secretStore: { kind: 'keychain' | 'memory'; note?: string };
+  secretStore: {
+    kind: 'keychain' | 'memory';
+    note?: string;
+    /**
+     * Set when the keychain cannot be used right now (no Secret Service, locked, keytar not loadable):
+     * what the keychain said. Secrets cannot be saved then; the first-run demo still runs.
+     */
+    unavailable?: string;
+  };
 }
 
 /** Measurement bundle export targets (docs/bundles.md; the same list as app/bundle/export.ts). */

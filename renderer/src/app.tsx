@@ -5,6 +5,7 @@
 import { useEffect, useState } from 'react';
 import { useAppInfo, useApprovals, useLiveUpdates, useProfiles } from './queries/hooks';
 import { ErrorMessage } from './components/error-message';
+import { KeychainBanner, secretStoreLabel } from './components/keychain-banner';
 import { WelcomeScreen } from './screens/welcome';
 import { ArtifactsScreen } from './screens/artifacts';
 import { ProfilesScreen } from './screens/profiles';
@@ -106,10 +107,7 @@ export function App() {
               <div>
                 v{info.data.version} · {info.data.mode === 'desktop' ? 'desktop' : 'browser'}
               </div>
-              <div>
-                Secrets:{' '}
-                {info.data.secretStore.kind === 'keychain' ? 'OS keychain' : 'memory only (nothing kept)'}
-              </div>
+              <div>Secrets: {secretStoreLabel(info.data.secretStore)}</div>
             </>
           )}
         </div>
@@ -121,6 +119,7 @@ export function App() {
             prefix="The service did not answer"
           />
         )}
+        {info.data && <KeychainBanner info={info.data} />}
         {current === 'welcome' && <WelcomeScreen onNavigate={go} />}
         {current === 'requests' && <RequestsScreen />}
         {current === 'profiles' && <ProfilesScreen />}

@@ -59,6 +59,24 @@ export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
     return p;
   };
   const eventsOf = (filter: ParsedArgs<'events:list'>[0]) => service.owner.events(filter);
+  // Whether the keychain takes a write now, asked at most every 30 s (app:info is polled by the UI).
+  let probed: { at: number; result: { unavailable?: string } } | undefined;
+  const keychainProblem = async (): Promise<{ unavailable?: string }> => {
+    const store = service.secretStore;
+    if (store.kind !== 'keychain' || !store.probeWritable) return {};
+    if (probed && Date.now() - probed.at < 30_000) return probed.result;
+    let result: { unavailable?: string } = {};
+    try {
+      await store.probeWritable();
+    } catch (e) {
+      const detail = (e as { detail?: unknown }).detail;
+      result = {
+        unavailable: typeof detail === 'string' ? detail : e instanceof Error ? e.message : String(e),
+      };
+    }
+    probed = { at: Date.now(), result };
+    return result;
+  };
 
   return {
     'profiles:list': async () => service.profiles.list(),
@@ -153,7 +171,11 @@ export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
       platform: process.platform,
       firstRunComplete: ctx.firstRun.get(),
       dataDir: ctx.dataDir,
-      secretStore: { kind: service.secretStore.kind, note: service.secretStore.description },
+      secretStore: {
+        kind: service.secretStore.kind,
+        note: service.secretStore.description,
+        ...(await keychainProblem()),
+      },
     }),
     'app:completeFirstRun': async () => ctx.firstRun.complete(),
     'shell:openExternal': async (url) => ctx.openExternal(url),

@@ -25,7 +25,7 @@ import { ExpectedDigests } from '../services/expected-digests';
 import { createConfBackend, type KeyValueBackend } from '../services/kv-backend';
 import { OwnerService } from '../services/owner-service';
 import { ProfileStore } from '../services/profile-store';
-import { createSecretStore, type SecretStore } from '../services/secret-store';
+import { createSecretStore, MemoryOverlaySecretStore, type SecretStore } from '../services/secret-store';
 import { SettingsStore } from '../services/settings-store';
 import { TunnelController } from './tunnel-controller';
 import { TrustedKeyStore, type StoredTrustedKey } from '../services/trusted-keys';
@@ -192,10 +192,12 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
       });
     }
   }
-  const secrets =
+  const chosenStore =
     typeof opts.secretStore === 'object'
       ? opts.secretStore
       : createSecretStore(opts.secretStore ?? 'keychain');
+  // A keychain store also keeps the first-run demo's passphrase in memory when the keychain is missing.
+  const secrets = chosenStore.kind === 'keychain' ? new MemoryOverlaySecretStore(chosenStore) : chosenStore;
   const kvBackend: KeyValueBackendFactory = opts.kvBackend ?? createConfBackend;
   const settings = new SettingsStore({
     backend: kvBackend({ cwd: opts.dataDir, configName: 'settings', defaults: { settings: {} } }),

@@ -13,13 +13,15 @@ import type { ArtifactStore } from './artifact-store';
 import { DemoError } from './demo-host';
 import type { OwnerService } from './owner-service';
 import type { ProfileStore } from './profile-store';
-import type { SecretStore } from './secret-store';
+import { canKeepInMemory, SecretStoreUnavailableError, type SecretStore } from './secret-store';
 
 export const DEMO_VM_ID = 'demo';
 /** The demo profile's name: says what it is wherever profiles are listed. */
 export const DEMO_PROFILE_NAME = 'Demo VM (simulated host; not a real secret)';
 /** The demo's LUKS passphrase: visible as what it is if anyone reveals it. */
 export const DEMO_PASSPHRASE = 'demo passphrase — not a real secret';
+/** The demo passphrase's label when no keychain could take it (kept in this process's memory). */
+export const DEMO_SECRET_LABEL_IN_MEMORY = 'demo passphrase (kept in memory: no OS keychain)';
 export const DEMO_FIRMWARE_FILE = 'OVMF.amdsev-trimmed.fd';
 /** SHA-256 of the shipped demo firmware (assets/demo/README.md). */
 export const DEMO_FIRMWARE_SHA256 = '2f6fc6065f4abc131eb4fb2b5090a542636eae84a94c0db0fdd5f405cb372ff5';
@@ -106,8 +108,14 @@ async function setUp(
     let profile = existing;
     if (existing.name === DEMO_PROFILE_NAME) {
       const luks = existing.secrets.find((s) => s.guid === LUKS_PASSPHRASE_GUID);
+      // A keychain that cannot be read counts as "value gone": the demo keeps its own in memory then.
       const value = luks
-        ? await service.secretStore.get(secretAccount(DEMO_VM_ID, LUKS_PASSPHRASE_GUID))
+        ? await service.secretStore
+            .get(secretAccount(DEMO_VM_ID, LUKS_PASSPHRASE_GUID))
+            .catch((e: unknown) => {
+              if (e instanceof SecretStoreUnavailableError) return undefined;
+              throw e;
+            })
         : undefined;
       if (!luks || !value) profile = await storeDemoSecret(service, existing);
     }
@@ -134,8 +142,17 @@ async function setUp(
 /** The demo passphrase's value in the SecretStore, then its reference in the profile. */
 async function storeDemoSecret(service: DemoSetupService, profile: VmProfile): Promise<VmProfile> {
   const account = secretAccount(profile.id, LUKS_PASSPHRASE_GUID);
-  await service.secretStore.set(account, new TextEncoder().encode(DEMO_PASSPHRASE));
-  const ref: SecretRef = { guid: LUKS_PASSPHRASE_GUID, kind: 'luks-passphrase', label: 'demo passphrase' };
+  const value = new TextEncoder().encode(DEMO_PASSPHRASE);
+  let label = 'demo passphrase';
+  try {
+    await service.secretStore.set(account, value);
+  } catch (e) {
+    // No keychain here: the demo's own (not secret) passphrase stays in memory, and says so.
+    if (!(e instanceof SecretStoreUnavailableError) || !canKeepInMemory(service.secretStore)) throw e;
+    await service.secretStore.setInMemory(account, value);
+    label = DEMO_SECRET_LABEL_IN_MEMORY;
+  }
+  const ref: SecretRef = { guid: LUKS_PASSPHRASE_GUID, kind: 'luks-passphrase', label };
   try {
     return service.profiles.put({
       ...profile,

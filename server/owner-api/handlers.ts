@@ -88,6 +88,13 @@ export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
 
     'secrets:set': async (vmId, secret) => {
       const p = requireProfile(vmId);
+      if (secret.kind === 'raw' && secret.guid === LUKS_PASSPHRASE_GUID) {
+        // Raw bytes under the disk passphrase's GUID would silently replace the passphrase.
+        throw coded(
+          'bad-arguments',
+          `${LUKS_PASSPHRASE_GUID} is the disk (LUKS) passphrase's GUID: set it as a LUKS passphrase`,
+        );
+      }
       const guid = secret.kind === 'luks-passphrase' ? LUKS_PASSPHRASE_GUID : secret.guid;
       const bytes =
         secret.kind === 'luks-passphrase'

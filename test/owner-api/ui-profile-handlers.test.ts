@@ -155,3 +155,19 @@ describe('profiles:duplicate', () => {
     expect(await call('profiles:duplicate', 'nope', 'x')).toMatchObject({ ok: false, error: 'unknown-vm' });
   });
 });
+
+describe('secrets:set', () => {
+  it('refuses raw bytes under the LUKS GUID instead of silently replacing the disk passphrase', async () => {
+    await call('profiles:save', profile('luks', amdSev));
+    await call('secrets:set', 'luks', { kind: 'luks-passphrase', passphrase: 'pw' });
+    const r = await call('secrets:set', 'luks', {
+      kind: 'raw',
+      guid: '736869e5-84f0-4973-92ec-06879ce3da0b',
+      dataBase64: 'AQI=',
+    });
+    expect(r).toMatchObject({ ok: false, error: 'bad-arguments' });
+    expect(h.svc.profiles.get('luks')!.secrets).toEqual([
+      { guid: '736869e5-84f0-4973-92ec-06879ce3da0b', kind: 'luks-passphrase' },
+    ]);
+  });
+});

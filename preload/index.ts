@@ -62,6 +62,7 @@ export const api: SevAttestApi = {
   approvals: {
     list: () => invoke('approvals:list'),
     decide: (id, decision) => invoke('approvals:decide', id, decision),
+    forget: (id) => invoke('approvals:forget', id),
     onChanged: (listener) => subscribe('approvals:changed', listener),
   },
   events: {

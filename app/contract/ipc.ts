@@ -119,7 +119,12 @@ export interface SecretValue {
 
 export const APPROVAL_STATES = ['pending', 'approved', 'denied', 'expired'] as const;
 export type ApprovalState = (typeof APPROVAL_STATES)[number];
-export type Decision = 'approve' | 'deny';
+/**
+ * approve; deny (for a while: identical launches are refused until `refusedUntil`, or until the owner
+ * forgets the decision); deny-once (the waiting host is told, an identical launch asks again).
+ */
+export const DECISIONS = ['approve', 'deny', 'deny-once'] as const;
+export type Decision = (typeof DECISIONS)[number];
 
 /** One launch request waiting for (or decided by) the owner. */
 export interface ApprovalView {
@@ -143,6 +148,16 @@ export interface ApprovalView {
   /** When the request is denied automatically. */
   expiresAt: string;
   decidedAt?: string;
+  /** The profile's name, when the VM id names one. */
+  profileName?: string;
+  /** What a verified launch would release: names or GUIDs, never values. */
+  secrets?: Array<{ guid: string; kind: SecretRef['kind']; label?: string }>;
+  /** Whether the chain proves the chip id; absent when not known. */
+  chipProven?: boolean;
+  /** A denial still refusing identical launches: until when (then they ask again). */
+  refusedUntil?: string;
+  /** How the owner denied: once, or for a while. */
+  denyMode?: 'once' | 'for-a-while';
 }
 
 /** The detail a failed validate carries so the owner sees why (never sent to the host). */
@@ -511,6 +526,8 @@ export interface InvokeChannels {
 
   'approvals:list': () => Promise<ApprovalView[]>;
   'approvals:decide': (id: string, decision: Decision) => Promise<void>;
+  /** Forgets a decision: identical launches ask the owner again instead of being refused. */
+  'approvals:forget': (id: string) => Promise<void>;
 
   'events:list': (filter?: AuditFilter) => Promise<AuditEvent[]>;
   /** The filtered log as pretty JSON plus a suggested file name (the UI saves it). */
@@ -594,7 +611,8 @@ export const invokeArgSchemas = {
   'artifacts:inspect': z.tuple([sha256Hex]),
   'digests:preview': z.tuple([DigestDraftSchema]),
   'approvals:list': z.tuple([]),
-  'approvals:decide': z.tuple([z.string().min(1).max(128), z.enum(['approve', 'deny'])]),
+  'approvals:decide': z.tuple([z.string().min(1).max(128), z.enum(DECISIONS)]),
+  'approvals:forget': z.tuple([z.string().min(1).max(128)]),
   'events:list': z.tuple([AuditFilterSchema.strict().optional()]),
   'events:export': z.tuple([AuditFilterSchema.strict().optional()]),
   'listener:status': z.tuple([]),

@@ -6,6 +6,7 @@ import { useEffect, useState } from 'react';
 import { useAppInfo, useApprovals, useLiveUpdates, useProfiles } from './queries/hooks';
 import { ErrorMessage } from './components/error-message';
 import { KeychainBanner, secretStoreLabel } from './components/keychain-banner';
+import { useRequestNotifications } from './lib/notify';
 import { WelcomeScreen } from './screens/welcome';
 import { ArtifactsScreen } from './screens/artifacts';
 import { ProfilesScreen } from './screens/profiles';
@@ -39,6 +40,8 @@ export function App() {
   const profiles = useProfiles();
   const approvals = useApprovals();
   const [screen, setScreen] = useState<ScreenId | undefined>(screenFromHash);
+  // The desktop app notifies from main; the browser page does it itself when permitted.
+  useRequestNotifications(approvals.data, info.data?.mode === 'browser');
 
   useEffect(() => {
     const onHash = () => setScreen(screenFromHash());

@@ -59,6 +59,7 @@ export function createFakeApi(overrides: DeepPartial<SevAttestApi> = {}): FakeAp
     approvals: {
       list: unused('approvals.list'),
       decide: unused('approvals.decide'),
+      forget: unused('approvals.forget'),
       onChanged: sub('approvals:changed'),
     },
     events: {

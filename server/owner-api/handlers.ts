@@ -19,8 +19,23 @@ function coded(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
 }
 
+/** What an approval card shows besides the approval itself (the profile, until when a denial holds). */
+export interface ApprovalViewContext {
+  profile?(vmId: string): VmProfile | undefined;
+  refusedUntil?(a: Approval): number | undefined;
+}
+
+/** The view of every approval the service holds, with its profile and denial state. */
+export function approvalViews(service: RunningService): ApprovalView[] {
+  const ctx: ApprovalViewContext = {
+    profile: (id) => service.profiles.get(id),
+    refusedUntil: (a) => service.approvals.refusedUntil(a),
+  };
+  return service.approvals.list().map((a) => approvalView(a, ctx));
+}
+
 /** The contract's view of an approval. */
-export function approvalView(a: Approval): ApprovalView {
+export function approvalView(a: Approval, ctx: ApprovalViewContext = {}): ApprovalView {
   const view: ApprovalView = {
     id: a.id,
     state: a.state === 'used' ? 'approved' : a.state,
@@ -35,6 +50,19 @@ export function approvalView(a: Approval): ApprovalView {
     expiresAt: new Date(a.expiresAt).toISOString(),
   };
   if (a.decidedAt !== undefined) view.decidedAt = new Date(a.decidedAt).toISOString();
+  if (a.chipProven !== undefined) view.chipProven = a.chipProven;
+  const profile = a.vmId !== undefined ? ctx.profile?.(a.vmId) : undefined;
+  if (profile) {
+    view.profileName = profile.name;
+    view.secrets = profile.secrets.map((s) => ({
+      guid: s.guid,
+      kind: s.kind,
+      ...(s.label !== undefined ? { label: s.label } : {}),
+    }));
+  }
+  if (a.state === 'denied' && a.reason === 'owner') view.denyMode = a.denyOnce ? 'once' : 'for-a-while';
+  const until = ctx.refusedUntil?.(a);
+  if (until !== undefined) view.refusedUntil = new Date(until).toISOString();
   return view;
 }
 
@@ -133,9 +161,20 @@ export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
     'artifacts:inspect': async (sha256) => artifactImportsFor(service).inspect(sha256),
     'digests:preview': async (draft) => previewDigests(service.digests, draft),
 
-    'approvals:list': async () => service.approvals.list().map(approvalView),
+    'approvals:list': async () => approvalViews(service),
     'approvals:decide': async (id, decision) => {
       service.owner.decide(id, decision);
+    },
+    'approvals:forget': async (id) => {
+      const a = service.approvals.forget(id);
+      service.audit.append({
+        type: 'decision',
+        result: 'info',
+        client: a.client,
+        ...(a.vmId !== undefined ? { vmId: a.vmId } : {}),
+        message: `approval ${a.id}: the owner forgot the decision (${a.state}); identical launches ask again`,
+        details: { approval: a.id },
+      });
     },
 
     'events:list': async (filter) => eventsOf(filter),
@@ -254,15 +293,16 @@ export function settingsFirstRun(service: RunningService): HandlerContext['first
 
 /** Forwards service changes to the UI event bus; returns the disconnect function. */
 export function connectUiEvents(service: RunningService, bus: UiEventBus): () => void {
-  const offApprovals = service.approvals.subscribe(() =>
-    bus.emit('approvals:changed', service.approvals.list().map(approvalView)),
-  );
+  const push = () => bus.emit('approvals:changed', approvalViews(service));
+  const offApprovals = service.approvals.subscribe(push);
+  const offForgotten = service.approvals.onListChange(push);
   const offAudit = service.audit.subscribe((e) => bus.emit('events:appended', e));
   const offListener = service.onListenerChange((status) => bus.emit('listener:changed', status));
   const offTunnel = service.tunnel.subscribe((status) => bus.emit('tunnel:changed', status));
   const offImports = artifactImportsFor(service).subscribe((p) => bus.emit('artifacts:progress', p));
   return () => {
     offApprovals();
+    offForgotten();
     offAudit();
     offListener();
     offTunnel();

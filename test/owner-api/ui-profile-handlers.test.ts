@@ -171,3 +171,37 @@ describe('secrets:set', () => {
     ]);
   });
 });
+
+describe('approvals on the owner UI', () => {
+  it('the view names the profile and its secrets; a denial says until when; forget lets the next launch ask', async () => {
+    await call('profiles:save', profile('asked', amdSev));
+    await call('secrets:set', 'asked', { kind: 'luks-passphrase', passphrase: 'pw', label: 'root disk' });
+    const info = { vmId: 'asked', client: '192.0.2.7', chipId: undefined, anchor: 'milan', policy: 1 };
+    const a = h.svc.approvals.request('fp-asked', info).approval;
+    const views = (await call('approvals:list')) as unknown as {
+      ok: true;
+      value: Array<Record<string, unknown>>;
+    };
+    expect(views.value.find((v) => v.id === a.id)).toMatchObject({
+      profileName: 'VM asked',
+      secrets: [
+        { guid: '736869e5-84f0-4973-92ec-06879ce3da0b', kind: 'luks-passphrase', label: 'root disk' },
+      ],
+    });
+    expect(views.value.find((v) => v.id === a.id)).not.toHaveProperty('chipProven');
+    await call('approvals:decide', a.id, 'deny');
+    const denied = (
+      (await call('approvals:list')) as unknown as { value: Array<Record<string, unknown>> }
+    ).value.find((v) => v.id === a.id);
+    expect(denied).toMatchObject({
+      state: 'denied',
+      denyMode: 'for-a-while',
+      refusedUntil: expect.any(String),
+    });
+    expect(await call('approvals:forget', a.id)).toMatchObject({ ok: true });
+    expect(h.svc.approvals.request('fp-asked', info).created).toBe(true);
+    expect(h.svc.audit.list({ vmId: 'asked' }).some((e) => /forgot the decision/.test(e.message ?? ''))).toBe(
+      true,
+    );
+  });
+});

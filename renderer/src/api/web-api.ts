@@ -196,6 +196,7 @@ export function createWebApi(options: WebApiOptions = {}): SevAttestApi {
     approvals: {
       list: () => invoke('approvals:list'),
       decide: (id, decision) => invoke('approvals:decide', id, decision),
+      forget: (id) => invoke('approvals:forget', id),
       onChanged: (listener) => subscribe('approvals:changed', listener),
     },
     events: {

@@ -127,6 +127,16 @@ export function useDecide() {
   });
 }
 
+/** Forget a decision: identical launches ask the owner again. */
+export function useForgetDecision() {
+  const api = useApi();
+  const client = useQueryClient();
+  return useMutation({
+    mutationFn: (id: string) => api.approvals.forget(id),
+    onSettled: () => client.invalidateQueries({ queryKey: keys.approvals }),
+  });
+}
+
 /** Adds a pushed audit event to every cached event list whose filter it matches, newest first. */
 export function addEventToCache(client: QueryClient, event: AuditEvent): void {
   const lists = client.getQueriesData<AuditEvent[]>({ queryKey: ['events'] });

@@ -521,6 +521,10 @@ export interface InvokeChannels {
   'artifacts:import': (request: ArtifactImportRequest) => Promise<ArtifactInspection>;
   'artifacts:cancelImport': (importId: string) => Promise<void>;
   'artifacts:inspect': (sha256: string) => Promise<ArtifactInspection>;
+  /** A new display name (the SHA-256 stays the artifact's identity). */
+  'artifacts:rename': (sha256: string, name: string) => Promise<ArtifactSummary>;
+  /** Deletes the file; refused (artifact-in-use) while a profile uses it, naming the profiles. */
+  'artifacts:delete': (sha256: string) => Promise<void>;
 
   'digests:preview': (draft: DigestDraft) => Promise<DigestPreview>;
 
@@ -609,6 +613,8 @@ export const invokeArgSchemas = {
   'artifacts:import': z.tuple([ArtifactImportSchema]),
   'artifacts:cancelImport': z.tuple([importId]),
   'artifacts:inspect': z.tuple([sha256Hex]),
+  'artifacts:rename': z.tuple([sha256Hex, z.string().trim().min(1).max(255)]),
+  'artifacts:delete': z.tuple([sha256Hex]),
   'digests:preview': z.tuple([DigestDraftSchema]),
   'approvals:list': z.tuple([]),
   'approvals:decide': z.tuple([z.string().min(1).max(128), z.enum(DECISIONS)]),

@@ -53,6 +53,8 @@ export function createFakeApi(overrides: DeepPartial<SevAttestApi> = {}): FakeAp
       import: unused('artifacts.import'),
       cancelImport: unused('artifacts.cancelImport'),
       inspect: unused('artifacts.inspect'),
+      rename: unused('artifacts.rename'),
+      delete: unused('artifacts.delete'),
       onProgress: sub('artifacts:progress'),
     },
     digests: { preview: unused('digests.preview') },

@@ -159,6 +159,29 @@ export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
     'artifacts:import': async (request) => artifactImportsFor(service).import(request),
     'artifacts:cancelImport': async (importId) => artifactImportsFor(service).cancel(importId),
     'artifacts:inspect': async (sha256) => artifactImportsFor(service).inspect(sha256),
+    'artifacts:rename': async (sha256, name) => {
+      await service.artifacts.rename(sha256, name);
+      return artifactImportsFor(service).inspect(sha256);
+    },
+    'artifacts:delete': async (sha256) => {
+      if (!service.artifacts.has(sha256)) throw coded('artifact-not-found', `no artifact ${sha256}`);
+      const users = service.profiles
+        .list()
+        .filter(
+          (p) =>
+            (p.firmware.kind === 'artifact' && p.firmware.sha256 === sha256) ||
+            p.kernelHash === sha256 ||
+            p.initrdHash === sha256,
+        );
+      if (users.length > 0) {
+        const names = users.map((p) => `${p.name} (${p.id})`).join(', ');
+        throw coded(
+          'artifact-in-use',
+          `${users.length === 1 ? 'the profile' : 'the profiles'} ${names} ${users.length === 1 ? 'uses' : 'use'} this artifact: change or delete ${users.length === 1 ? 'it' : 'them'} first`,
+        );
+      }
+      await service.artifacts.delete(sha256);
+    },
     'digests:preview': async (draft) => previewDigests(service.digests, draft),
 
     'approvals:list': async () => approvalViews(service),

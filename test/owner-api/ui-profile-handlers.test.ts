@@ -205,3 +205,20 @@ describe('approvals on the owner UI', () => {
     );
   });
 });
+
+describe('artifacts:rename and artifacts:delete', () => {
+  it('renames; refuses to delete an artifact a profile uses, naming the profile; deletes an unused one', async () => {
+    await call('profiles:save', profile('uses-fw', plainOvmf));
+    expect(await call('artifacts:rename', plainOvmf, 'Debian OVMF')).toMatchObject({
+      ok: true,
+      value: { sha256: plainOvmf, name: 'Debian OVMF' },
+    });
+    const refused = await call('artifacts:delete', plainOvmf);
+    expect(refused).toMatchObject({ ok: false, error: 'artifact-in-use' });
+    expect(String(refused.message)).toMatch(/VM uses-fw \(uses-fw\)/);
+    expect(h.svc.artifacts.has(plainOvmf)).toBe(true);
+    const spare = (await h.svc.artifacts.importBytes(new Uint8Array([1, 2, 3]), { name: 'spare' })).sha256;
+    expect(await call('artifacts:delete', spare)).toMatchObject({ ok: true });
+    expect(h.svc.artifacts.has(spare)).toBe(false);
+  });
+});

@@ -190,6 +190,8 @@ export function createWebApi(options: WebApiOptions = {}): SevAttestApi {
         else await invoke('artifacts:cancelImport', importId);
       },
       inspect: (sha256) => invoke('artifacts:inspect', sha256),
+      rename: (sha256, name) => invoke('artifacts:rename', sha256, name),
+      delete: (sha256) => invoke('artifacts:delete', sha256),
       onProgress: (listener) => subscribe('artifacts:progress', listener),
     },
     digests: { preview: (draft) => invoke('digests:preview', draft) },

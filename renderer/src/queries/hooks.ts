@@ -68,7 +68,11 @@ export function useApprovals() {
 
 export function useEvents(filter?: AuditFilter) {
   const api = useApi();
-  return useQuery({ queryKey: keys.events(filter), queryFn: () => api.events.list(filter) });
+  // Newest first, as the screens say and as pushed events are added (the service lists oldest first).
+  return useQuery({
+    queryKey: keys.events(filter),
+    queryFn: async () => (await api.events.list(filter)).sort((a, b) => b.seq - a.seq),
+  });
 }
 
 export function useListenerStatus() {

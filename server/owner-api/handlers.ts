@@ -220,13 +220,24 @@ export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
     'tunnel:status': async () => service.tunnel.status(),
     'tunnel:configure': async (config) => service.tunnel.configure(config),
 
-    'hostSetup:get': async (vmId) =>
-      buildHostSetup({
+    'hostSetup:get': async (vmId) => {
+      const tunnel = await service.tunnel.status();
+      const tunnelSet = tunnel.state !== 'off' && tunnel.remotePort !== undefined;
+      return buildHostSetup({
         profile: requireProfile(vmId),
         listenerUrl: service.url,
         ...(service.tlsFingerprint !== undefined ? { tlsFingerprint: service.tlsFingerprint } : {}),
         hostTokenRequired: ctx.hostToken !== undefined,
-      }),
+        ...(tunnelSet
+          ? {
+              tunnel: {
+                remotePort: tunnel.remotePort!,
+                ...(tunnel.target !== undefined ? { target: tunnel.target } : {}),
+              },
+            }
+          : {}),
+      });
+    },
     // Without a vmId: the first-run demo profile, created (firmware, demo passphrase) on first use.
     'demo:run': async (options) => {
       const vmId = options.vmId ?? (await ensureDemoProfile(service, ctx.demoFirmware)).profile.id;

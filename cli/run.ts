@@ -29,7 +29,7 @@ export async function runCli(
     return 2;
   }
   const cmd = 'load' in found ? await found.load() : found;
-  if (rest.includes('--help') || rest.includes('-h')) {
+  if (!cmd.handlesHelp && (rest.includes('--help') || rest.includes('-h'))) {
     io.out(cmd.usage.endsWith('\n') ? cmd.usage : cmd.usage + '\n');
     return 0;
   }

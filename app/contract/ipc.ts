@@ -177,19 +177,8 @@ export interface MismatchExplanation {
 export type { AuditEvent, AuditFilter, AuditEventType, AuditResult };
 export { AUDIT_EVENT_TYPES, AUDIT_RESULTS };
 
-export const LISTENER_STATES = ['stopped', 'starting', 'running', 'draining', 'error'] as const;
-export interface ListenerStatus {
-  state: (typeof LISTENER_STATES)[number];
-  host: string;
-  port: number;
-  /** The base URL hosts call, when running. */
-  url?: string;
-  tls: boolean;
-  /** SHA-256 fingerprint of the TLS certificate (the host side pins it). */
-  tlsFingerprint?: string;
-  hostTokenRequired: boolean;
-  error?: string;
-}
+export { LISTENER_STATES, type ListenerStatus, type TunnelStatus } from '../status';
+import type { ListenerStatus, TunnelStatus } from '../status';
 
 export const ListenerConfigSchema = z
   .object({
@@ -209,14 +198,6 @@ export interface ListenerTokens {
   ownerToken: string;
   /** The host token hosts send, or null when none is required. */
   hostToken: string | null;
-}
-
-export interface TunnelStatus {
-  state: 'off' | 'connecting' | 'up' | 'down' | 'error';
-  /** `user@host` of the SSH server the reverse tunnel goes to. */
-  target?: string;
-  remotePort?: number;
-  message?: string;
 }
 
 export const TunnelConfigSchema = z
@@ -743,3 +724,41 @@ export function isAllowedExternalUrl(raw: string): boolean {
 
 /** Re-exported so the renderer gets the option lists from one place. */
 export { APPROVAL_MODES, SCHEMES, VMSA_VARIANTS, ApiVersionSchema };
+
+// ---------------------------------------------------------------------------------------------------------
+// window.api written once from the channel lists (the browser bridge and the component-test fake)
+// ---------------------------------------------------------------------------------------------------------
+
+/** Sends one request channel's arguments; resolves with its result. */
+export type InvokeTransport = <K extends InvokeChannel>(
+  channel: K,
+  ...args: InvokeArgs<K>
+) => Promise<InvokeResult<K>>;
+/** Subscribes one listener to a push channel. */
+export type SubscribeTransport = <K extends EventChannel>(
+  channel: K,
+  listener: EventChannels[K],
+) => Unsubscribe;
+
+/**
+ * Every `window.api` method except `files`, derived from INVOKE_CHANNELS and EVENT_CHANNELS: `f.a(...)`
+ * calls `invoke('f:a', ...)` and `f.onA(cb)` calls `subscribe('f:a', cb)`. A channel added to the contract
+ * appears here with no further code.
+ */
+export function apiFromTransport(
+  invoke: InvokeTransport,
+  subscribe: SubscribeTransport,
+): Omit<SevAttestApi, 'files'> {
+  const api: Record<string, Record<string, unknown>> = {};
+  const group = (channel: string) => (api[channel.slice(0, channel.indexOf(':'))] ??= {});
+  for (const channel of INVOKE_CHANNELS) {
+    const action = channel.slice(channel.indexOf(':') + 1);
+    group(channel)[action] = (...args: unknown[]) =>
+      (invoke as (c: string, ...a: unknown[]) => Promise<unknown>)(channel, ...args);
+  }
+  for (const channel of EVENT_CHANNELS) {
+    group(channel)[eventMethodName(channel)] = (listener: unknown) =>
+      (subscribe as (c: string, l: unknown) => Unsubscribe)(channel, listener);
+  }
+  return api as unknown as Omit<SevAttestApi, 'files'>;
+}

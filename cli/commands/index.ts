@@ -31,4 +31,9 @@ export const commands: readonly CliCommandEntry[] = [
     summary: 'export, sign, verify and import measurement bundles; key, trust, untrust, trusted',
     load: () => import('./bundle').then((m) => m.bundleCommand),
   },
+  {
+    name: 'snp',
+    summary: 'SEV-SNP: expected launch digest, OVMF hash, ID blocks, report verification',
+    load: () => import('./snp').then((m) => m.snpCommand),
+  },
 ];

@@ -13,7 +13,8 @@ import type { ArtifactStore } from './artifact-store';
 import { DemoError } from './demo-host';
 import type { OwnerService } from './owner-service';
 import type { ProfileStore } from './profile-store';
-import { canKeepInMemory, SecretStoreUnavailableError, type SecretStore } from './secret-store';
+import type { SecretService } from './secret-service';
+import { canKeepInMemory, SecretStoreUnavailableError } from './secret-store';
 
 export const DEMO_VM_ID = 'demo';
 /** The demo profile's name: says what it is wherever profiles are listed. */
@@ -31,8 +32,10 @@ const DEMO_POLICY = 0x5;
 /** What the setup needs of the running service (server/serve/serve.ts RunningService). */
 export interface DemoSetupService {
   profiles: Pick<ProfileStore, 'get' | 'put'>;
+  /** The raw store: the demo keeps its passphrase in memory through it when no keychain takes it. */
+  secretStore?: object;
   artifacts: Pick<ArtifactStore, 'has' | 'importFile'>;
-  secretStore: Pick<SecretStore, 'get' | 'set' | 'delete'>;
+  secrets: Pick<SecretService, 'set' | 'has'>;
   owner: Pick<OwnerService, 'saveProfile'>;
 }
 
@@ -64,27 +67,15 @@ export function findDemoFirmware(
   }
 }
 
-const pending = new WeakMap<object, Promise<unknown>>();
-
 /**
  * The demo profile, created on first use (firmware imported, demo passphrase stored) and reused after:
  * its firmware is imported again when missing, and the demo passphrase is put back when the profile is
  * the one created here and its value is gone (a memory secret store after a restart). A profile `demo`
- * the owner made is run as it is. Calls for one service run one after the other.
+ * the owner made is run as it is. DemoService runs the calls of one service one after the other.
  */
-export function ensureDemoProfile(
+export async function ensureDemoProfile(
   service: DemoSetupService,
   firmwarePath: string | undefined = findDemoFirmware(),
-): Promise<{ profile: VmProfile; created: boolean }> {
-  const before = pending.get(service) ?? Promise.resolve();
-  const run = before.catch(() => undefined).then(() => setUp(service, firmwarePath));
-  pending.set(service, run);
-  return run;
-}
-
-async function setUp(
-  service: DemoSetupService,
-  firmwarePath: string | undefined,
 ): Promise<{ profile: VmProfile; created: boolean }> {
   const importFirmware = async () => {
     if (!firmwarePath || !existsSync(firmwarePath)) {
@@ -109,15 +100,13 @@ async function setUp(
     if (existing.name === DEMO_PROFILE_NAME) {
       const luks = existing.secrets.find((s) => s.guid === LUKS_PASSPHRASE_GUID);
       // A keychain that cannot be read counts as "value gone": the demo keeps its own in memory then.
-      const value = luks
-        ? await service.secretStore
-            .get(secretAccount(DEMO_VM_ID, LUKS_PASSPHRASE_GUID))
-            .catch((e: unknown) => {
-              if (e instanceof SecretStoreUnavailableError) return undefined;
-              throw e;
-            })
-        : undefined;
-      if (!luks || !value) profile = await storeDemoSecret(service, existing);
+      const stored =
+        luks !== undefined &&
+        (await service.secrets.has(DEMO_VM_ID, LUKS_PASSPHRASE_GUID).catch((e: unknown) => {
+          if (e instanceof SecretStoreUnavailableError) return false;
+          throw e;
+        }));
+      if (!stored) profile = await storeDemoSecret(service, existing);
     }
     return { profile, created: false };
   }
@@ -139,27 +128,29 @@ async function setUp(
   return { profile: await storeDemoSecret(service, profile), created: true };
 }
 
-/** The demo passphrase's value in the SecretStore, then its reference in the profile. */
+/** The demo passphrase: its value in the secret store and its reference in the profile (audited). */
 async function storeDemoSecret(service: DemoSetupService, profile: VmProfile): Promise<VmProfile> {
-  const account = secretAccount(profile.id, LUKS_PASSPHRASE_GUID);
-  const value = new TextEncoder().encode(DEMO_PASSPHRASE);
-  let label = 'demo passphrase';
+  const value = () => new TextEncoder().encode(DEMO_PASSPHRASE);
   try {
-    await service.secretStore.set(account, value);
+    const { profile: updated } = await service.secrets.set(
+      profile.id,
+      { guid: LUKS_PASSPHRASE_GUID, kind: 'luks-passphrase', label: 'demo passphrase', value: value() },
+      { via: 'demo' },
+    );
+    return updated;
   } catch (e) {
     // No keychain here: the demo's own (not secret) passphrase stays in memory, and says so.
-    if (!(e instanceof SecretStoreUnavailableError) || !canKeepInMemory(service.secretStore)) throw e;
-    await service.secretStore.setInMemory(account, value);
-    label = DEMO_SECRET_LABEL_IN_MEMORY;
-  }
-  const ref: SecretRef = { guid: LUKS_PASSPHRASE_GUID, kind: 'luks-passphrase', label };
-  try {
+    const store = service.secretStore;
+    if (!(e instanceof SecretStoreUnavailableError) || !store || !canKeepInMemory(store)) throw e;
+    await store.setInMemory(secretAccount(profile.id, LUKS_PASSPHRASE_GUID), value());
+    const ref: SecretRef = {
+      guid: LUKS_PASSPHRASE_GUID,
+      kind: 'luks-passphrase',
+      label: DEMO_SECRET_LABEL_IN_MEMORY,
+    };
     return service.profiles.put({
       ...profile,
       secrets: [...profile.secrets.filter((s) => s.guid !== LUKS_PASSPHRASE_GUID), ref],
     });
-  } catch (e) {
-    await service.secretStore.delete(account).catch(() => undefined);
-    throw e;
   }
 }

@@ -65,6 +65,7 @@ describe('runCli with lazily loaded commands', () => {
       'verify-chain',
       'bundle',
       'snp',
+      'chips',
     ]);
     for (const entry of commands) {
       const cmd = await entry.load();

@@ -1,3 +1,4 @@
+import { isDomainError } from '../app/errors';
 import { isSevError } from '../app/sev/errors';
 import { CliError, systemErrorSentence, type CliCommand, type CliCommandEntry, type CliIo } from './io';
 import { commands } from './commands';
@@ -43,6 +44,10 @@ export async function runCli(
     if (isSevError(e)) {
       io.err(`sev-attest ${name}: ${e.message} (${e.code})\n`);
       return 1;
+    }
+    if (isDomainError(e)) {
+      io.err(`sev-attest ${name}: ${e.message}\n`);
+      return e.code === 'bad-arguments' ? 2 : 1;
     }
     // Node's own argument errors (parseArgs): the command's own words and its usage.
     const err = e as NodeJS.ErrnoException;

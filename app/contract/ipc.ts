@@ -11,6 +11,7 @@
  * Importable by the renderer: zod and pure app/ types only, no node or electron imports.
  */
 import { z } from 'zod';
+import type { ErrorCode } from '../errors';
 import {
   ApiVersionSchema,
   APPROVAL_MODES,
@@ -480,6 +481,22 @@ export type BundleImportOptions = z.input<typeof BundleImportOptionsSchema>;
 
 const bundleFingerprint = z.string().regex(/^ed25519:[A-Za-z0-9+/]{43}$/, 'an ed25519:... fingerprint');
 
+/** A chip id (cpu0-id, 64 bytes) as 128 hex digits. */
+const chipIdHex = z.string().regex(/^[0-9a-fA-F]{128}$/, 'a chip id: 128 hex digits');
+/** A CEK certificate (2084 bytes) in standard base64. */
+const cekBase64 = z
+  .string()
+  .length(2780, 'a CEK certificate: base64 of 2084 bytes')
+  .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'standard base64');
+
+/** A CEK the owner pinned for a chip (the key server's, imported once by an offline owner). */
+export interface PinnedCekView {
+  /** Lower-case hex. */
+  chipId: string;
+  label?: string;
+  pinnedAt: string;
+}
+
 /** Every request channel: name → call signature (what `window.api.<feature>.<action>` is). */
 export interface InvokeChannels {
   'profiles:list': () => Promise<VmProfile[]>;
@@ -552,6 +569,12 @@ export interface InvokeChannels {
   /** True when the key was trusted and no longer is. */
   'bundles:untrust': (fingerprint: string) => Promise<boolean>;
 
+  'chips:list': () => Promise<PinnedCekView[]>;
+  /** Pins the ASK-signed CEK AMD's key server gives for the chip: it proves that chip's cpu-id claims. */
+  'chips:pinCek': (chipId: string, cekBase64: string, label?: string) => Promise<PinnedCekView>;
+  /** True when a CEK was pinned for the chip and no longer is. */
+  'chips:unpin': (chipId: string) => Promise<boolean>;
+
   'app:info': () => Promise<AppInfo>;
   'app:completeFirstRun': () => Promise<void>;
 
@@ -618,6 +641,9 @@ export const invokeArgSchemas = {
   'bundles:trusted': z.tuple([]),
   'bundles:trust': z.tuple([z.string().min(1).max(4096), z.string().max(200).optional()]),
   'bundles:untrust': z.tuple([bundleFingerprint]),
+  'chips:list': z.tuple([]),
+  'chips:pinCek': z.tuple([chipIdHex, cekBase64, z.string().max(200).optional()]),
+  'chips:unpin': z.tuple([chipIdHex]),
   'app:info': z.tuple([]),
   'app:completeFirstRun': z.tuple([]),
   'shell:openExternal': z.tuple([ExternalUrlSchema]),
@@ -659,7 +685,7 @@ export function isEventChannel(name: string): name is EventChannel {
 // ---------------------------------------------------------------------------------------------------------
 
 /** What main sends back for every call: a value, or a structured error (never a stack). */
-export type IpcResponse<T> = { ok: true; value: T } | { ok: false; error: string; message: string };
+export type IpcResponse<T> = { ok: true; value: T } | { ok: false; error: ErrorCode; message: string };
 
 export { ApiError, apiErrorOf, encodeApiErrorMessage } from './api-error';
 

@@ -241,7 +241,8 @@ export class KdsClient {
       validate: (body) => checkSignedCek(body, `AMD KDS answer from ${url}`),
     });
     if (r.status === 404) {
-      throw new SevError('kds-unavailable', `AMD KDS (${url}) has no CEK for this chip id (HTTP 404)`);
+      // Not an outage: AMD does not know this chip (a made-up or non-AMD chip id).
+      throw new SevError('cek-unknown-chip', `AMD KDS (${url}) has no CEK for this chip id (HTTP 404)`);
     }
     if (this.cache) await this.cache.put(hex, r.body).catch(() => undefined);
     return r.body;

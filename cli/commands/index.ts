@@ -36,4 +36,9 @@ export const commands: readonly CliCommandEntry[] = [
     summary: 'SEV-SNP: expected launch digest, OVMF hash, ID blocks, report verification',
     load: () => import('./snp').then((m) => m.snpCommand),
   },
+  {
+    name: 'chips',
+    summary: "pin chips' key-server CEKs for offline owners",
+    load: () => import('./chips').then((m) => m.chipsCommand),
+  },
 ];

@@ -68,6 +68,6 @@ describe('without an OS keychain', () => {
   it("an owner's secret is still refused with the keychain error", async () => {
     await expect(
       handlers['secrets:set'](DEMO_VM_ID, { kind: 'luks-passphrase', passphrase: 'real' }),
-    ).rejects.toMatchObject({ code: 'keychain-unavailable' });
+    ).rejects.toMatchObject({ code: 'secret-store-unavailable' });
   });
 });

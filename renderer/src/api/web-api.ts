@@ -22,6 +22,7 @@ import {
   type IpcResponse,
   type SevAttestApi,
 } from '../../../app/contract/ipc';
+import type { ErrorCode } from '../../../app/errors';
 
 /** The header every state-changing request carries (the server refuses requests without it). */
 export const UI_CSRF_HEADER = 'X-SEV-Attest-UI';
@@ -42,7 +43,8 @@ function toResponse(status: number, text: string): IpcResponse<unknown> {
     const body = JSON.parse(text) as Partial<IpcResponse<unknown>> & { error?: string; message?: string };
     if (body && typeof body === 'object' && typeof body.ok === 'boolean') return body as IpcResponse<unknown>;
     if (typeof body.error === 'string') {
-      return { ok: false, error: body.error, message: body.message ?? `HTTP ${status}` };
+      // The bridge answers only with the contract's codes.
+      return { ok: false, error: body.error as ErrorCode, message: body.message ?? `HTTP ${status}` };
     }
   } catch {
     // fall through

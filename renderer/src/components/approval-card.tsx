@@ -121,6 +121,8 @@ export function ApprovalCard({ approval: a }: { approval: ApprovalView }) {
                 <span className="pill">proof unknown</span>
               )}
             </>
+          ) : a.chipProven === false ? (
+            <span className="pill warn">claimed by the host, not proven (not shown)</span>
           ) : (
             <span className="muted">not sent by the host</span>
           )}

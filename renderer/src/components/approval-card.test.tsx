@@ -170,6 +170,16 @@ describe('ApprovalCard', () => {
     expect(within(card).getByText('192.0.2.10:51234', { selector: 'dd' })).toBeInTheDocument();
   });
 
+  it('a chip id the host claimed but the chain did not prove is said so', () => {
+    const { api } = createFakeApi();
+    renderWithQuery(
+      <ApiProvider api={api}>
+        <ApprovalCard approval={approval({ chipId: null, chipProven: false })} />
+      </ApiProvider>,
+    );
+    expect(screen.getByText('claimed by the host, not proven (not shown)')).toBeInTheDocument();
+  });
+
   it('offers deny once besides deny for a while', async () => {
     const user = userEvent.setup();
     const decide = vi.fn(() => Promise.resolve());

@@ -6,21 +6,25 @@
  * its reason; the profiles table fits a 760 px window; Activity lists newest first.
  */
 import type { Page } from '@playwright/test';
-import { expect, expectNoAxeViolations, openScreen, test, waitReady } from './serve-fixture';
+import { expect, expectNoAxeViolations, openScreen, startServeUi, test, waitReady } from './serve-fixture';
 
 test.describe.configure({ mode: 'serial' });
 
 let page: Page;
+// A service of its own: the worker's shared one (and its one-time sign-in link) belongs to ui.spec.ts.
+let own: Awaited<ReturnType<typeof startServeUi>> | undefined;
 
-test.beforeAll(async ({ browser, service }) => {
+test.beforeAll(async ({ browser }) => {
+  own = await startServeUi();
   page = await browser.newPage();
   page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
-  await page.goto(service.loginUrl);
+  await page.goto(own.ui.loginUrl);
   await waitReady(page);
 });
 
 test.afterAll(async () => {
   await page?.close();
+  await own?.stop();
 });
 
 test('the approval card says what would be released; a denial says until when and can be forgotten', async () => {

@@ -24,7 +24,6 @@ import { isSevError, SevError } from '../../app/sev/errors';
 import {
   computeMeasurement,
   requireMinimumApi,
-  splitMeasurementBlob,
   type ApiVersion,
 } from '../../app/sev/measurement';
 import { parsePolicy } from '../../app/sev/policy';
@@ -478,7 +477,6 @@ async function validate(v: Values, io: CliIo): Promise<number> {
     debug(`the measurement is ${blob.length} bytes, not 48 (32-byte measure, 16-byte nonce)`);
     throw new ValidateError('Measurement does not match, VM is not trustworthy', EXIT_MISMATCH);
   }
-  const { measure } = splitMeasurementBlob(blob);
   if (v.debug) {
     const computed = computeMeasurement({ tik, apiMajor, apiMinor, build, policy, digest, mnonce });
     debug(`Measurement computed(hex): ${toHex(computed)}`);

@@ -105,3 +105,23 @@ describe('ListenerScreen port', () => {
     expect(screen.getByLabelText('Port')).toHaveValue(9100);
   });
 });
+
+describe('ListenerScreen tunnel ports', () => {
+  it('says why a tunnel port of 70000 is refused', async () => {
+    const user = userEvent.setup();
+    const { api } = createFakeApi({
+      listener: { status: () => Promise.resolve(status) },
+      tunnel: { status: () => Promise.resolve({ state: 'off' as const }) },
+    });
+    renderWithQuery(
+      <ApiProvider api={api}>
+        <ListenerScreen />
+      </ApiProvider>,
+    );
+    const remote = await screen.findByLabelText('Port on the host');
+    await user.clear(remote);
+    await user.type(remote, '70000');
+    expect(screen.getByText('Ports go up to 65535; 70000 is too big.')).toBeInTheDocument();
+    expect(remote).toHaveAttribute('aria-invalid', 'true');
+  });
+});

@@ -196,6 +196,15 @@ function TunnelPanel() {
     onSuccess: (s) => client.setQueryData(keys.tunnel, s),
   });
   const s = status.data;
+  /** A port field's problem in words (1-65535; 0 has no meaning for ssh). */
+  const tunnelPortProblem = (text: string, what: string): string | undefined => {
+    const t = text.trim();
+    if (!/^\d+$/.test(t) || Number(t) < 1) return `The ${what} is a whole number from 1 to 65535.`;
+    if (Number(t) > 65535) return `Ports go up to 65535; ${t} is too big.`;
+    return undefined;
+  };
+  const sshPortProblem = tunnelPortProblem(sshPort, 'SSH port');
+  const remotePortProblem = tunnelPortProblem(remotePort, 'port on the host');
   const send = (enabled: boolean) =>
     configure.mutate({
       enabled,
@@ -232,29 +241,42 @@ function TunnelPanel() {
           placeholder={s?.target ?? 'owner@kvm-host.example'}
           onChange={(e) => setTarget(e.target.value)}
         />
-        <LabelledInput
-          label="SSH port"
-          type="number"
-          min={1}
-          max={65535}
-          value={sshPort}
-          onChange={(e) => setSshPort(e.target.value)}
-        />
-        <LabelledInput
-          label="Port on the host"
-          type="number"
-          min={1}
-          max={65535}
-          value={remotePort}
-          onChange={(e) => setRemotePort(e.target.value)}
-        />
+        <div className="field">
+          <LabelledInput
+            label="SSH port"
+            type="number"
+            min={1}
+            max={65535}
+            value={sshPort}
+            onChange={(e) => setSshPort(e.target.value)}
+            aria-invalid={sshPortProblem !== undefined}
+          />
+          {sshPortProblem && <span className="field-error">{sshPortProblem}</span>}
+        </div>
+        <div className="field">
+          <LabelledInput
+            label="Port on the host"
+            type="number"
+            min={1}
+            max={65535}
+            value={remotePort}
+            onChange={(e) => setRemotePort(e.target.value)}
+            aria-invalid={remotePortProblem !== undefined}
+          />
+          {remotePortProblem && <span className="field-error">{remotePortProblem}</span>}
+        </div>
       </div>
       <div className="actions">
         <button
           type="button"
           className="primary"
           onClick={() => send(true)}
-          disabled={configure.isPending || target === ''}
+          disabled={
+            configure.isPending ||
+            target === '' ||
+            sshPortProblem !== undefined ||
+            remotePortProblem !== undefined
+          }
         >
           Start tunnel
         </button>

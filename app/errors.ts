@@ -55,6 +55,8 @@ export const SERVICE_ERROR_CODES = [
   'artifact-aborted',
   'artifact-bad-digest',
   'import-in-progress',
+  'artifact-in-use',
+  'bad-format',
   'cancelled',
   'url-not-allowed',
   'not-supported',

@@ -154,3 +154,39 @@ describe('host setup', () => {
     expect(shellQuote('http://x:1/y')).toBe('http://x:1/y');
   });
 });
+
+describe('host setup: reaching the listener', () => {
+  const p: VmProfile = {
+    id: 'web',
+    name: 'Web',
+    scheme: 'amd-sev',
+    policy: 1,
+    cpuCounts: [1],
+    cpuSignatures: [],
+    vmsaVariants: ['kvm-init2'],
+    firmware: { kind: 'artifact', sha256: 'ab'.repeat(32), size: 1, name: 'OVMF.amdsev-trimmed.fd (demo)' },
+    approval: 'manual',
+    secrets: [],
+  };
+  it('uses the tunnel’s remote port when a tunnel is set', () => {
+    const s = buildHostSetup({
+      profile: p,
+      listenerUrl: 'http://127.0.0.1:8470',
+      tunnel: { remotePort: 9443, target: 'me@kvm' },
+    });
+    expect(s.hostCommand).toContain('--service http://127.0.0.1:9443');
+    expect(s.notes.join('\n')).toMatch(/SSH reverse tunnel to me@kvm/);
+    expect(s.notes.join('\n')).not.toMatch(/answers only on this machine/);
+  });
+  it('says a loopback-only listener cannot be reached by the host, and explains the firmware path', () => {
+    const s = buildHostSetup({ profile: p, listenerUrl: 'http://127.0.0.1:8470' });
+    expect(s.notes.join('\n')).toMatch(
+      /answers only on this machine's loopback .*Start the SSH reverse tunnel/,
+    );
+    expect(s.domainXml).toContain('/path/to/OVMF.amdsev-trimmed.fd</loader>');
+    expect(s.notes.join('\n')).toMatch(
+      /copy the image you imported as "OVMF.amdsev-trimmed.fd \(demo\)" to the host/,
+    );
+    expect(s.notes.join('\n')).toMatch(/demo firmware .* boots nothing on a real host/);
+  });
+});

@@ -21,6 +21,22 @@ export interface HostSetupInput {
   platform?: { cbitpos: number; reducedPhysBits: number };
   /** The libvirt domain name (default: the VM id). */
   domainName?: string;
+  /**
+   * The SSH reverse tunnel, when one is set: the host reaches the listener at 127.0.0.1:remotePort on
+   * its own side, so the command uses that address.
+   */
+  tunnel?: { remotePort: number; target?: string };
+}
+
+/** True for a listener URL on loopback (only this machine can call it). */
+export function isLoopbackUrl(url: string): boolean {
+  return /^https?:\/\/(127\.\d+\.\d+\.\d+|\[::1\]|localhost)(:|\/|$)/.test(url);
+}
+
+/** A file name fit for a path: the display name without a " (demo)"-style suffix or path characters. */
+function pathName(name: string): string {
+  const base = name.replace(/\s*\([^)]*\)\s*$/, '').replace(/[\s/\\]+/g, '_');
+  return base === '' ? 'OVMF.fd' : base;
 }
 
 /** libvirt reads `<policy>` as hexadecimal; four digits at least, like its own examples (0x0003). */
@@ -107,12 +123,18 @@ export function buildHostSetup(input: HostSetupInput): HostSetup {
 
   xml.push(`<os>`);
   xml.push(`${i1}<type arch='x86_64' machine='q35'>hvm</type>`);
-  const fwName = p.firmware.kind === 'artifact' ? (p.firmware.name ?? 'OVMF.fd') : 'OVMF.fd';
+  const shownName = p.firmware.kind === 'artifact' ? (p.firmware.name ?? 'OVMF.fd') : 'OVMF.fd';
+  const fwName = pathName(shownName);
   xml.push(`${i1}<loader type='rom' stateless='yes'>/path/to/${xmlText(fwName)}</loader>`);
   if (p.firmware.kind === 'artifact') {
     notes.push(
-      `Replace /path/to/${fwName} with where the firmware is on the host; \`sha256sum\` of that file must print ${p.firmware.sha256} (the digest the owner measured).`,
+      `Firmware: copy the image you imported as "${shownName}" to the host, and write its path on the host in <loader> instead of /path/to/${fwName}. \`sha256sum\` of that file must print ${p.firmware.sha256}: the launch digest is computed from exactly those bytes.`,
     );
+    if (/\(demo\)\s*$/.test(shownName)) {
+      notes.push(
+        'This is the demo firmware (a trimmed test image from sevctl): it boots nothing on a real host. For a real VM, import the AmdSev OVMF build your host uses and make a profile of your own.',
+      );
+    }
   } else {
     notes.push(
       `The profile holds precomputed launch digests: replace /path/to/OVMF.fd with the firmware those digests were computed for.`,
@@ -152,7 +174,20 @@ export function buildHostSetup(input: HostSetupInput): HostSetup {
   const domainXml = xml.join('\n') + '\n';
 
   const tls = input.listenerUrl.startsWith('https:');
-  const args = ['sev-attest-host', 'launch', '--domain', domain, '--service', input.listenerUrl];
+  // Through a tunnel the host calls its own loopback port, which ssh forwards to this listener.
+  const serviceUrl = input.tunnel
+    ? `${tls ? 'https' : 'http'}://127.0.0.1:${input.tunnel.remotePort}`
+    : input.listenerUrl;
+  if (input.tunnel) {
+    notes.push(
+      `The host reaches this listener through the SSH reverse tunnel${input.tunnel.target ? ` to ${input.tunnel.target}` : ''}: on the host it answers at 127.0.0.1:${input.tunnel.remotePort}, the address in the command.`,
+    );
+  } else if (isLoopbackUrl(input.listenerUrl)) {
+    notes.push(
+      `The listener answers only on this machine's loopback (${input.listenerUrl}): a KVM host cannot reach it. Start the SSH reverse tunnel on the Listener screen (the command then uses the tunnel's port), or bind the listener to an address the host can reach. Running the host tools on this same machine works as it is.`,
+    );
+  }
+  const args = ['sev-attest-host', 'launch', '--domain', domain, '--service', serviceUrl];
   args.push('--vm-id', p.id);
   if (input.tlsFingerprint) args.push('--pin-sha256', colonFingerprint(input.tlsFingerprint));
   let hostCommand = args.map(shellQuote).join(' ');

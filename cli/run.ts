@@ -1,6 +1,6 @@
 import { isDomainError } from '../app/errors';
 import { isSevError } from '../app/sev/errors';
-import { CliError, type CliCommand, type CliCommandEntry, type CliIo } from './io';
+import { CliError, systemErrorSentence, type CliCommand, type CliCommandEntry, type CliIo } from './io';
 import { commands } from './commands';
 
 /** A loaded command, or an entry that loads it on demand (the CLI's own list). */
@@ -49,19 +49,28 @@ export async function runCli(
       io.err(`sev-attest ${name}: ${e.message}\n`);
       return e.code === 'bad-arguments' ? 2 : 1;
     }
-    // Node's own argument errors (parseArgs) and file errors are user errors too.
+    // Node's own argument errors (parseArgs): the command's own words and its usage.
     const err = e as NodeJS.ErrnoException;
-    if (
-      err &&
-      typeof err.code === 'string' &&
-      (err.code.startsWith('ERR_PARSE_ARGS') ||
-        err.code === 'ENOENT' ||
-        err.code === 'EACCES' ||
-        err.code === 'EISDIR')
-    ) {
-      io.err(`sev-attest ${name}: ${err.message}\n`);
+    if (err && typeof err.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS')) {
+      io.err(`sev-attest ${name}: ${parseArgsSentence(err)}\n\n${cmd.usage.replace(/\n?$/, '\n')}`);
+      return 2;
+    }
+    // File and network errors (ENOENT, ENOTDIR, EADDRINUSE...) are the user's to fix: a sentence, exit 2.
+    const sentence = systemErrorSentence(e);
+    if (sentence !== undefined) {
+      io.err(`sev-attest ${name}: ${sentence}\n`);
       return 2;
     }
     throw e;
   }
+}
+
+/** parseArgs's message as one short sentence ("Unknown option '--x'", "--pdh needs a value"). */
+export function parseArgsSentence(err: { code?: string; message: string }): string {
+  if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && /argument missing/.test(err.message)) {
+    const option = /'(-[^' ]*)/.exec(err.message)?.[1];
+    if (option) return `${option} needs a value`;
+  }
+  // Node may add advice about positional arguments after the first sentence: the usage follows instead.
+  return err.message.split(/\.\s/)[0]!.replace(/\.$/, '');
 }

@@ -10,6 +10,7 @@ import type { ApprovalView } from '../app/contract/ipc';
 import { startService, type RunningService } from '../server/serve/serve';
 import { connectUiEvents, createInvokeHandlers, settingsFirstRun } from '../server/owner-api/handlers';
 import { UiEventBus } from '../server/owner-api/event-bus';
+import { secretStoreKind } from './args';
 import { createSenderGuard } from './ipc/handle';
 import { registerIpcHandlers } from './ipc/register';
 import { send } from './ipc/send';
@@ -64,7 +65,8 @@ async function main(): Promise<void> {
       ...(portOverride ? { port: Number(portOverride) } : {}),
       dataDir,
       kvBackend: electronStoreBackend,
-      secretStore: process.env['SEV_ATTEST_SECRET_STORE'] === 'memory' ? 'memory' : 'keychain',
+      // `npm run app -- --secret-store memory` forwards the option here (scripts/run-app.mjs).
+      secretStore: secretStoreKind(process.argv, process.env),
       ...(process.env['SEV_ATTEST_OWNER_TOKEN'] ? { ownerToken: process.env['SEV_ATTEST_OWNER_TOKEN'] } : {}),
       version: app.getVersion(),
       log: (line) => console.log(`[listener] ${line}`),

@@ -54,6 +54,8 @@ export const api: SevAttestApi = {
     import: (request) => invoke('artifacts:import', request),
     cancelImport: (importId) => invoke('artifacts:cancelImport', importId),
     inspect: (sha256) => invoke('artifacts:inspect', sha256),
+    rename: (sha256, name) => invoke('artifacts:rename', sha256, name),
+    delete: (sha256) => invoke('artifacts:delete', sha256),
     onProgress: (listener) => subscribe('artifacts:progress', listener),
   },
   digests: {
@@ -62,6 +64,7 @@ export const api: SevAttestApi = {
   approvals: {
     list: () => invoke('approvals:list'),
     decide: (id, decision) => invoke('approvals:decide', id, decision),
+    forget: (id) => invoke('approvals:forget', id),
     onChanged: (listener) => subscribe('approvals:changed', listener),
   },
   events: {

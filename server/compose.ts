@@ -28,7 +28,7 @@ import { createConfBackend, type KeyValueBackend } from './services/kv-backend';
 import { OwnerService } from './services/owner-service';
 import { ProfileStore } from './services/profile-store';
 import { SecretService } from './services/secret-service';
-import { createSecretStore, type SecretStore } from './services/secret-store';
+import { createSecretStore, MemoryOverlaySecretStore, type SecretStore } from './services/secret-store';
 import { SettingsStore } from './services/settings-store';
 import { TrustedKeyStore, type StoredTrustedKey } from './services/trusted-keys';
 import { PinnedCekStore, type PinnedCek } from './services/pinned-ceks';
@@ -156,10 +156,13 @@ function buildTrust(opts: ServeOptions): TrustStore {
 export function composeServices(opts: ServeOptions, ownerToken: string): Services {
   const log = opts.log ?? (() => {});
   const trust = buildTrust(opts);
-  const secretStore =
+  const chosenStore =
     typeof opts.secretStore === 'object'
       ? opts.secretStore
       : createSecretStore(opts.secretStore ?? 'keychain');
+  // A keychain store also keeps the first-run demo's passphrase in memory when the keychain is missing.
+  const secretStore =
+    chosenStore.kind === 'keychain' ? new MemoryOverlaySecretStore(chosenStore) : chosenStore;
   const kvBackend: KeyValueBackendFactory = opts.kvBackend ?? createConfBackend;
   const settings = new SettingsStore({
     backend: kvBackend({ cwd: opts.dataDir, configName: 'settings', defaults: { settings: {} } }),
@@ -342,6 +345,8 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
       audit,
       owner,
       secrets,
+      // The demo keeps its own passphrase in memory through it when no keychain takes it.
+      secretStore,
     },
     ...(opts.demoFirmware ? { firmwarePath: opts.demoFirmware } : {}),
   });

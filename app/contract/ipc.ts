@@ -75,7 +75,12 @@ export interface SecretValue {
 
 export const APPROVAL_STATES = ['pending', 'approved', 'denied', 'expired'] as const;
 export type ApprovalState = (typeof APPROVAL_STATES)[number];
-export type Decision = 'approve' | 'deny';
+/**
+ * approve; deny (for a while: identical launches are refused until `refusedUntil`, or until the owner
+ * forgets the decision); deny-once (the waiting host is told, an identical launch asks again).
+ */
+export const DECISIONS = ['approve', 'deny', 'deny-once'] as const;
+export type Decision = (typeof DECISIONS)[number];
 
 /** One launch request waiting for (or decided by) the owner. */
 export interface ApprovalView {
@@ -99,6 +104,16 @@ export interface ApprovalView {
   /** When the request is denied automatically. */
   expiresAt: string;
   decidedAt?: string;
+  /** The profile's name, when the VM id names one. */
+  profileName?: string;
+  /** What a verified launch would release: names or GUIDs, never values. */
+  secrets?: Array<{ guid: string; kind: SecretRef['kind']; label?: string }>;
+  /** Whether the chain proves the chip id; absent when not known. */
+  chipProven?: boolean;
+  /** A denial still refusing identical launches: until when (then they ask again). */
+  refusedUntil?: string;
+  /** How the owner denied: once, or for a while. */
+  denyMode?: 'once' | 'for-a-while';
 }
 
 /** The detail a failed validate carries so the owner sees why (never sent to the host). */
@@ -190,7 +205,15 @@ export interface AppInfo {
   platform: string;
   firstRunComplete: boolean;
   dataDir: string;
-  secretStore: { kind: 'keychain' | 'memory'; note?: string };
+  secretStore: {
+    kind: 'keychain' | 'memory';
+    note?: string;
+    /**
+     * Set when the keychain cannot be used right now (no Secret Service, locked, keytar not loadable):
+     * what the keychain said. Secrets cannot be saved then; the first-run demo still runs.
+     */
+    unavailable?: string;
+  };
 }
 
 /** Measurement bundle export targets (docs/bundles.md; the same list as app/bundle/export.ts). */
@@ -448,11 +471,17 @@ export interface InvokeChannels {
   'artifacts:import': (request: ArtifactImportRequest) => Promise<ArtifactInspection>;
   'artifacts:cancelImport': (importId: string) => Promise<void>;
   'artifacts:inspect': (sha256: string) => Promise<ArtifactInspection>;
+  /** A new display name (the SHA-256 stays the artifact's identity). */
+  'artifacts:rename': (sha256: string, name: string) => Promise<ArtifactSummary>;
+  /** Deletes the file; refused (artifact-in-use) while a profile uses it, naming the profiles. */
+  'artifacts:delete': (sha256: string) => Promise<void>;
 
   'digests:preview': (draft: DigestDraft) => Promise<DigestPreview>;
 
   'approvals:list': () => Promise<ApprovalView[]>;
   'approvals:decide': (id: string, decision: Decision) => Promise<void>;
+  /** Forgets a decision: identical launches ask the owner again instead of being refused. */
+  'approvals:forget': (id: string) => Promise<void>;
 
   'events:list': (filter?: AuditFilter) => Promise<AuditEvent[]>;
   /** The filtered log as pretty JSON plus a suggested file name (the UI saves it). */
@@ -540,9 +569,12 @@ export const invokeArgSchemas = {
   'artifacts:import': z.tuple([ArtifactImportSchema]),
   'artifacts:cancelImport': z.tuple([importId]),
   'artifacts:inspect': z.tuple([sha256Hex]),
+  'artifacts:rename': z.tuple([sha256Hex, z.string().trim().min(1).max(255)]),
+  'artifacts:delete': z.tuple([sha256Hex]),
   'digests:preview': z.tuple([DigestDraftSchema]),
   'approvals:list': z.tuple([]),
-  'approvals:decide': z.tuple([z.string().min(1).max(128), z.enum(['approve', 'deny'])]),
+  'approvals:decide': z.tuple([z.string().min(1).max(128), z.enum(DECISIONS)]),
+  'approvals:forget': z.tuple([z.string().min(1).max(128)]),
   'events:list': z.tuple([AuditFilterSchema.strict().optional()]),
   'events:export': z.tuple([AuditFilterSchema.strict().optional()]),
   'listener:status': z.tuple([]),

@@ -157,3 +157,25 @@ describe('sev-attest bundle', () => {
     expect((await cli(['trust', 'ed25519:short', '--data-dir', 'home'])).code).not.toBe(0);
   });
 });
+
+describe('bundle without --data-dir', () => {
+  it("uses the app's data directory, and the top-level help names trust", async () => {
+    const xdg = fs.mkdtempSync(join(tmpdir(), 'xdg-data-'));
+    let out = '';
+    let err = '';
+    const io: CliIo = {
+      out: (t) => (out += t),
+      err: (t) => (err += t),
+      env: { XDG_DATA_HOME: xdg, HOME: xdg },
+      cwd: xdg,
+    };
+    const code = await runCli(['bundle', 'export', '--profile', 'nope'], io, commands);
+    expect(err).toContain(`using the app's data directory ${join(xdg, 'sev-attest')}`);
+    expect(err).not.toMatch(/--data-dir DIR is required/);
+    expect(err).toMatch(/nope/);
+    expect(code).not.toBe(0);
+    let help = '';
+    await runCli(['--help'], { ...io, out: (t) => (help += t) });
+    expect(help).toMatch(/bundle\s+.*trust/);
+  });
+});

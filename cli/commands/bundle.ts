@@ -3,7 +3,8 @@
  * from the same data directory `sev-attest serve --data-dir` uses; the signing key from the secret store
  * (`--secret-store keychain|memory`, keychain by default, as serve).
  */
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isBundleError } from '../../app/bundle/errors';
@@ -31,6 +32,17 @@ import {
 } from '../../server/services/trusted-keys';
 import { CliError, type CliCommand, type CliIo } from '../io';
 
+/**
+ * The app's data directory: $XDG_DATA_HOME/sev-attest (~/.local/share/sev-attest, what `npm run app`
+ * gives `serve --ui`), or the desktop app's userData ($XDG_CONFIG_HOME/sev-attest) when only that exists.
+ */
+export function appDataDir(env: NodeJS.ProcessEnv): string {
+  const home = env.HOME ?? homedir();
+  const data = join(env.XDG_DATA_HOME ?? join(home, '.local', 'share'), 'sev-attest');
+  const desktop = join(env.XDG_CONFIG_HOME ?? join(home, '.config'), 'sev-attest');
+  return !existsSync(data) && existsSync(join(desktop, 'profiles.json')) ? desktop : data;
+}
+
 const usage = `usage: sev-attest bundle <subcommand> [options]
 
   export --profile VM [--cpus 1-8] [--cpu-signature milan,genoa] [--vmsa-variant both]
@@ -52,7 +64,9 @@ const usage = `usage: sev-attest bundle <subcommand> [options]
   trusted                lists the trusted signers
 
 common options:
-  --data-dir DIR         the data directory (as serve's; or SEV_ATTEST_DATA_DIR)
+  --data-dir DIR         the data directory (as serve's; or SEV_ATTEST_DATA_DIR); default the app's:
+                         $XDG_DATA_HOME/sev-attest (~/.local/share/sev-attest, as npm run app in a browser),
+                         else the desktop app's ~/.config/sev-attest when only that one exists
   --secret-store KIND    keychain (default) or memory (keeps nothing: no signing key survives)
 
 verify/import exit with 1 and one of: bundle-signature-invalid (modified after signing), bundle-key-untrusted
@@ -157,8 +171,11 @@ async function run(argv: string[], io: CliIo, deps: BundleCommandDeps): Promise<
   const dataDirOpt = v['data-dir'] ?? io.env.SEV_ATTEST_DATA_DIR;
   const dataDir = (required: boolean): string | undefined => {
     if (dataDirOpt === undefined || dataDirOpt === '') {
-      if (required) throw new CliError('--data-dir DIR is required (the directory sev-attest serve uses)');
-      return undefined;
+      if (!required) return undefined;
+      // The app's own data directory, as `npm run app` and the desktop app use it.
+      const dir = appDataDir(io.env);
+      io.err(`sev-attest bundle: using the app's data directory ${dir} (--data-dir DIR for another)\n`);
+      return dir;
     }
     return resolve(io.cwd, dataDirOpt);
   };
@@ -292,7 +309,7 @@ async function run(argv: string[], io: CliIo, deps: BundleCommandDeps): Promise<
 export function makeBundleCommand(deps: BundleCommandDeps = {}): CliCommand {
   return {
     name: 'bundle',
-    summary: 'export, sign, verify and import measurement bundles',
+    summary: 'export, sign, verify and import measurement bundles; key, trust, untrust, trusted',
     usage,
     async run(argv: string[], io: CliIo): Promise<number> {
       try {

@@ -28,7 +28,7 @@ export const commands: readonly CliCommandEntry[] = [
   },
   {
     name: 'bundle',
-    summary: 'export, sign, verify and import measurement bundles',
+    summary: 'export, sign, verify and import measurement bundles; key, trust, untrust, trusted',
     load: () => import('./bundle').then((m) => m.bundleCommand),
   },
   {

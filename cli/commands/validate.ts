@@ -4,8 +4,14 @@
  * packaging into header/payload files (base64 text, as the libvirt tool writes them).
  *
  * Exit codes (libvirt's): 0 OK, 1 measurement mismatch, 2 usage error, 6 any other error (I/O, firmware).
+ * As libvirt's (argparse, base64, int.to_bytes): unambiguous prefixes of long options are accepted; a
+ * measurement that is not 48 bytes is a mismatch (1), base64 with bad padding and version/build/policy
+ * values that do not fit their bytes are exit 6; `--connect` alone is accepted and ignored (offline).
+ * One deliberate difference: for firmware API < 0.17 the measurement is computed as that firmware does
+ * (without the 0x04 || version || build prefix); libvirt always adds the prefix.
  */
 import { readFile, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { computeLaunchDigest, prepareFirmware } from '../../app/digest/launch-digest';
@@ -18,7 +24,6 @@ import { isSevError, SevError } from '../../app/sev/errors';
 import {
   computeMeasurement,
   requireMinimumApi,
-  splitMeasurementBlob,
   type ApiVersion,
 } from '../../app/sev/measurement';
 import { parsePolicy } from '../../app/sev/policy';
@@ -67,8 +72,13 @@ sev-attest extensions:
       --vmsa-variant V      legacy (default, as libvirt builds them) or kvm-init2 (Linux 6.10+ hosts)
       --min-api MAJOR.MINOR refuse firmware older than this (exit 1)
       --secret-padding P    aligned (default; sevctl) or libvirt9 (16 extra bytes when aligned, as libvirt 9.0)
-Not supported (live libvirt domains; use sev-attest-host): -c/--connect, -o/--domain (exit 2).
--i/--insecure and -g/--ignore-config only concern live domains; they are accepted and have no effect.
+Not supported (live libvirt domains; use sev-attest-host): -o/--domain (exit 2). -c/--connect without
+--domain, -i/--insecure and -g/--ignore-config only concern live domains: accepted, no effect.
+Long options may be shortened to any unambiguous prefix (--meas, --api-maj), as libvirt's argparse allows.
+--debug prints libvirt's line names (Firmware(sha256), Measured-data(sha256), Measured-msg(hex),
+Measurement reported(hex), Measurement computed(hex), ...), but never the TIK or TEK.
+Differs from libvirt on purpose: for firmware API < 0.17 the measurement omits the 0x04 || version ||
+build prefix, as such firmware computes it (libvirt always includes it and reports a mismatch).
 `;
 
 const options = {
@@ -118,9 +128,81 @@ class ValidateError extends Error {
 }
 
 const usageError = (m: string) => new ValidateError(m, EXIT_USAGE);
+const otherError = (m: string) => new ValidateError(m, EXIT_OTHER);
+
+/**
+ * argparse's abbreviations: `--meas` means `--measurement` when no other long option starts with it;
+ * an ambiguous prefix is a usage error naming the candidates. Stops at `--`.
+ */
+export function expandLongOptions(argv: readonly string[], names: readonly string[]): string[] {
+  const out: string[] = [];
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') break;
+    if (!a.startsWith('--')) {
+      out.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const name = a.slice(2, eq < 0 ? undefined : eq);
+    if (names.includes(name)) {
+      out.push(a);
+      continue;
+    }
+    const candidates = names.filter((n) => n.startsWith(name));
+    if (candidates.length > 1) {
+      throw usageError(
+        `ambiguous option: --${name} could match ${candidates.map((c) => `--${c}`).join(', ')}`,
+      );
+    }
+    out.push(candidates.length === 1 ? `--${candidates[0]}${eq < 0 ? '' : a.slice(eq)}` : a);
+    // The value of an option that takes one is never an option name to expand.
+    const option = candidates[0] ?? name;
+    if (
+      eq < 0 &&
+      (options as Record<string, { type: string }>)[option]?.type === 'string' &&
+      i + 1 < argv.length
+    ) {
+      out.push(argv[++i]!);
+    }
+  }
+  return [...out, ...argv.slice(i)];
+}
+
+/**
+ * Python's non-strict base64 decoding (libvirt's b64decode): characters outside the alphabet are
+ * dropped; bad padding is an error (exit 6 there, "Incorrect padding").
+ */
+export function libvirtB64decode(text: string): Uint8Array {
+  const cleaned = text.replace(/[^A-Za-z0-9+/=]/g, '');
+  const firstPad = cleaned.indexOf('=');
+  const data = firstPad < 0 ? cleaned : cleaned.slice(0, firstPad);
+  const pads = firstPad < 0 ? 0 : cleaned.slice(firstPad).replace(/[^=]/g, '').length;
+  if (data.length % 4 === 1) {
+    throw otherError(
+      `Invalid base64-encoded string: number of data characters (${data.length}) cannot be 1 more than a multiple of 4`,
+    );
+  }
+  if (data.length % 4 !== 0 && (data.length % 4) + pads < 4) throw otherError('Incorrect padding');
+  return new Uint8Array(Buffer.from(data, 'base64'));
+}
+
+/** int.to_bytes(n, 'little') in libvirt's tool: a value that does not fit is exit 6 with Python's words. */
+function fitsBytes(n: number, bytes: number): void {
+  if (n < 0) throw otherError("can't convert negative int to unsigned");
+  if (n >= 2 ** (8 * bytes)) throw otherError('int too big to convert');
+}
 
 const SECRET_ALIASES: Record<string, string> = { 'luks-key': LUKS_PASSPHRASE_GUID };
 const GUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+
+/** Python int() on a decimal string (argparse type=int: exit 2 when it is not one). */
+function pyInt(name: string, value: string): number {
+  const v = value.trim().replace(/_/g, '');
+  if (!/^[+-]?[0-9]+$/.test(v)) throw usageError(`argument --${name}: invalid int value: '${value}'`);
+  return Number(v);
+}
 
 /** Python int() on a decimal string, then a range check. */
 function intArg(name: string, value: string | undefined, max: number): number | undefined {
@@ -134,9 +216,10 @@ function intArg(name: string, value: string | undefined, max: number): number | 
 
 /** check_usage() of the libvirt tool, plus our extensions. */
 function checkUsage(v: Values): void {
-  if (v.domain !== undefined || v.connect !== undefined) {
+  // --connect alone is ignored, as libvirt ignores it without --domain (offline mode).
+  if (v.domain !== undefined) {
     throw usageError(
-      '--domain/--connect (validating a live libvirt domain) is not supported by sev-attest validate; ' +
+      '--domain (validating a live libvirt domain) is not supported by sev-attest validate; ' +
         'use sev-attest-host on the host, or pass --measurement, --api-major, --api-minor, --build-id and --policy',
     );
   }
@@ -229,7 +312,22 @@ function parseMinApi(s: string | undefined): ApiVersion | undefined {
   return { major: Number(m[1]), minor: Number(m[2]) };
 }
 
-async function launchDigest(v: Values, es: boolean, at: (p: string) => string): Promise<Uint8Array> {
+function hexByte(n: number): string {
+  return n.toString(16).padStart(2, '0');
+}
+
+function u32le(n: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n >>> 0, true);
+  return b;
+}
+
+async function launchDigest(
+  v: Values,
+  es: boolean,
+  at: (p: string) => string,
+  debug: (m: string) => void = () => {},
+): Promise<Uint8Array> {
   if (v['launch-digest'] !== undefined) return parseLaunchDigest(v['launch-digest']);
   const firmware = at(v.firmware!);
   const kernel = v.kernel !== undefined ? at(v.kernel) : undefined;
@@ -271,12 +369,19 @@ async function launchDigest(v: Values, es: boolean, at: (p: string) => string): 
   const vmsa0 = await readExact(at(v['vmsa-cpu0']), 4096, 'VMSA CPU 0');
   const vmsa1 =
     v['vmsa-cpu1'] !== undefined ? await readExact(at(v['vmsa-cpu1']), 4096, 'VMSA CPU 1') : undefined;
+  const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+  debug(`VMSA CPU 0(sha256): ${sha(vmsa0)}`);
+  if (vmsa1) debug(`VMSA CPU 1(sha256): ${sha(vmsa1)}`);
   const state = await prepareFirmware(firmware);
   const h = state.midstate.copy();
   if (kernel !== undefined) {
     const cap = supportsMeasuredDirectBoot(state.info);
     if (!cap.ok) throw new SevError('firmware-unsupported', `a kernel was given but ${cap.reason}`);
-    h.update(buildHashesTable(await resolveKernelHashes({ kernel, initrd, cmdline: v.cmdline })));
+    const hashes = await resolveKernelHashes({ kernel, initrd, cmdline: v.cmdline });
+    debug(`Kernel(sha256): ${toHex(hashes.kernel)}`);
+    debug(`Initrd(sha256): ${toHex(hashes.initrd)}`);
+    debug(`Cmdline(sha256): ${toHex(hashes.cmdline)}`);
+    h.update(buildHashesTable(hashes));
   }
   h.update(vmsa0);
   for (let i = 1; i < cpus; i++) h.update(vmsa1!);
@@ -319,38 +424,59 @@ async function validate(v: Values, io: CliIo): Promise<number> {
   const at = (p: string) => resolve(io.cwd, p);
   checkUsage(v);
 
-  const apiMajor = intArg('api-major', v['api-major'], 255)!;
-  const apiMinor = intArg('api-minor', v['api-minor'], 255)!;
-  const build = intArg('build-id', v['build-id'], 255)!;
+  // Not integers: argparse's usage error (2). Out of their byte: libvirt fails later, exit 6.
+  const apiMajor = pyInt('api-major', v['api-major']!);
+  const apiMinor = pyInt('api-minor', v['api-minor']!);
+  const build = pyInt('build-id', v['build-id']!);
   let policy: number;
-  try {
-    policy = parsePolicy(v.policy!);
-  } catch (e) {
-    throw usageError(`--policy: ${(e as Error).message}`);
+  if (/^\s*[+-]?[0-9_]+\s*$/.test(v.policy!)) {
+    policy = pyInt('policy', v.policy!);
+  } else {
+    try {
+      policy = parsePolicy(v.policy!);
+    } catch (e) {
+      throw usageError(`--policy: ${(e as Error).message}`);
+    }
   }
-  let blob: Uint8Array;
-  try {
-    blob = fromBase64(v.measurement!);
-  } catch {
-    throw usageError('--measurement must be standard base64');
-  }
-  if (blob.length !== 48) {
-    throw usageError(
-      `--measurement must decode to 48 bytes (32-byte measure, 16-byte nonce), got ${blob.length}`,
-    );
-  }
+  const blob = libvirtB64decode(v.measurement!);
   const minApi = parseMinApi(v['min-api']);
   const padding = (v['secret-padding'] ?? 'aligned') as SecretPadding;
   if (padding !== 'aligned' && padding !== 'libvirt9') {
     throw usageError(`--secret-padding must be aligned or libvirt9, got '${padding}'`);
   }
+  if (v.firmware !== undefined && v['launch-digest'] === undefined && v.debug) {
+    debug(`Firmware(sha256): ${toHex(await sha256File(at(v.firmware)))}`);
+  }
   const { tek, tik } = await loadKeys(v, at);
-  const es = (policy & 0x4) !== 0;
-  const digest = await launchDigest(v, es, at);
+  const es = ((policy >>> 0) & 0x4) !== 0;
+  const digest = await launchDigest(v, es, at, debug);
+  for (const [name, value, bytes] of [
+    ['api-major', apiMajor, 1],
+    ['api-minor', apiMinor, 1],
+    ['build-id', build, 1],
+    ['policy', policy, 4],
+  ] as const) {
+    try {
+      fitsBytes(value, bytes);
+    } catch (e) {
+      debug(`--${name} ${value} does not fit in ${bytes} byte(s)`);
+      throw e;
+    }
+  }
 
-  const { measure, mnonce } = splitMeasurementBlob(blob);
+  // libvirt splits whatever it decoded: a measurement that is not 48 bytes can only mismatch.
+  const reported = blob.slice(0, 32);
+  const mnonce = blob.slice(32, 48);
   debug(`Launch digest(hex): ${toHex(digest)}`);
-  debug(`Measurement reported(hex): ${toHex(measure)}`);
+  debug(`Measured-data(sha256): ${toHex(digest)}`);
+  debug(
+    `Measured-msg(hex): 04${hexByte(apiMajor)}${hexByte(apiMinor)}${hexByte(build)}${toHex(u32le(policy))}${toHex(digest)}${toHex(mnonce)}`,
+  );
+  debug(`Measurement reported(hex): ${toHex(reported)}`);
+  if (blob.length !== 48) {
+    debug(`the measurement is ${blob.length} bytes, not 48 (32-byte measure, 16-byte nonce)`);
+    throw new ValidateError('Measurement does not match, VM is not trustworthy', EXIT_MISMATCH);
+  }
   if (v.debug) {
     const computed = computeMeasurement({ tik, apiMajor, apiMinor, build, policy, digest, mnonce });
     debug(`Measurement computed(hex): ${toHex(computed)}`);
@@ -393,7 +519,19 @@ export const validateCommand: CliCommand = {
   summary: "check a launch measurement offline (libvirt's virt-qemu-sev-validate)",
   usage,
   async run(argv: string[], io: CliIo): Promise<number> {
-    const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
+    let values: Values;
+    try {
+      values = parseArgs({
+        args: expandLongOptions(argv, Object.keys(options)),
+        options,
+        strict: true,
+        allowPositionals: false,
+      }).values;
+    } catch (e) {
+      if (!(e instanceof ValidateError)) throw e;
+      io.err(`ERROR: ${e.message}\n`);
+      return e.exitCode;
+    }
     try {
       return await validate(values, io);
     } catch (e) {

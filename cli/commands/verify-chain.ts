@@ -1,4 +1,5 @@
 /** `sev-attest verify-chain`: checks an SEV platform's certificates and anchors them to AMD's roots. */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -74,6 +75,12 @@ export async function readBinaryOrBase64(file: string, what: string, sizes: numb
 async function readChipId(value: string, cwd: string): Promise<Uint8Array> {
   if (/^[0-9a-fA-F]{128}$/.test(value.trim())) return fromHex(value.trim());
   const file = resolve(cwd, value);
+  // Hex digits that are not a file: a chip id of the wrong length, not a missing file.
+  if (/^[0-9a-fA-F]+$/.test(value.trim()) && !existsSync(file)) {
+    throw new CliError(
+      `--cpu-id ${value.trim()}: a chip id is 128 hex digits (64 bytes); this is ${value.trim().length}`,
+    );
+  }
   const raw = new Uint8Array(await readFile(file));
   if (raw.length === CHIP_ID_SIZE) return raw;
   const text = Buffer.from(raw).toString('latin1').replace(/\s+/g, '');

@@ -100,6 +100,38 @@ function setup() {
 }
 
 describe('App', () => {
+  it('says when the OS keychain is missing, with the exact fix, and the sidebar names the store', async () => {
+    const fake = setup();
+    fake.api.app.info = () =>
+      Promise.resolve({
+        ...info,
+        mode: 'desktop' as const,
+        secretStore: { kind: 'keychain' as const, unavailable: 'keychain write failed: no D-Bus' },
+      });
+    renderWithQuery(
+      <ApiProvider api={fake.api}>
+        <App />
+      </ApiProvider>,
+    );
+    const banner = await screen.findByTestId('keychain-banner');
+    expect(banner).toHaveTextContent('No OS keychain: secrets cannot be saved');
+    expect(banner).toHaveTextContent('no D-Bus');
+    expect(banner).toHaveTextContent('npm run app -- --secret-store memory');
+    expect(banner).toHaveTextContent('The demo runs anyway');
+    expect(screen.getByText(/Secrets: OS keychain \(unavailable\)/)).toBeInTheDocument();
+  });
+
+  it('names the memory store in the sidebar and shows no banner', async () => {
+    const { api } = setup();
+    renderWithQuery(
+      <ApiProvider api={api}>
+        <App />
+      </ApiProvider>,
+    );
+    expect(await screen.findByText(/Secrets: memory only/)).toBeInTheDocument();
+    expect(screen.queryByTestId('keychain-banner')).toBeNull();
+  });
+
   it('marks the root ready once the first data has loaded and opens on the first-run screen', async () => {
     const { api } = setup();
     renderWithQuery(

@@ -5,6 +5,8 @@
 import { useEffect, useState } from 'react';
 import { useAppInfo, useApprovals, useLiveUpdates, useProfiles } from './queries/hooks';
 import { ErrorMessage } from './components/error-message';
+import { KeychainBanner, secretStoreLabel } from './components/keychain-banner';
+import { useRequestNotifications } from './lib/notify';
 import { WelcomeScreen } from './screens/welcome';
 import { ArtifactsScreen } from './screens/artifacts';
 import { ProfilesScreen } from './screens/profiles';
@@ -38,6 +40,8 @@ export function App() {
   const profiles = useProfiles();
   const approvals = useApprovals();
   const [screen, setScreen] = useState<ScreenId | undefined>(screenFromHash);
+  // The desktop app notifies from main; the browser page does it itself when permitted.
+  useRequestNotifications(approvals.data, info.data?.mode === 'browser');
 
   useEffect(() => {
     const onHash = () => setScreen(screenFromHash());
@@ -106,10 +110,7 @@ export function App() {
               <div>
                 v{info.data.version} · {info.data.mode === 'desktop' ? 'desktop' : 'browser'}
               </div>
-              <div>
-                Secrets:{' '}
-                {info.data.secretStore.kind === 'keychain' ? 'OS keychain' : 'memory only (nothing kept)'}
-              </div>
+              <div>Secrets: {secretStoreLabel(info.data.secretStore)}</div>
             </>
           )}
         </div>
@@ -121,6 +122,7 @@ export function App() {
             prefix="The service did not answer"
           />
         )}
+        {info.data && <KeychainBanner info={info.data} />}
         {current === 'welcome' && <WelcomeScreen onNavigate={go} />}
         {current === 'requests' && <RequestsScreen />}
         {current === 'profiles' && <ProfilesScreen />}

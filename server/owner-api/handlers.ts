@@ -2,13 +2,15 @@
  * The contract's handlers over the running services (server/serve/serve.ts `startService`): the same
  * object backs Electron IPC (register.ts) and the browser bridge (server/web/ui-server.ts).
  */
-import { LUKS_PASSPHRASE_GUID } from '../../app/profile';
+import { LUKS_PASSPHRASE_GUID, type VmProfile } from '../../app/profile';
 import { fromBase64, toBase64, wipe } from '../../app/sev/bytes';
 import type { AppInfo, ApprovalView, InvokeHandlers, ParsedArgs } from '../../app/contract/ipc';
 import { DomainError } from '../../app/errors';
 import { buildHostSetup } from '../../app/host-setup';
 import type { Approval, ApprovalService } from '../services/approvals';
 import type { ArtifactImportService } from '../services/artifact-import';
+import type { ArtifactStore } from '../services/artifact-store';
+import type { AuditLog } from '../services/audit-log';
 import { previewDigests } from '../services/digest-preview';
 import type { ExpectedDigests } from '../services/expected-digests';
 import type { OwnerService } from '../services/owner-service';
@@ -20,8 +22,26 @@ import type { UiEventBus } from './event-bus';
 import { bundleHandlers } from './bundle-handlers';
 import type { PinnedCekStore } from '../services/pinned-ceks';
 
+/** What an approval card shows besides the approval itself (the profile, until when a denial holds). */
+export interface ApprovalViewContext {
+  profile?(vmId: string): VmProfile | undefined;
+  refusedUntil?(a: Approval): number | undefined;
+}
+
+/** The view of every approval the service holds, with its profile and denial state. */
+export function approvalViews(deps: {
+  approvals: ApprovalService;
+  profiles: Pick<ProfileStore, 'get'>;
+}): ApprovalView[] {
+  const ctx: ApprovalViewContext = {
+    profile: (id) => deps.profiles.get(id),
+    refusedUntil: (a) => deps.approvals.refusedUntil(a),
+  };
+  return deps.approvals.list().map((a) => approvalView(a, ctx));
+}
+
 /** The contract's view of an approval. */
-export function approvalView(a: Approval): ApprovalView {
+export function approvalView(a: Approval, ctx: ApprovalViewContext = {}): ApprovalView {
   const view: ApprovalView = {
     id: a.id,
     state: a.state === 'used' ? 'approved' : a.state,
@@ -36,6 +56,19 @@ export function approvalView(a: Approval): ApprovalView {
     expiresAt: new Date(a.expiresAt).toISOString(),
   };
   if (a.decidedAt !== undefined) view.decidedAt = new Date(a.decidedAt).toISOString();
+  if (a.chipProven !== undefined) view.chipProven = a.chipProven;
+  const profile = a.vmId !== undefined ? ctx.profile?.(a.vmId) : undefined;
+  if (profile) {
+    view.profileName = profile.name;
+    view.secrets = profile.secrets.map((s) => ({
+      guid: s.guid,
+      kind: s.kind,
+      ...(s.label !== undefined ? { label: s.label } : {}),
+    }));
+  }
+  if (a.state === 'denied' && a.reason === 'owner') view.denyMode = a.denyOnce ? 'once' : 'for-a-while';
+  const until = ctx.refusedUntil?.(a);
+  if (until !== undefined) view.refusedUntil = new Date(until).toISOString();
   return view;
 }
 
@@ -71,6 +104,13 @@ export function secretHandlers(
 ): Handlers<'secrets'> {
   return {
     'secrets:set': async (vmId, secret) => {
+      if (secret.kind === 'raw' && secret.guid === LUKS_PASSPHRASE_GUID) {
+        // Raw bytes under the disk passphrase's GUID would silently replace the passphrase.
+        throw new DomainError(
+          'bad-arguments',
+          `${LUKS_PASSPHRASE_GUID} is the disk (LUKS) passphrase's GUID: set it as a LUKS passphrase`,
+        );
+      }
       const { ref, profile } = await deps.secrets.set(
         vmId,
         {
@@ -109,12 +149,38 @@ export function secretHandlers(
 export function artifactHandlers(deps: {
   imports: ArtifactImportService;
   digests: ExpectedDigests;
+  artifacts: ArtifactStore;
+  profiles: Pick<ProfileStore, 'list'>;
 }): Handlers<'artifacts' | 'digests'> {
   return {
     'artifacts:list': async () => deps.imports.list(),
     'artifacts:import': async (request) => deps.imports.import(request),
     'artifacts:cancelImport': async (importId) => deps.imports.cancel(importId),
     'artifacts:inspect': async (sha256) => deps.imports.inspect(sha256),
+    'artifacts:rename': async (sha256, name) => {
+      await deps.artifacts.rename(sha256, name);
+      return deps.imports.inspect(sha256);
+    },
+    'artifacts:delete': async (sha256) => {
+      if (!deps.artifacts.has(sha256)) throw new DomainError('artifact-not-found', `no artifact ${sha256}`);
+      const users = deps.profiles
+        .list()
+        .filter(
+          (p) =>
+            (p.firmware.kind === 'artifact' && p.firmware.sha256 === sha256) ||
+            p.kernelHash === sha256 ||
+            p.initrdHash === sha256,
+        );
+      if (users.length > 0) {
+        const one = users.length === 1;
+        const names = users.map((p) => `${p.name} (${p.id})`).join(', ');
+        throw new DomainError(
+          'artifact-in-use',
+          `${one ? 'the profile' : 'the profiles'} ${names} ${one ? 'uses' : 'use'} this artifact: change or delete ${one ? 'it' : 'them'} first`,
+        );
+      }
+      await deps.artifacts.delete(sha256);
+    },
     'digests:preview': async (draft) => previewDigests(deps.digests, draft),
   };
 }
@@ -123,12 +189,25 @@ export function artifactHandlers(deps: {
 export function decisionHandlers(deps: {
   approvals: ApprovalService;
   owner: OwnerService;
+  profiles: Pick<ProfileStore, 'get'>;
+  audit: Pick<AuditLog, 'append'>;
 }): Handlers<'approvals' | 'events'> {
   const eventsOf = (filter: ParsedArgs<'events:list'>[0]) => deps.owner.events(filter);
   return {
-    'approvals:list': async () => deps.approvals.list().map(approvalView),
+    'approvals:list': async () => approvalViews(deps),
     'approvals:decide': async (id, decision) => {
       deps.owner.decide(id, decision);
+    },
+    'approvals:forget': async (id) => {
+      const a = deps.approvals.forget(id);
+      deps.audit.append({
+        type: 'decision',
+        result: 'info',
+        client: a.client,
+        ...(a.vmId !== undefined ? { vmId: a.vmId } : {}),
+        message: `approval ${a.id}: the owner forgot the decision (${a.state}); identical launches ask again`,
+        details: { approval: a.id },
+      });
     },
     'events:list': async (filter) => eventsOf(filter),
     'events:export': async (filter) => ({
@@ -164,11 +243,22 @@ export function listenerHandlers(deps: {
     'hostSetup:get': async (vmId) => {
       const profile = deps.profiles.get(vmId);
       if (!profile) throw new DomainError('unknown-vm', `no VM profile ${vmId}`);
+      // With a tunnel set, the host calls its own loopback port, which ssh forwards here.
+      const tunnel = await deps.tunnel.status();
+      const tunnelSet = tunnel.state !== 'off' && tunnel.remotePort !== undefined;
       return buildHostSetup({
         profile,
         listenerUrl: service.url,
         ...(service.tlsFingerprint !== undefined ? { tlsFingerprint: service.tlsFingerprint } : {}),
         hostTokenRequired: service.hostToken !== undefined,
+        ...(tunnelSet
+          ? {
+              tunnel: {
+                remotePort: tunnel.remotePort!,
+                ...(tunnel.target !== undefined ? { target: tunnel.target } : {}),
+              },
+            }
+          : {}),
       });
     },
   };
@@ -210,6 +300,24 @@ export function chipHandlers(deps: {
 export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
   const { service } = ctx;
   const actor: SecretActor = { via: ctx.mode === 'desktop' ? 'ipc' : 'browser' };
+  // Whether the keychain takes a write now, asked at most every 30 s (app:info is polled by the UI).
+  let probed: { at: number; result: { unavailable?: string } } | undefined;
+  const keychainProblem = async (): Promise<{ unavailable?: string }> => {
+    const store = service.secretStore;
+    if (store.kind !== 'keychain' || !store.probeWritable) return {};
+    if (probed && Date.now() - probed.at < 30_000) return probed.result;
+    let result: { unavailable?: string } = {};
+    try {
+      await store.probeWritable();
+    } catch (e) {
+      const detail = (e as { detail?: unknown }).detail;
+      result = {
+        unavailable: typeof detail === 'string' ? detail : e instanceof Error ? e.message : String(e),
+      };
+    }
+    probed = { at: Date.now(), result };
+    return result;
+  };
   return {
     ...profileHandlers(service, actor),
     ...secretHandlers(service, actor),
@@ -226,7 +334,11 @@ export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
       platform: process.platform,
       firstRunComplete: ctx.firstRun.get(),
       dataDir: ctx.dataDir,
-      secretStore: { kind: service.secrets.kind, note: service.secrets.description },
+      secretStore: {
+        kind: service.secrets.kind,
+        note: service.secrets.description,
+        ...(await keychainProblem()),
+      },
     }),
     'app:completeFirstRun': async () => ctx.firstRun.complete(),
     'shell:openExternal': async (url) => ctx.openExternal(url),
@@ -243,18 +355,22 @@ export function settingsFirstRun(service: Pick<RunningService, 'settings'>): Han
 
 /** Forwards service changes to the UI event bus; returns the disconnect function. */
 export function connectUiEvents(
-  service: Pick<RunningService, 'approvals' | 'audit' | 'onListenerChange' | 'tunnel' | 'imports'>,
+  service: Pick<
+    RunningService,
+    'approvals' | 'audit' | 'onListenerChange' | 'tunnel' | 'imports' | 'profiles'
+  >,
   bus: UiEventBus,
 ): () => void {
-  const offApprovals = service.approvals.subscribe(() =>
-    bus.emit('approvals:changed', service.approvals.list().map(approvalView)),
-  );
+  const push = () => bus.emit('approvals:changed', approvalViews(service));
+  const offApprovals = service.approvals.subscribe(push);
+  const offForgotten = service.approvals.onListChange(push);
   const offAudit = service.audit.subscribe((e) => bus.emit('events:appended', e));
   const offListener = service.onListenerChange((status) => bus.emit('listener:changed', status));
   const offTunnel = service.tunnel.subscribe((status) => bus.emit('tunnel:changed', status));
   const offImports = service.imports.subscribe((p) => bus.emit('artifacts:progress', p));
   return () => {
     offApprovals();
+    offForgotten();
     offAudit();
     offListener();
     offTunnel();

@@ -17,7 +17,15 @@ export interface ApprovalRequestInfo {
   policy: number;
   /** The firmware API version stamped into the PDH by the firmware that generated it. */
   firmwareApi?: { major: number; minor: number };
+  /** Whether the chain proves the chip id (a CEK signed for that chip); undefined when not known. */
+  chipProven?: boolean;
 }
+
+/**
+ * The owner's answer: approve; deny for a while (identical launches are refused until the decision is
+ * forgotten, decisionTtlMs); or deny once (the waiting host is told, identical launches ask again).
+ */
+export type ApprovalDecision = 'approve' | 'deny' | 'deny-once';
 
 /**
  * Whose budget a new pending approval counts against: the client group (IPv4 /24, IPv6 /64), the
@@ -40,6 +48,8 @@ export interface Approval extends ApprovalRequestInfo {
   /** When a pending approval times out (denied), or when a decided one is forgotten. */
   expiresAt: number;
   decidedAt: number | undefined;
+  /** A denial that is remembered only long enough for the waiting host to be told (deny once). */
+  denyOnce?: boolean;
   readonly quota?: ApprovalQuota;
 }
 
@@ -50,6 +60,8 @@ export interface ApprovalServiceOptions {
   timeoutSeconds?: number | (() => number);
   /** How long a decision is remembered for the host to pick up (default 10 minutes). */
   decisionTtlMs?: number;
+  /** How long a deny-once is remembered: long enough for the waiting host's next poll (default 60 s). */
+  denyOnceTtlMs?: number;
   /** At most this many pending approvals of anonymous hosts at once (default 1000): more is a flood, answered 429. */
   maxPending?: number;
   /** Pending approvals per client group (default 4). */
@@ -114,6 +126,8 @@ export class ApprovalService {
   private readonly listeners = new Set<ApprovalListener>();
   private readonly timeout: () => number;
   private readonly decisionTtlMs: number;
+  private readonly denyOnceTtlMs: number;
+  private readonly listChangeListeners = new Set<() => void>();
   private readonly maxPending: number;
   private readonly maxPerClient: number;
   private readonly maxPerPlatform: number;
@@ -124,6 +138,7 @@ export class ApprovalService {
     const t = opts.timeoutSeconds ?? 300;
     this.timeout = typeof t === 'function' ? t : () => t;
     this.decisionTtlMs = opts.decisionTtlMs ?? 10 * 60_000;
+    this.denyOnceTtlMs = opts.denyOnceTtlMs ?? 60_000;
     this.maxPending = opts.maxPending ?? 1000;
     this.maxPerClient = opts.maxPendingPerClient ?? 4;
     this.maxPerPlatform = opts.maxPendingPerPlatform ?? 4;
@@ -191,14 +206,54 @@ export class ApprovalService {
   }
 
   /** The owner's decision. Throws unknown-approval / approval-decided. */
-  decide(id: string, decision: 'approve' | 'deny'): Approval {
+  decide(id: string, decision: ApprovalDecision): Approval {
     this.forgetExpired();
     const a = this.byId.get(id);
     if (!a) throw new DomainError('unknown-approval', `no approval with id ${id}`);
     if (a.state !== 'pending')
       throw new DomainError('approval-decided', `approval ${id} is already ${a.state}`);
-    this.decideInternal(a, decision === 'approve' ? 'approved' : 'denied', 'owner');
+    if (decision === 'deny-once') a.denyOnce = true;
+    this.decideInternal(
+      a,
+      decision === 'approve' ? 'approved' : 'denied',
+      'owner',
+      decision === 'deny-once' ? this.denyOnceTtlMs : this.decisionTtlMs,
+    );
     return a;
+  }
+
+  /**
+   * Forgets a decision now (the owner's "Forget decision"): identical launches ask the owner again
+   * instead of being refused until it expires. Throws unknown-approval, or approval-decided for a
+   * pending one (decide it instead).
+   */
+  forget(id: string): Approval {
+    this.forgetExpired();
+    const a = this.byId.get(id);
+    if (!a) throw new DomainError('unknown-approval', `no approval with id ${id}`);
+    if (a.state === 'pending') throw new DomainError('approval-decided', `approval ${id} is still pending`);
+    this.byId.delete(id);
+    if (this.byFingerprint.get(a.fingerprint) === id) this.byFingerprint.delete(a.fingerprint);
+    for (const fn of this.listChangeListeners) {
+      try {
+        fn();
+      } catch {
+        // A listener's failure must not break the change.
+      }
+    }
+    return a;
+  }
+
+  /** Called when approvals leave the list without a state change (forget). Returns the unsubscribe function. */
+  onListChange(fn: () => void): () => void {
+    this.listChangeListeners.add(fn);
+    return () => this.listChangeListeners.delete(fn);
+  }
+
+  /** Until when identical launches are refused by this (denied) approval, or undefined. */
+  refusedUntil(a: Approval): number | undefined {
+    if (a.state !== 'denied' || this.byFingerprint.get(a.fingerprint) !== a.id) return undefined;
+    return a.expiresAt;
   }
 
   /** Marks an approved approval as spent by the launch it admitted; the next identical request asks again. */
@@ -244,7 +299,12 @@ export class ApprovalService {
     this.timers.clear();
   }
 
-  private decideInternal(a: Approval, state: 'approved' | 'denied', reason: string): void {
+  private decideInternal(
+    a: Approval,
+    state: 'approved' | 'denied',
+    reason: string,
+    rememberMs: number = this.decisionTtlMs,
+  ): void {
     if (a.state !== 'pending') return;
     const t = this.timers.get(a.id);
     if (t) clearTimeout(t);
@@ -253,7 +313,7 @@ export class ApprovalService {
     a.state = state;
     a.reason = reason;
     a.decidedAt = now;
-    a.expiresAt = now + this.decisionTtlMs;
+    a.expiresAt = now + rememberMs;
     this.emit(a);
   }
 

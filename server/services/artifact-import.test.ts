@@ -195,3 +195,58 @@ describe('importUpload (browser mode)', () => {
     expect(imports.running).toBe(0);
   });
 });
+
+describe('what an artifact is checked to be', () => {
+  const PNG = Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    randomBytes(2048),
+  ]);
+  const upload = (bytes: Buffer, kind: 'firmware' | 'kernel' | 'initrd', importId: string) =>
+    imports
+      .importUpload(
+        (async function* () {
+          if (bytes.length > 0) yield bytes;
+        })(),
+        { importId, kind, name: `${importId}.bin`, size: bytes.length, maxBytes: 1 << 30 },
+      )
+      .catch((e: unknown) => e);
+
+  it('an upload of a PNG, an empty file or random bytes is not a firmware, and is not kept', async () => {
+    const before = store.list().length;
+    expect(await upload(PNG, 'firmware', 'png')).toMatchObject({
+      code: 'bad-format',
+      message: expect.stringMatching(/^not a usable firmware image \(it is a PNG image\)/),
+    });
+    expect(await upload(Buffer.alloc(0), 'firmware', 'empty')).toMatchObject({
+      code: 'bad-format',
+      message: 'the file is empty',
+    });
+    expect(await upload(randomBytes(64 * 1024), 'firmware', 'random')).toMatchObject({ code: 'bad-format' });
+    expect(store.list().length).toBe(before);
+  });
+
+  it('a file import checks kernels and initrds too', async () => {
+    const png = join(dir, 'picture.png');
+    fs.writeFileSync(png, PNG);
+    await expect(imports.import({ importId: 'k1', path: png, kind: 'kernel' })).rejects.toMatchObject({
+      code: 'bad-format',
+      message: expect.stringMatching(/^not a Linux kernel image \(it is a PNG image\)/),
+    });
+    await expect(imports.import({ importId: 'i1', path: png, kind: 'initrd' })).rejects.toMatchObject({
+      code: 'bad-format',
+      message: 'not an initrd (it is a PNG image)',
+    });
+    const empty = join(dir, 'empty.img');
+    fs.writeFileSync(empty, '');
+    await expect(imports.import({ importId: 'i2', path: empty, kind: 'initrd' })).rejects.toMatchObject({
+      message: 'the file is empty',
+    });
+    const bz = Buffer.alloc(4096);
+    bz.write('HdrS', 0x202, 'latin1');
+    const kernel = join(dir, 'vmlinuz');
+    fs.writeFileSync(kernel, bz);
+    await expect(imports.import({ importId: 'k2', path: kernel, kind: 'kernel' })).resolves.toMatchObject({
+      kind: 'kernel',
+    });
+  });
+});

@@ -41,6 +41,64 @@ export class ImportError extends DomainError {
   }
 }
 
+/** File types that are never an artifact, recognised by their first bytes. */
+const NOT_ARTIFACTS: Array<[number[], string]> = [
+  [[0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'a PNG image'],
+  [[0xff, 0xd8, 0xff], 'a JPEG image'],
+  [[0x47, 0x49, 0x46, 0x38], 'a GIF image'],
+  [[0x25, 0x50, 0x44, 0x46], 'a PDF document'],
+  [[0x50, 0x4b, 0x03, 0x04], 'a ZIP archive'],
+];
+
+/**
+ * Checks that a file is what it is imported as, as the CLI's digest does for firmware (the OVMF footer
+ * table) and more: a kernel is a bzImage/EFI/arm64 image, an initrd is not an image or document, and
+ * nothing is empty. Throws ImportError('bad-format') saying what the file is not.
+ */
+export async function checkArtifactContent(
+  path: string,
+  kind: ArtifactKind,
+): Promise<OvmfFooterInfo | undefined> {
+  const fh = await fsp.open(path, 'r');
+  let head: Buffer;
+  let size: number;
+  try {
+    size = (await fh.stat()).size;
+    head = Buffer.alloc(Math.min(size, 0x240));
+    await fh.read(head, 0, head.length, 0);
+  } finally {
+    await fh.close();
+  }
+  if (size === 0) throw new ImportError('bad-format', 'the file is empty');
+  const other = NOT_ARTIFACTS.find(([m]) => m.every((b, i) => head[i] === b))?.[1];
+  const what = other ? ` (it is ${other})` : '';
+  if (kind === 'firmware') {
+    try {
+      return (await readFirmwareFooter(path)).footer;
+    } catch (e) {
+      throw new ImportError(
+        'bad-format',
+        `not a usable firmware image${what}: ${isSevError(e) ? e.message : String(e)}`,
+      );
+    }
+  }
+  if (kind === 'kernel') {
+    const bzImage = head.length >= 0x206 && head.toString('latin1', 0x202, 0x206) === 'HdrS';
+    const pe = head.toString('latin1', 0, 2) === 'MZ';
+    const arm64 = head.length >= 0x3c && head.toString('latin1', 0x38, 0x3c) === 'ARM\x64';
+    if (!bzImage && !pe && !arm64) {
+      throw new ImportError(
+        'bad-format',
+        `not a Linux kernel image${what}: no bzImage header ("HdrS" at 0x202) and no EFI/PE "MZ" signature`,
+      );
+    }
+    return undefined;
+  }
+  // An initrd may be any cpio or compressed archive (or a concatenation): only known non-archives are refused.
+  if (other) throw new ImportError('bad-format', `not an initrd${what}`);
+  return undefined;
+}
+
 /**
  * The worker: read `src` in chunks, hash each, write it to `dst` (created exclusively, 0600), fsync.
  * Posts {type:'progress', bytes, total} at most every 50 ms, then {type:'done', sha256, size} or
@@ -190,18 +248,8 @@ export class ArtifactImportService {
       }
       if (!st.isFile()) throw new ArtifactError('artifact-io', `${path} is not a regular file`);
       total = st.size;
-      let footer: OvmfFooterInfo | undefined;
-      if (kind === 'firmware') {
-        // A file that is not OVMF fails before it is read in full.
-        try {
-          footer = (await readFirmwareFooter(path)).footer;
-        } catch (e) {
-          throw new ImportError(
-            'bad-format',
-            `not a usable firmware image: ${isSevError(e) ? e.message : String(e)}`,
-          );
-        }
-      }
+      // A file that is not what it is imported as fails before it is read in full.
+      const footer = await checkArtifactContent(path, kind);
       if (job.cancelled) throw new ImportError('cancelled', 'the import was cancelled');
       const stored = await this.hashAndCopy(importId, job, path, kind);
       this.kinds.set(stored.sha256, kind);
@@ -238,6 +286,7 @@ export class ArtifactImportService {
     this.jobs.set(importId, job);
     const declared = req.size ?? 0;
     try {
+      const known = new Set(this.opts.store.list().map((i) => i.sha256));
       const stored = await this.opts.store.importStream(body, {
         maxBytes,
         name,
@@ -246,6 +295,14 @@ export class ArtifactImportService {
         onProgress: (bytes) =>
           this.emit({ importId, phase: 'hashing', bytes, total: Math.max(declared, bytes) }),
       });
+      // Checked once stored (an upload is not a file before): what is not its kind is removed again.
+      try {
+        const footer = await checkArtifactContent(this.opts.store.path(stored.sha256), kind);
+        if (footer) this.footers.set(stored.sha256, footer);
+      } catch (e) {
+        if (!known.has(stored.sha256)) await this.opts.store.delete(stored.sha256);
+        throw e;
+      }
       this.kinds.set(stored.sha256, kind);
       this.emit({ importId, phase: 'done', bytes: stored.size, total: stored.size });
       return await this.inspect(stored.sha256);

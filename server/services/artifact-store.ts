@@ -171,6 +171,17 @@ export class ArtifactStore {
     return existed;
   }
 
+  /** Gives the artifact a new display name (its digest, and so its identity, stays). */
+  async rename(sha256: string, name: string): Promise<ArtifactInfo> {
+    assertDigest(sha256);
+    if (!this.has(sha256)) throw new ArtifactError('artifact-not-found', `no artifact ${sha256}`);
+    await this.updateIndex((index) => {
+      const prev = index[sha256];
+      index[sha256] = { ...(prev ?? { importedAt: new Date().toISOString() }), name };
+    });
+    return this.info(sha256)!;
+  }
+
   /** Re-hashes the stored file: true when its bytes still match its name. */
   async verify(sha256: string): Promise<boolean> {
     const hash = createHash('sha256');

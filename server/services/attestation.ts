@@ -175,6 +175,8 @@ export class AttestationService {
             anchor: base.anchor,
             policy,
             firmwareApi: { major: chain.apiMajor, minor: chain.apiMinor },
+            // For the owner's card: whether the claimed chip id was proven (absent when not checked).
+            ...(claimed && proof.source !== 'none' ? { chipProven: proof.proven } : {}),
           },
           {
             client: clientGroup(client.address),

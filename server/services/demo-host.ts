@@ -363,7 +363,8 @@ export class DemoHostRunner {
 function refusal(step: 'launch' | 'validate', a: Answer): DemoRunResult {
   const code = typeof a.body?.error === 'string' ? (a.body.error as string) : `http-${a.status}`;
   const why = typeof a.body?.message === 'string' ? (a.body.message as string) : `HTTP ${a.status}`;
-  return { outcome: 'refused', code, message: `the listener refused the ${step}: ${why} (${code})` };
+  // The code travels separately (the UI shows it once); the message is the sentence.
+  return { outcome: 'refused', code, message: `the listener refused the ${step}: ${why.replace(/\.$/, '')}` };
 }
 
 function errText(e: unknown): string {

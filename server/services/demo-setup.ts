@@ -7,19 +7,22 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { LUKS_PASSPHRASE_GUID, type VmProfile } from '../../app/profile';
+import { LUKS_PASSPHRASE_GUID, secretAccount, type SecretRef, type VmProfile } from '../../app/profile';
 import { findCpuPreset } from '../../app/digest/cpu-presets';
 import type { ArtifactStore } from './artifact-store';
 import { DemoError } from './demo-host';
 import type { OwnerService } from './owner-service';
 import type { ProfileStore } from './profile-store';
 import type { SecretService } from './secret-service';
+import { canKeepInMemory, SecretStoreUnavailableError } from './secret-store';
 
 export const DEMO_VM_ID = 'demo';
 /** The demo profile's name: says what it is wherever profiles are listed. */
 export const DEMO_PROFILE_NAME = 'Demo VM (simulated host; not a real secret)';
 /** The demo's LUKS passphrase: visible as what it is if anyone reveals it. */
 export const DEMO_PASSPHRASE = 'demo passphrase — not a real secret';
+/** The demo passphrase's label when no keychain could take it (kept in this process's memory). */
+export const DEMO_SECRET_LABEL_IN_MEMORY = 'demo passphrase (kept in memory: no OS keychain)';
 export const DEMO_FIRMWARE_FILE = 'OVMF.amdsev-trimmed.fd';
 /** SHA-256 of the shipped demo firmware (assets/demo/README.md). */
 export const DEMO_FIRMWARE_SHA256 = '2f6fc6065f4abc131eb4fb2b5090a542636eae84a94c0db0fdd5f405cb372ff5';
@@ -28,7 +31,9 @@ const DEMO_POLICY = 0x5;
 
 /** What the setup needs of the running service (server/serve/serve.ts RunningService). */
 export interface DemoSetupService {
-  profiles: Pick<ProfileStore, 'get'>;
+  profiles: Pick<ProfileStore, 'get' | 'put'>;
+  /** The raw store: the demo keeps its passphrase in memory through it when no keychain takes it. */
+  secretStore?: object;
   artifacts: Pick<ArtifactStore, 'has' | 'importFile'>;
   secrets: Pick<SecretService, 'set' | 'has'>;
   owner: Pick<OwnerService, 'saveProfile'>;
@@ -94,7 +99,13 @@ export async function ensureDemoProfile(
     let profile = existing;
     if (existing.name === DEMO_PROFILE_NAME) {
       const luks = existing.secrets.find((s) => s.guid === LUKS_PASSPHRASE_GUID);
-      const stored = luks !== undefined && (await service.secrets.has(DEMO_VM_ID, LUKS_PASSPHRASE_GUID));
+      // A keychain that cannot be read counts as "value gone": the demo keeps its own in memory then.
+      const stored =
+        luks !== undefined &&
+        (await service.secrets.has(DEMO_VM_ID, LUKS_PASSPHRASE_GUID).catch((e: unknown) => {
+          if (e instanceof SecretStoreUnavailableError) return false;
+          throw e;
+        }));
       if (!stored) profile = await storeDemoSecret(service, existing);
     }
     return { profile, created: false };
@@ -119,15 +130,27 @@ export async function ensureDemoProfile(
 
 /** The demo passphrase: its value in the secret store and its reference in the profile (audited). */
 async function storeDemoSecret(service: DemoSetupService, profile: VmProfile): Promise<VmProfile> {
-  const { profile: updated } = await service.secrets.set(
-    profile.id,
-    {
+  const value = () => new TextEncoder().encode(DEMO_PASSPHRASE);
+  try {
+    const { profile: updated } = await service.secrets.set(
+      profile.id,
+      { guid: LUKS_PASSPHRASE_GUID, kind: 'luks-passphrase', label: 'demo passphrase', value: value() },
+      { via: 'demo' },
+    );
+    return updated;
+  } catch (e) {
+    // No keychain here: the demo's own (not secret) passphrase stays in memory, and says so.
+    const store = service.secretStore;
+    if (!(e instanceof SecretStoreUnavailableError) || !store || !canKeepInMemory(store)) throw e;
+    await store.setInMemory(secretAccount(profile.id, LUKS_PASSPHRASE_GUID), value());
+    const ref: SecretRef = {
       guid: LUKS_PASSPHRASE_GUID,
       kind: 'luks-passphrase',
-      label: 'demo passphrase',
-      value: new TextEncoder().encode(DEMO_PASSPHRASE),
-    },
-    { via: 'demo' },
-  );
-  return updated;
+      label: DEMO_SECRET_LABEL_IN_MEMORY,
+    };
+    return service.profiles.put({
+      ...profile,
+      secrets: [...profile.secrets.filter((s) => s.guid !== LUKS_PASSPHRASE_GUID), ref],
+    });
+  }
 }

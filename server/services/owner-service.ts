@@ -22,7 +22,7 @@ import type { AuditEvent, AuditFilter } from '../../app/audit';
 import { VmIdSchema, type FirmwareRef, type SecretRef, type VmProfile } from '../../app/profile';
 import { fromBase64 } from '../../app/sev/bytes';
 import { hasSecretArea, supportsMeasuredDirectBoot, hasSevEsResetAddress } from '../../app/digest/ovmf';
-import type { Approval, ApprovalService } from './approvals';
+import type { Approval, ApprovalDecision, ApprovalService } from './approvals';
 import { ArtifactError, type ArtifactStore, type ImportOptions } from './artifact-store';
 import type { AuditLog } from './audit-log';
 import type { ConnectionTable } from './connections';
@@ -320,7 +320,7 @@ export class OwnerService {
     return this.deps.approvals.list().map(approvalToBody);
   }
 
-  decide(id: string, decision: 'approve' | 'deny'): ApprovalBody {
+  decide(id: string, decision: ApprovalDecision): ApprovalBody {
     return approvalToBody(this.deps.approvals.decide(id, decision));
   }
 

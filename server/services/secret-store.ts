@@ -240,3 +240,68 @@ export function createSecretStore(
 ): SecretStore {
   return kind === 'keychain' ? new KeytarSecretStore(options) : new InMemorySecretStore();
 }
+
+/**
+ * The keychain store plus values the caller asked to keep in memory only (the first-run demo's own
+ * passphrase when no keychain is reachable: the demo runs anyway, its secret labelled as kept in memory).
+ * Everything else goes to the keychain as before, and fails as before when it cannot be reached.
+ */
+export class MemoryOverlaySecretStore implements SecretStore {
+  private readonly memory = new InMemorySecretStore();
+  readonly probeWritable?: () => Promise<void>;
+
+  constructor(readonly inner: SecretStore) {
+    if (inner.probeWritable) this.probeWritable = () => inner.probeWritable!();
+  }
+
+  get kind(): SecretStore['kind'] {
+    return this.inner.kind;
+  }
+
+  get description(): string {
+    return this.inner.description;
+  }
+
+  async get(account: string): Promise<Uint8Array | undefined> {
+    return (await this.memory.get(account)) ?? this.inner.get(account);
+  }
+
+  /** Into the keychain; a value kept in memory under the same account is dropped once that succeeds. */
+  async set(account: string, value: Uint8Array): Promise<void> {
+    await this.inner.set(account, value);
+    await this.memory.delete(account);
+  }
+
+  /** Keeps this value in this process's memory only (gone at exit). */
+  async setInMemory(account: string, value: Uint8Array): Promise<void> {
+    await this.memory.set(account, value);
+  }
+
+  async delete(account: string): Promise<boolean> {
+    const inMemory = await this.memory.delete(account);
+    try {
+      return (await this.inner.delete(account)) || inMemory;
+    } catch (e) {
+      if (inMemory) return true;
+      throw e;
+    }
+  }
+
+  async list(prefix = ''): Promise<string[]> {
+    const mem = await this.memory.list(prefix);
+    let inner: string[] = [];
+    try {
+      inner = await this.inner.list(prefix);
+    } catch (e) {
+      if (mem.length === 0) throw e;
+    }
+    return [...new Set([...inner, ...mem])].sort();
+  }
+}
+
+/** True for a store that can keep a value in memory only (MemoryOverlaySecretStore). */
+export function canKeepInMemory(
+  store: object,
+): store is { setInMemory(account: string, value: Uint8Array): Promise<void> } {
+  return typeof (store as { setInMemory?: unknown }).setInMemory === 'function';
+}

@@ -86,13 +86,21 @@ describe('serve --ui over the real services', () => {
 
   it('stores an uploaded artifact and refuses server-path imports', async () => {
     const bytes = Buffer.from('not really firmware');
-    const up = await call(`${ui.url}/ui/upload?importId=i1&kind=firmware&name=x.fd`, 'PUT', headers(), bytes);
+    // Checked as what it is uploaded as: not a firmware image (no OVMF footer), so refused and not kept.
+    const asFirmware = await call(
+      `${ui.url}/ui/upload?importId=i0&kind=firmware&name=x.fd`,
+      'PUT',
+      headers(),
+      bytes,
+    );
+    expect(asFirmware.json).toMatchObject({ ok: false, error: 'bad-format' });
+    const up = await call(`${ui.url}/ui/upload?importId=i1&kind=initrd&name=x.img`, 'PUT', headers(), bytes);
     expect(up.json).toMatchObject({
       ok: true,
       value: {
         sha256: createHash('sha256').update('not really firmware').digest('hex'),
         size: bytes.length,
-        name: 'x.fd',
+        name: 'x.img',
       },
     });
     const byPath = await call(

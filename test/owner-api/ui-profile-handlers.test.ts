@@ -150,3 +150,70 @@ describe('profiles:duplicate', () => {
     expect(await call('profiles:duplicate', 'nope', 'x')).toMatchObject({ ok: false, error: 'unknown-vm' });
   });
 });
+
+describe('secrets:set', () => {
+  it('refuses raw bytes under the LUKS GUID instead of silently replacing the disk passphrase', async () => {
+    await call('profiles:save', profile('luks', amdSev));
+    await call('secrets:set', 'luks', { kind: 'luks-passphrase', passphrase: 'pw' });
+    const r = await call('secrets:set', 'luks', {
+      kind: 'raw',
+      guid: '736869e5-84f0-4973-92ec-06879ce3da0b',
+      dataBase64: 'AQI=',
+    });
+    expect(r).toMatchObject({ ok: false, error: 'bad-arguments' });
+    expect(h.svc.profiles.get('luks')!.secrets).toEqual([
+      { guid: '736869e5-84f0-4973-92ec-06879ce3da0b', kind: 'luks-passphrase' },
+    ]);
+  });
+});
+
+describe('approvals on the owner UI', () => {
+  it('the view names the profile and its secrets; a denial says until when; forget lets the next launch ask', async () => {
+    await call('profiles:save', profile('asked', amdSev));
+    await call('secrets:set', 'asked', { kind: 'luks-passphrase', passphrase: 'pw', label: 'root disk' });
+    const info = { vmId: 'asked', client: '192.0.2.7', chipId: undefined, anchor: 'milan', policy: 1 };
+    const a = h.svc.approvals.request('fp-asked', info).approval;
+    const views = (await call('approvals:list')) as unknown as {
+      ok: true;
+      value: Array<Record<string, unknown>>;
+    };
+    expect(views.value.find((v) => v.id === a.id)).toMatchObject({
+      profileName: 'VM asked',
+      secrets: [
+        { guid: '736869e5-84f0-4973-92ec-06879ce3da0b', kind: 'luks-passphrase', label: 'root disk' },
+      ],
+    });
+    expect(views.value.find((v) => v.id === a.id)).not.toHaveProperty('chipProven');
+    await call('approvals:decide', a.id, 'deny');
+    const denied = (
+      (await call('approvals:list')) as unknown as { value: Array<Record<string, unknown>> }
+    ).value.find((v) => v.id === a.id);
+    expect(denied).toMatchObject({
+      state: 'denied',
+      denyMode: 'for-a-while',
+      refusedUntil: expect.any(String),
+    });
+    expect(await call('approvals:forget', a.id)).toMatchObject({ ok: true });
+    expect(h.svc.approvals.request('fp-asked', info).created).toBe(true);
+    expect(h.svc.audit.list({ vmId: 'asked' }).some((e) => /forgot the decision/.test(e.message ?? ''))).toBe(
+      true,
+    );
+  });
+});
+
+describe('artifacts:rename and artifacts:delete', () => {
+  it('renames; refuses to delete an artifact a profile uses, naming the profile; deletes an unused one', async () => {
+    await call('profiles:save', profile('uses-fw', plainOvmf));
+    expect(await call('artifacts:rename', plainOvmf, 'Debian OVMF')).toMatchObject({
+      ok: true,
+      value: { sha256: plainOvmf, name: 'Debian OVMF' },
+    });
+    const refused = await call('artifacts:delete', plainOvmf);
+    expect(refused).toMatchObject({ ok: false, error: 'artifact-in-use' });
+    expect(String(refused.message)).toMatch(/VM uses-fw \(uses-fw\)/);
+    expect(h.svc.artifacts.has(plainOvmf)).toBe(true);
+    const spare = (await h.svc.artifacts.importBytes(new Uint8Array([1, 2, 3]), { name: 'spare' })).sha256;
+    expect(await call('artifacts:delete', spare)).toMatchObject({ ok: true });
+    expect(h.svc.artifacts.has(spare)).toBe(false);
+  });
+});

@@ -94,7 +94,7 @@ describe('ApprovalCard', () => {
     );
     await user.click(screen.getByRole('button', { name: /^Approve launch of web-01/ }));
     await waitFor(() => expect(decide).toHaveBeenCalledWith(a.id, 'approve'));
-    await user.click(screen.getByRole('button', { name: /^Deny launch of web-01/ }));
+    await user.click(screen.getByRole('button', { name: /^Deny for 10 min: launch of web-01/ }));
     await waitFor(() => expect(decide).toHaveBeenCalledWith(a.id, 'deny'));
     expect(decide).toHaveBeenCalledTimes(2);
   });
@@ -144,5 +144,78 @@ describe('ApprovalCard', () => {
     expect(screen.getByText('Denied automatically (timed out)')).toBeInTheDocument();
     expect(screen.queryByRole('button', { name: /Approve/ })).toBeNull();
     expect(screen.queryByRole('timer')).toBeNull();
+  });
+
+  it('names the profile, the secrets it would release (never values), the chip proof', () => {
+    const { api } = createFakeApi();
+    renderWithQuery(
+      <ApiProvider api={api}>
+        <ApprovalCard
+          approval={approval({
+            profileName: 'Web server',
+            chipProven: false,
+            secrets: [
+              { guid: '736869e5-84f0-4973-92ec-06879ce3da0b', kind: 'luks-passphrase' },
+              { guid: '11111111-2222-3333-4444-555555555555', kind: 'raw', label: 'api key' },
+            ],
+          })}
+        />
+      </ApiProvider>,
+    );
+    const card = screen.getByRole('article', { name: /Launch of Web server \(web-01\) from 192\.0\.2\.10/ });
+    const secrets = within(card).getByTestId('approval-secrets');
+    expect(secrets).toHaveTextContent('Disk (LUKS) passphrase');
+    expect(secrets).toHaveTextContent('api key');
+    expect(within(card).getByText('not proven: the host only says so')).toBeInTheDocument();
+    expect(within(card).getByText('192.0.2.10:51234', { selector: 'dd' })).toBeInTheDocument();
+  });
+
+  it('a chip id the host claimed but the chain did not prove is said so', () => {
+    const { api } = createFakeApi();
+    renderWithQuery(
+      <ApiProvider api={api}>
+        <ApprovalCard approval={approval({ chipId: null, chipProven: false })} />
+      </ApiProvider>,
+    );
+    expect(screen.getByText('claimed by the host, not proven (not shown)')).toBeInTheDocument();
+  });
+
+  it('offers deny once besides deny for a while', async () => {
+    const user = userEvent.setup();
+    const decide = vi.fn(() => Promise.resolve());
+    const { api } = createFakeApi({ approvals: { decide, list: vi.fn(() => Promise.resolve([])) } });
+    const a = approval();
+    renderWithQuery(
+      <ApiProvider api={api}>
+        <ApprovalCard approval={a} />
+      </ApiProvider>,
+    );
+    await user.click(screen.getByRole('button', { name: /^Deny once/ }));
+    await waitFor(() => expect(decide).toHaveBeenCalledWith(a.id, 'deny-once'));
+    expect(screen.getByRole('button', { name: /^Deny for 10 min/ })).toHaveAccessibleName(
+      /identical launches are refused until then/,
+    );
+  });
+
+  it('a denial says until when identical launches are refused, and can be forgotten', async () => {
+    const user = userEvent.setup();
+    const forget = vi.fn(() => Promise.resolve());
+    const { api } = createFakeApi({ approvals: { forget, list: vi.fn(() => Promise.resolve([])) } });
+    const until = new Date(2026, 0, 1, 3, 8).toISOString();
+    renderWithQuery(
+      <ApiProvider api={api}>
+        <ApprovalCard
+          approval={approval({
+            state: 'denied',
+            decidedAt: new Date().toISOString(),
+            refusedUntil: until,
+            denyMode: 'for-a-while',
+          })}
+        />
+      </ApiProvider>,
+    );
+    expect(screen.getByTestId('refusal')).toHaveTextContent(/Identical launches refused until 03:08/);
+    await user.click(screen.getByRole('button', { name: /^Forget decision/ }));
+    await waitFor(() => expect(forget).toHaveBeenCalledWith('6f1c1c2e-0000-4000-8000-000000000001'));
   });
 });

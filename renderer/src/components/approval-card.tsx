@@ -1,15 +1,36 @@
 /**
- * One incoming launch request: who asks (client address, VM, chip id), whether the chain reached an AMD
- * root, the firmware API version and the policy; approve or deny with one click before the automatic deny.
- * Every host-supplied value is rendered as text.
+ * One incoming launch request: who asks (host address, VM and its profile, chip id and whether the chain
+ * proves it), what a verified launch would release (secret names, never values), whether the chain
+ * reached an AMD root, the firmware API version and the policy; approve, deny once, or deny for a while
+ * before the automatic deny. A denial that still refuses identical launches says until when, with
+ * "Forget decision". Every host-supplied value is rendered as text.
  */
 import { policyFlagNames, policyHex } from '../../../app/sev/policy';
 import type { ApprovalView, Decision } from '../../../app/contract/ipc';
-import { useDecide } from '../queries/hooks';
+import { useDecide, useForgetDecision } from '../queries/hooks';
 import { Countdown } from './countdown';
 import { CopyButton } from './copy-button';
 import { ErrorMessage } from './error-message';
-import { formatTime, shortHex } from '../lib/format';
+import { formatClock, formatTime, shortHex } from '../lib/format';
+import { LUKS_PASSPHRASE_GUID } from '../../../app/profile';
+
+/** How long "Deny" refuses identical launches (the service's decision memory). */
+export const DENY_FOR_MINUTES = 10;
+
+/** A secret as the card names it: its label, else what it is, else its GUID. */
+function secretName(s: NonNullable<ApprovalView['secrets']>[number]): string {
+  if (s.label) return s.label;
+  if (s.kind === 'luks-passphrase' || s.guid === LUKS_PASSPHRASE_GUID) return 'Disk (LUKS) passphrase';
+  return s.guid;
+}
+
+/** The sentence saying until when a denial refuses identical launches, or undefined. */
+export function refusalText(a: ApprovalView): string | undefined {
+  if (!a.refusedUntil) return undefined;
+  return a.denyMode === 'once'
+    ? `Denied once: the waiting host is told; identical launches ask you again from ${formatClock(a.refusedUntil)}`
+    : `Identical launches refused until ${formatClock(a.refusedUntil)}`;
+}
 
 const STATE_LABEL: Record<ApprovalView['state'], { text: string; tone: string }> = {
   pending: { text: 'Waiting for you', tone: 'warn' },
@@ -30,11 +51,14 @@ function policyText(policy: number): string {
 /** The approval card; Approve/Deny call `approvals.decide`. */
 export function ApprovalCard({ approval: a }: { approval: ApprovalView }) {
   const decide = useDecide();
+  const forget = useForgetDecision();
   const pending = a.state === 'pending';
+  const refusal = refusalText(a);
   const state = STATE_LABEL[a.state];
   const titleId = `approval-${a.id}`;
   const send = (decision: Decision) => decide.mutate({ id: a.id, decision });
   const vmName = a.vmId ?? 'any matching VM';
+  const who = a.profileName ? `${a.profileName} (${vmName})` : vmName;
   const anchored = a.anchoredBy !== null;
 
   return (
@@ -45,16 +69,42 @@ export function ApprovalCard({ approval: a }: { approval: ApprovalView }) {
     >
       <div className="card-header">
         <h3 id={titleId}>
-          Launch of <span className="mono">{vmName}</span> from{' '}
+          Launch of {a.profileName ? `${a.profileName} ` : ''}
+          <span className="mono">{a.profileName ? `(${vmName})` : vmName}</span> from{' '}
           <span className="mono">{a.clientAddress}</span>
         </h3>
         <span className={`pill ${state.tone}`}>{state.text}</span>
       </div>
       <dl className="facts">
-        <dt>Client</dt>
+        <dt>Host address</dt>
         <dd className="mono">{a.clientAddress}</dd>
-        <dt>VM</dt>
-        <dd className="mono">{vmName}</dd>
+        <dt>Profile</dt>
+        <dd>
+          {a.profileName ? (
+            <>
+              {a.profileName} <span className="mono muted">({vmName})</span>
+            </>
+          ) : (
+            <span className="mono">{vmName}</span>
+          )}
+        </dd>
+        <dt>Would release</dt>
+        <dd data-testid="approval-secrets">
+          {a.secrets === undefined ? (
+            <span className="muted">unknown (no such profile here)</span>
+          ) : a.secrets.length === 0 ? (
+            <span className="muted">no secrets</span>
+          ) : (
+            <ul className="plain-list">
+              {a.secrets.map((s) => (
+                <li key={s.guid}>
+                  {secretName(s)}
+                  {secretName(s) !== s.guid && <span className="mono muted"> {s.guid}</span>}
+                </li>
+              ))}
+            </ul>
+          )}
+        </dd>
         <dt>Chip id</dt>
         <dd>
           {a.chipId ? (
@@ -62,8 +112,17 @@ export function ApprovalCard({ approval: a }: { approval: ApprovalView }) {
               <span className="mono" title={a.chipId}>
                 {shortHex(a.chipId, 12)}
               </span>{' '}
-              <CopyButton value={a.chipId} what="chip id" />
+              <CopyButton value={a.chipId} what="chip id" />{' '}
+              {a.chipProven === true ? (
+                <span className="pill ok">proven by the certificate chain</span>
+              ) : a.chipProven === false ? (
+                <span className="pill warn">not proven: the host only says so</span>
+              ) : (
+                <span className="pill">proof unknown</span>
+              )}
             </>
+          ) : a.chipProven === false ? (
+            <span className="pill warn">claimed by the host, not proven (not shown)</span>
           ) : (
             <span className="muted">not sent by the host</span>
           )}
@@ -112,15 +171,38 @@ export function ApprovalCard({ approval: a }: { approval: ApprovalView }) {
             type="button"
             className="danger"
             disabled={decide.isPending}
-            onClick={() => send('deny')}
-            aria-label={`Deny launch of ${vmName} from ${a.clientAddress}`}
+            onClick={() => send('deny-once')}
+            aria-label={`Deny once: launch of ${who} from ${a.clientAddress} (an identical launch asks again)`}
           >
-            Deny
+            Deny once
+          </button>
+          <button
+            type="button"
+            className="danger"
+            disabled={decide.isPending}
+            onClick={() => send('deny')}
+            aria-label={`Deny for ${DENY_FOR_MINUTES} min: launch of ${who} from ${a.clientAddress} (identical launches are refused until then)`}
+          >
+            Deny for {DENY_FOR_MINUTES} min
           </button>
           <Countdown until={a.expiresAt} label="Automatic deny in" />
         </div>
       )}
-      <ErrorMessage error={decide.error} prefix="The decision was not recorded" />
+      {refusal && (
+        <div className="actions" data-testid="refusal">
+          <span>{refusal}.</span>
+          <button
+            type="button"
+            className="small"
+            disabled={forget.isPending}
+            onClick={() => forget.mutate(a.id)}
+            aria-label={`Forget decision on the launch of ${who} from ${a.clientAddress}`}
+          >
+            Forget decision
+          </button>
+        </div>
+      )}
+      <ErrorMessage error={decide.error ?? forget.error} prefix="The decision was not recorded" />
     </article>
   );
 }

@@ -6,10 +6,12 @@ export interface CopyButtonProps {
   /** What is copied, for the accessible name: "Copy owner token". */
   what: string;
   className?: string;
+  /** Visible text when "Copy" alone would not say what (e.g. under a list: "Copy all digests"). */
+  label?: string;
 }
 
 /** Copies `value`; the button text confirms for two seconds. */
-export function CopyButton({ value, what, className }: CopyButtonProps) {
+export function CopyButton({ value, what, className, label }: CopyButtonProps) {
   const [state, setState] = useState<'idle' | 'copied' | 'failed'>('idle');
   const copy = async () => {
     try {
@@ -27,9 +29,13 @@ export function CopyButton({ value, what, className }: CopyButtonProps) {
         type="button"
         className={className ?? 'small'}
         onClick={() => void copy()}
-        aria-label={`Copy ${what}`}
+        aria-label={label ?? `Copy ${what}`}
       >
-        {state === 'copied' ? 'Copied' : state === 'failed' ? 'Copy failed: select and copy' : 'Copy'}
+        {state === 'copied'
+          ? 'Copied'
+          : state === 'failed'
+            ? 'Copy failed: select and copy'
+            : (label ?? 'Copy')}
       </button>
       <span className="visually-hidden" role="status">
         {state === 'copied' ? `${what} copied` : ''}

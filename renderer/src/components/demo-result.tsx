@@ -5,6 +5,12 @@
 import type { ReactNode } from 'react';
 import type { DemoRunResult } from '../../../app/contract/ipc';
 
+/** The message as a sentence: capital first letter, no final period (the caller adds it). */
+function sentence(message: string): string {
+  const m = message.replace(/\.$/, '');
+  return m.charAt(0).toUpperCase() + m.slice(1);
+}
+
 export function DemoResult({
   result,
   testId,
@@ -25,8 +31,8 @@ export function DemoResult({
         {released
           ? releasedText
           : result.outcome === 'refused'
-            ? `The simulated host was refused${result.code ? ` (${result.code})` : ''}. ${result.message}`
-            : `The demo failed. ${result.message}`}
+            ? `${sentence(result.message)}${result.code ? ` (${result.code})` : ''}.`
+            : `The demo failed: ${result.message.replace(/\.$/, '')}.`}
       </p>
       {children}
     </div>

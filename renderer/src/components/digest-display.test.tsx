@@ -66,6 +66,10 @@ describe('DigestDisplay', () => {
     await user.click(screen.getByRole('button', { name: 'Copy launch digest 2' }));
     expect(writeText).toHaveBeenLastCalledWith(d2);
     expect(await screen.findByText('launch digest 2 copied')).toHaveAttribute('role', 'status');
+    // Labelled by its visible text, not a bare "Copy" under the list.
+    expect(screen.getByRole('button', { name: 'Copy all launch digests' })).toHaveTextContent(
+      'Copy all launch digests',
+    );
     await user.click(screen.getByRole('button', { name: 'Copy all launch digests' }));
     expect(writeText).toHaveBeenLastCalledWith(`${d1}\n${d2}`);
     await expect(navigator.clipboard.readText()).resolves.toBe(`${d1}\n${d2}`);

@@ -109,6 +109,7 @@ export function DigestDisplay({ preview, updating, error }: DigestDisplayProps) 
             <CopyButton
               value={preview.candidates.map((c) => c.launchDigest).join('\n')}
               what="all launch digests"
+              label="Copy all launch digests"
             />
           )}
         </>

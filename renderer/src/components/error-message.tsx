@@ -27,7 +27,9 @@ export function ErrorMessage({ error, prefix }: { error: unknown; prefix?: strin
     <div className="error" role="alert">
       <p>
         {prefix ? `${prefix}: ` : ''}
-        {d.message} <span className="muted">({d.code})</span>
+        {d.message}
+        {/* "internal" names no cause the reader can act on: only real codes are shown. */}
+        {d.code !== 'internal' && <span className="muted"> ({d.code})</span>}
       </p>
       {d.advice && <p>{d.advice}</p>}
     </div>

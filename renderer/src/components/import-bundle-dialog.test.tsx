@@ -141,6 +141,8 @@ describe('ImportBundleDialog', () => {
       await screen.findByText(/Imported Database \(db-copy\) with 16 expected digest row/),
     ).toBeInTheDocument();
     expect(onImported).toHaveBeenCalledWith(imported, []);
+    // Done: no warning about what importing would replace.
+    expect(screen.queryByText(/importing replaces/)).toBeNull();
   });
 
   it('text that is not a bundle is refused as invalid, without a summary', async () => {

@@ -3,6 +3,7 @@
  * signed it, or why it is refused: modified, untrusted key, unsigned, not a bundle), then set the VM id,
  * name and approval and import. The profile gets the bundle's precomputed digests: no firmware needed here.
  */
+import { formatTime } from '../lib/format';
 import { useId, useRef, useState } from 'react';
 import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { APPROVAL_MODES, type BundleVerification } from '../../../app/contract/ipc';
@@ -217,7 +218,7 @@ export function ImportBundleDialog({ onClose, onImported }: ImportBundleDialogPr
               <dd className="mono hash">{v.summary.firmwareSha256}</dd>
               <dt>Created</dt>
               <dd>
-                {v.summary.createdAt} by {v.summary.generator}
+                {formatTime(v.summary.createdAt)} by {v.summary.generator}
               </dd>
             </dl>
           )}
@@ -253,7 +254,7 @@ export function ImportBundleDialog({ onClose, onImported }: ImportBundleDialogPr
             </label>
           </div>
           {!idValid.success && <p className="error">{idValid.error.issues[0]?.message}</p>}
-          {exists && idValid.success && (
+          {exists && idValid.success && !done && (
             <p className="warning">A profile {vmId} exists: importing replaces its launch settings.</p>
           )}
           <p className="hint">

@@ -3,7 +3,7 @@
  * (bits 16-31) and the resulting hex, which can also be typed. Reserved bits 6-15 are refused, and the
  * ES bit follows the scheme (the listener refuses a VM whose scheme and ES bit disagree).
  */
-import { useId, useState, type ChangeEvent } from 'react';
+import { useEffect, useId, useState, type ChangeEvent } from 'react';
 import {
   POLICY_FLAGS,
   POLICY_RESERVED_MASK,
@@ -20,6 +20,22 @@ export interface PolicyEditorProps {
   policy: number;
   scheme: Scheme;
   onChange: (policy: number) => void;
+  /**
+   * Told whenever a typed field (hex, API major/minor) holds a value that is not the policy in use: the
+   * problem in plain words, or undefined once every field is valid. The profile editor refuses to save
+   * meanwhile (it would store the last valid value, which the user no longer sees).
+   */
+  onProblem?: (problem: string | undefined) => void;
+}
+
+/** Why a typed API major/minor is refused, or undefined when it is a whole number 0-255. */
+export function apiFieldProblem(text: string, which: 'major' | 'minor'): string | undefined {
+  const t = text.trim();
+  if (t === '') return `Enter the minimum API ${which} (0 for none).`;
+  if (!/^\d+$/.test(t)) return `The minimum API ${which} is a whole number from 0 to 255.`;
+  if (Number(t) > 255)
+    return `The minimum API ${which} is at most 255 (one byte of the policy); ${t} is too big.`;
+  return undefined;
 }
 
 const ES_BIT = 0x4;
@@ -55,19 +71,34 @@ export function policyProblem(text: string, scheme: Scheme): { problem?: string;
 }
 
 /** The policy editor: switches ↔ hex. */
-export function PolicyEditor({ policy, scheme, onChange }: PolicyEditorProps) {
+export function PolicyEditor({ policy, scheme, onChange, onProblem }: PolicyEditorProps) {
   const id = useId();
   const decoded = safeDecode(policy);
   const [draft, setDraft] = useState(() => policyHex(policy));
   const [shownPolicy, setShownPolicy] = useState(policy);
   const [problem, setProblem] = useState<string | undefined>();
+  const [apiDraft, setApiDraft] = useState(() => ({
+    major: String(decoded.apiMajor),
+    minor: String(decoded.apiMinor),
+  }));
+  const [shownScheme, setShownScheme] = useState(scheme);
 
   // The parent changed the policy (a switch, the scheme): show its hex unless the user is mid-typing it.
   if (shownPolicy !== policy) {
     setShownPolicy(policy);
     setDraft(policyHex(policy));
     setProblem(undefined);
+    setApiDraft({ major: String(decoded.apiMajor), minor: String(decoded.apiMinor) });
   }
+  // A scheme change re-checks a hex value that is still being typed (its ES bit may now be right).
+  if (shownScheme !== scheme) {
+    setShownScheme(scheme);
+    if (problem !== undefined) setProblem(policyProblem(draft, scheme).problem);
+  }
+  const majorProblem = apiFieldProblem(apiDraft.major, 'major');
+  const minorProblem = apiFieldProblem(apiDraft.minor, 'minor');
+  const anyProblem = problem !== undefined ? `Policy (hex): ${problem}` : (majorProblem ?? minorProblem);
+  useEffect(() => onProblem?.(anyProblem), [anyProblem, onProblem]);
 
   const update = (next: GuestPolicy) => onChange(encodePolicy(next));
 
@@ -82,9 +113,13 @@ export function PolicyEditor({ policy, scheme, onChange }: PolicyEditorProps) {
     }
   };
 
-  const apiInput = (which: 'apiMajor' | 'apiMinor') => (e: ChangeEvent<HTMLInputElement>) => {
-    const v = Number(e.target.value);
-    if (Number.isInteger(v) && v >= 0 && v <= 255) update({ ...decoded, [which]: v });
+  // The typed text stays as typed; only a valid value changes the policy (an invalid one says why).
+  const apiInput = (which: 'major' | 'minor') => (e: ChangeEvent<HTMLInputElement>) => {
+    const text = e.target.value;
+    setApiDraft((d) => ({ ...d, [which]: text }));
+    if (apiFieldProblem(text, which) === undefined) {
+      update({ ...decoded, [which === 'major' ? 'apiMajor' : 'apiMinor']: Number(text) });
+    }
   };
 
   return (
@@ -124,28 +159,44 @@ export function PolicyEditor({ policy, scheme, onChange }: PolicyEditorProps) {
         </p>
       )}
       <div className="row">
-        <label>
-          Minimum firmware API major
-          <input
-            type="number"
-            min={0}
-            max={255}
-            value={decoded.apiMajor}
-            onChange={apiInput('apiMajor')}
-            aria-describedby={`${id}-api-hint`}
-          />
-        </label>
-        <label>
-          Minimum firmware API minor
-          <input
-            type="number"
-            min={0}
-            max={255}
-            value={decoded.apiMinor}
-            onChange={apiInput('apiMinor')}
-            aria-describedby={`${id}-api-hint`}
-          />
-        </label>
+        <div className="field">
+          <label>
+            Minimum firmware API major
+            <input
+              type="number"
+              min={0}
+              max={255}
+              value={apiDraft.major}
+              onChange={apiInput('major')}
+              aria-invalid={majorProblem !== undefined}
+              aria-describedby={`${id}-api-hint${majorProblem ? ` ${id}-major-problem` : ''}`}
+            />
+          </label>
+          {majorProblem && (
+            <span id={`${id}-major-problem`} className="field-error">
+              {majorProblem}
+            </span>
+          )}
+        </div>
+        <div className="field">
+          <label>
+            Minimum firmware API minor
+            <input
+              type="number"
+              min={0}
+              max={255}
+              value={apiDraft.minor}
+              onChange={apiInput('minor')}
+              aria-invalid={minorProblem !== undefined}
+              aria-describedby={`${id}-api-hint${minorProblem ? ` ${id}-minor-problem` : ''}`}
+            />
+          </label>
+          {minorProblem && (
+            <span id={`${id}-minor-problem`} className="field-error">
+              {minorProblem}
+            </span>
+          )}
+        </div>
       </div>
       <p id={`${id}-api-hint`} className="hint">
         Policy bits 16-31: the firmware refuses to launch the guest if its API version is older.

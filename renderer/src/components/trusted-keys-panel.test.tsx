@@ -40,6 +40,11 @@ describe('TrustedKeysPanel', () => {
     expect(await screen.findByText(OWN_KEY)).toBeInTheDocument();
     const table = await screen.findByRole('table');
     expect(within(table).getByText('this machine')).toBeInTheDocument();
+    // Words apart, and a date as people read it (not the raw ISO text).
+    expect(within(table).getByText('this machine').closest('td')).toHaveTextContent(
+      "this owner's signing key this machine",
+    );
+    expect(table.querySelector('time[datetime="2026-11-01"]')?.textContent).not.toBe('2026-11-01');
 
     await user.type(screen.getByLabelText('Public key or fingerprint'), 'garbage');
     await user.click(screen.getByRole('button', { name: 'Trust key' }));

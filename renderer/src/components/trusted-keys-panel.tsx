@@ -2,6 +2,7 @@
  * Bundle signing keys: this machine's key (fingerprint and public key, to give to whoever should trust
  * its bundles) and the keys this machine trusts to sign the bundles it imports.
  */
+import { formatTime } from '../lib/format';
 import { useId, useState } from 'react';
 import { useKeygen, useSigningKey, useTrustKey, useTrustedKeys, useUntrustKey } from '../queries/bundles';
 import { CopyButton } from './copy-button';
@@ -65,10 +66,17 @@ export function TrustedKeysPanel() {
               <tr key={k.fingerprint}>
                 <td>
                   {k.label ?? <span className="muted">no label</span>}
-                  {k.fingerprint === own && <span className="pill ok">this machine</span>}
+                  {k.fingerprint === own && (
+                    <>
+                      {' '}
+                      <span className="pill ok">this machine</span>
+                    </>
+                  )}
                 </td>
                 <td className="mono hash">{k.fingerprint}</td>
-                <td>{k.addedAt}</td>
+                <td>
+                  <time dateTime={k.addedAt}>{formatTime(k.addedAt)}</time>
+                </td>
                 <td>
                   <button
                     type="button"

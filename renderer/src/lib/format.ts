@@ -29,6 +29,17 @@ export function formatTime(iso: string | undefined): string {
   });
 }
 
+/** An ISO timestamp as a local wall-clock time ("03:08"; with seconds when `seconds`). */
+export function formatClock(iso: string, seconds = false): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return d.toLocaleTimeString(undefined, {
+    hour: '2-digit',
+    minute: '2-digit',
+    ...(seconds ? { second: '2-digit' as const } : {}),
+  });
+}
+
 /** Seconds as "m:ss" for countdowns. */
 export function formatCountdown(seconds: number): string {
   const s = Math.max(0, Math.ceil(seconds));

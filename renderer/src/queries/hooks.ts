@@ -68,7 +68,11 @@ export function useApprovals() {
 
 export function useEvents(filter?: AuditFilter) {
   const api = useApi();
-  return useQuery({ queryKey: keys.events(filter), queryFn: () => api.events.list(filter) });
+  // Newest first, as the screens say and as pushed events are added (the service lists oldest first).
+  return useQuery({
+    queryKey: keys.events(filter),
+    queryFn: async () => (await api.events.list(filter)).sort((a, b) => b.seq - a.seq),
+  });
 }
 
 export function useListenerStatus() {
@@ -123,6 +127,16 @@ export function useDecide() {
   return useMutation({
     mutationFn: ({ id, decision }: { id: string; decision: Decision }) => api.approvals.decide(id, decision),
     // Main pushes approvals:changed too; refetching covers a bridge that does not.
+    onSettled: () => client.invalidateQueries({ queryKey: keys.approvals }),
+  });
+}
+
+/** Forget a decision: identical launches ask the owner again. */
+export function useForgetDecision() {
+  const api = useApi();
+  const client = useQueryClient();
+  return useMutation({
+    mutationFn: (id: string) => api.approvals.forget(id),
     onSettled: () => client.invalidateQueries({ queryKey: keys.approvals }),
   });
 }

@@ -7,6 +7,7 @@ import { useId, useRef, useState, type DragEvent } from 'react';
 import { useMutation, useQueryClient } from '@tanstack/react-query';
 import {
   ARTIFACT_KINDS,
+  type ArtifactSummary,
   type ArtifactInspection,
   type ArtifactKind,
   type Capability,
@@ -20,6 +21,84 @@ import { CopyButton } from '../components/copy-button';
 import { apiErrorOf } from '../../../app/contract/ipc';
 import { formatBytes, formatTime, shortHex } from '../lib/format';
 import { TableHead } from '../components/table-head';
+import { Dialog } from '../components/dialog';
+
+/** Rename or delete one artifact (a delete is refused while a profile uses it; the error names it). */
+function ArtifactDialog({
+  artifact,
+  action,
+  onClose,
+}: {
+  artifact: ArtifactSummary;
+  action: 'rename' | 'delete';
+  onClose: () => void;
+}) {
+  const api = useApi();
+  const client = useQueryClient();
+  const [name, setName] = useState(artifact.name);
+  const done = () => {
+    void client.invalidateQueries({ queryKey: keys.artifacts });
+    onClose();
+  };
+  const rename = useMutation({
+    mutationFn: () => api.artifacts.rename(artifact.sha256, name.trim()),
+    onSuccess: done,
+  });
+  const del = useMutation({ mutationFn: () => api.artifacts.delete(artifact.sha256), onSuccess: done });
+  if (action === 'rename') {
+    return (
+      <Dialog
+        title={`Rename ${artifact.name}`}
+        onClose={onClose}
+        footer={
+          <>
+            <button type="button" onClick={onClose}>
+              Cancel
+            </button>
+            <button
+              type="button"
+              className="primary"
+              disabled={rename.isPending || name.trim() === ''}
+              onClick={() => rename.mutate()}
+            >
+              Rename
+            </button>
+          </>
+        }
+      >
+        <label>
+          New name
+          <input type="text" value={name} onChange={(e) => setName(e.target.value)} maxLength={255} />
+        </label>
+        {name.trim() === '' && <p className="field-error">Enter a name.</p>}
+        <p className="hint">Only the name changes: profiles refer to the artifact by its SHA-256.</p>
+        <ErrorMessage error={rename.error} prefix="Not renamed" />
+      </Dialog>
+    );
+  }
+  return (
+    <Dialog
+      title={`Delete ${artifact.name}?`}
+      onClose={onClose}
+      footer={
+        <>
+          <button type="button" onClick={onClose}>
+            Keep it
+          </button>
+          <button type="button" className="danger" disabled={del.isPending} onClick={() => del.mutate()}>
+            Delete artifact
+          </button>
+        </>
+      }
+    >
+      <p>
+        The file <span className="mono">{shortHex(artifact.sha256)}</span> is removed from this machine. A
+        profile that uses it must be changed first.
+      </p>
+      <ErrorMessage error={del.error} prefix="Not deleted" />
+    </Dialog>
+  );
+}
 
 const KIND_LABEL: Record<ArtifactKind, string> = {
   firmware: 'Firmware (OVMF)',
@@ -142,6 +221,9 @@ export function ArtifactsScreen() {
   const [selected, setSelected] = useState<string | undefined>();
   const [dragging, setDragging] = useState(false);
   const [notice, setNotice] = useState<string | undefined>();
+  const [dialog, setDialog] = useState<
+    { artifact: ArtifactSummary; action: 'rename' | 'delete' } | undefined
+  >();
   const fileInput = useRef<HTMLInputElement>(null);
   const kindId = useId();
   const shownSha = selected ?? lastImported?.sha256;
@@ -291,14 +373,32 @@ export function ArtifactsScreen() {
                   <td>{formatBytes(a.size)}</td>
                   <td>{formatTime(a.importedAt)}</td>
                   <td>
-                    <button
-                      type="button"
-                      className="small"
-                      onClick={() => setSelected(a.sha256)}
-                      aria-label={`Details of ${a.name}`}
-                    >
-                      Details
-                    </button>
+                    <div className="actions">
+                      <button
+                        type="button"
+                        className="small"
+                        onClick={() => setSelected(a.sha256)}
+                        aria-label={`Details of ${a.name}`}
+                      >
+                        Details
+                      </button>
+                      <button
+                        type="button"
+                        className="small"
+                        onClick={() => setDialog({ artifact: a, action: 'rename' })}
+                        aria-label={`Rename ${a.name}`}
+                      >
+                        Rename
+                      </button>
+                      <button
+                        type="button"
+                        className="small"
+                        onClick={() => setDialog({ artifact: a, action: 'delete' })}
+                        aria-label={`Delete ${a.name}`}
+                      >
+                        Delete
+                      </button>
+                    </div>
                   </td>
                 </tr>
               ))}
@@ -306,6 +406,7 @@ export function ArtifactsScreen() {
           </table>
         )}
       </section>
+      {dialog && <ArtifactDialog {...dialog} onClose={() => setDialog(undefined)} />}
     </>
   );
 }

@@ -6,6 +6,24 @@ import { ErrorMessage } from '../components/error-message';
 import { CopyButton } from '../components/copy-button';
 import { ProfileSelect } from '../components/profile-select';
 
+/** A note with `code` spans shown as code (never as raw backticks). */
+export function NoteText({ text }: { text: string }) {
+  const parts = text.split('`');
+  return (
+    <>
+      {parts.map((part, i) =>
+        i % 2 === 1 && i < parts.length - 1 ? (
+          <code key={i} className="mono">
+            {part}
+          </code>
+        ) : (
+          <span key={i}>{i % 2 === 1 ? `\`${part}` : part}</span>
+        ),
+      )}
+    </>
+  );
+}
+
 /** The Host setup screen. */
 export function HostSetupScreen() {
   const profiles = useProfiles();
@@ -28,6 +46,17 @@ export function HostSetupScreen() {
         </div>
       )}
       <ErrorMessage error={setup.error} />
+      {setup.data?.notes.some((n) => n.startsWith('The listener answers only on this machine')) && (
+        <p className="warning row" data-testid="loopback-warning">
+          <span>
+            The host cannot reach this listener yet: it answers on loopback only. An SSH reverse tunnel lets
+            the host reach it without opening a port here.
+          </span>
+          <a className="button small" href="#/listener">
+            Set up the tunnel
+          </a>
+        </p>
+      )}
       {setup.data && (
         <>
           <section className="panel" aria-labelledby="xml-heading">
@@ -57,7 +86,9 @@ export function HostSetupScreen() {
               <h2 id="notes-heading">Notes</h2>
               <ul>
                 {setup.data.notes.map((n) => (
-                  <li key={n}>{n}</li>
+                  <li key={n}>
+                    <NoteText text={n} />
+                  </li>
                 ))}
               </ul>
             </section>

@@ -1,6 +1,7 @@
 // @vitest-environment jsdom
 import { describe, expect, it, vi } from 'vitest';
-import { screen } from '@testing-library/react';
+import { act, screen } from '@testing-library/react';
+import { keys } from '../queries/hooks';
 import userEvent from '@testing-library/user-event';
 import { renderWithQuery } from '../test-utils';
 import { createFakeApi } from '../fake-api';
@@ -64,5 +65,63 @@ describe('ListenerScreen', () => {
       await screen.findByText(/A VM asks for manual approval and no host token is set/),
     ).toBeInTheDocument();
     expect(screen.getByText(/The retained audit stream reached its disk budget/)).toBeInTheDocument();
+  });
+});
+
+describe('ListenerScreen port', () => {
+  it('refuses an empty, zero or out-of-range port with a reason, and shows the port actually bound', async () => {
+    const user = userEvent.setup();
+    const configure = vi.fn(() => Promise.resolve({ ...status, port: 9001, url: 'http://127.0.0.1:9001' }));
+    const { api } = createFakeApi({
+      listener: { status: () => Promise.resolve(status), configure },
+      tunnel: { status: () => Promise.resolve({ state: 'off' as const }) },
+    });
+    const { client } = renderWithQuery(
+      <ApiProvider api={api}>
+        <ListenerScreen />
+      </ApiProvider>,
+    );
+    const port = await screen.findByLabelText('Port');
+    expect(screen.getByText('Bound now: port 8470.')).toBeInTheDocument();
+    const apply = screen.getByRole('button', { name: 'Apply and restart the listener' });
+    await user.clear(port);
+    expect(screen.getByText(/Enter a port/)).toBeInTheDocument();
+    await user.click(apply);
+    await user.type(port, '0');
+    expect(screen.getByText(/random port at every start/)).toBeInTheDocument();
+    await user.clear(port);
+    await user.type(port, '70000');
+    expect(screen.getByText(/Ports go up to 65535; 70000 is too big/)).toBeInTheDocument();
+    await user.click(apply);
+    expect(configure).not.toHaveBeenCalled();
+    await user.clear(port);
+    await user.type(port, '9001');
+    await user.click(apply);
+    expect(configure).toHaveBeenCalledWith(expect.objectContaining({ port: 9001 }));
+    expect(await screen.findByText('Bound now: port 9001.')).toBeInTheDocument();
+    // A restart elsewhere (another window, a stored setting): the field follows the bound port.
+    act(() => client.setQueryData(keys.listener, { ...status, port: 9100, url: 'http://127.0.0.1:9100' }));
+    expect(await screen.findByText('Bound now: port 9100.')).toBeInTheDocument();
+    expect(screen.getByLabelText('Port')).toHaveValue(9100);
+  });
+});
+
+describe('ListenerScreen tunnel ports', () => {
+  it('says why a tunnel port of 70000 is refused', async () => {
+    const user = userEvent.setup();
+    const { api } = createFakeApi({
+      listener: { status: () => Promise.resolve(status) },
+      tunnel: { status: () => Promise.resolve({ state: 'off' as const }) },
+    });
+    renderWithQuery(
+      <ApiProvider api={api}>
+        <ListenerScreen />
+      </ApiProvider>,
+    );
+    const remote = await screen.findByLabelText('Port on the host');
+    await user.clear(remote);
+    await user.type(remote, '70000');
+    expect(screen.getByText('Ports go up to 65535; 70000 is too big.')).toBeInTheDocument();
+    expect(remote).toHaveAttribute('aria-invalid', 'true');
   });
 });

@@ -2,7 +2,7 @@
  * Listener: where hosts reach this service (bind address, port, TLS and its fingerprint), the tokens,
  * and the SSH reverse tunnel with its status.
  */
-import { useId, useState } from 'react';
+import { useEffect, useId, useState } from 'react';
 import { useMutation, useQueryClient } from '@tanstack/react-query';
 import type { ListenerConfig, ListenerStatus, TunnelConfig, TunnelStatus } from '../../../app/contract/ipc';
 import { useApi } from '../queries/api-context';
@@ -28,6 +28,17 @@ const TUNNEL_TONE: Record<TunnelStatus['state'], string> = {
   error: 'bad',
 };
 
+/** Why a typed listener port is refused, or undefined for 1-65535. */
+export function portProblem(text: string): string | undefined {
+  const t = text.trim();
+  if (t === '') return 'Enter a port: hosts are told this one (e.g. 8470).';
+  if (!/^\d+$/.test(t)) return 'The port is a whole number from 1 to 65535.';
+  const n = Number(t);
+  if (n === 0) return 'Port 0 would pick a different random port at every start: hosts need a fixed one.';
+  if (n > 65535) return `Ports go up to 65535; ${t} is too big.`;
+  return undefined;
+}
+
 function ListenerForm({ status }: { status: ListenerStatus }) {
   const api = useApi();
   const client = useQueryClient();
@@ -45,7 +56,10 @@ function ListenerForm({ status }: { status: ListenerStatus }) {
     },
   });
   const portN = Number(port);
-  const portValid = Number.isInteger(portN) && portN >= 0 && portN <= 65535;
+  const problem = portProblem(port);
+  const portValid = problem === undefined;
+  // The field follows the port actually bound (a restart elsewhere, a port the service picked).
+  useEffect(() => setPort(String(status.port)), [status.port]);
   const exposed = host !== '127.0.0.1' && host !== '::1' && host !== 'localhost';
   return (
     <form
@@ -72,15 +86,21 @@ function ListenerForm({ status }: { status: ListenerStatus }) {
           value={host}
           onChange={(e) => setHost(e.target.value)}
         />
-        <LabelledInput
-          label="Port"
-          type="number"
-          min={0}
-          max={65535}
-          value={port}
-          onChange={(e) => setPort(e.target.value)}
-          aria-invalid={!portValid}
-        />
+        <div className="field">
+          <LabelledInput
+            label="Port"
+            type="number"
+            min={1}
+            max={65535}
+            value={port}
+            onChange={(e) => setPort(e.target.value)}
+            aria-invalid={!portValid}
+            aria-describedby={`${id}-port-note`}
+          />
+          <span id={`${id}-port-note`} className={problem ? 'field-error' : 'hint'}>
+            {problem ?? `Bound now: port ${status.port}.`}
+          </span>
+        </div>
         <label>
           Host token
           <select value={hostToken} onChange={(e) => setHostToken(e.target.value as typeof hostToken)}>
@@ -176,6 +196,15 @@ function TunnelPanel() {
     onSuccess: (s) => client.setQueryData(keys.tunnel, s),
   });
   const s = status.data;
+  /** A port field's problem in words (1-65535; 0 has no meaning for ssh). */
+  const tunnelPortProblem = (text: string, what: string): string | undefined => {
+    const t = text.trim();
+    if (!/^\d+$/.test(t) || Number(t) < 1) return `The ${what} is a whole number from 1 to 65535.`;
+    if (Number(t) > 65535) return `Ports go up to 65535; ${t} is too big.`;
+    return undefined;
+  };
+  const sshPortProblem = tunnelPortProblem(sshPort, 'SSH port');
+  const remotePortProblem = tunnelPortProblem(remotePort, 'port on the host');
   const send = (enabled: boolean) =>
     configure.mutate({
       enabled,
@@ -212,29 +241,42 @@ function TunnelPanel() {
           placeholder={s?.target ?? 'owner@kvm-host.example'}
           onChange={(e) => setTarget(e.target.value)}
         />
-        <LabelledInput
-          label="SSH port"
-          type="number"
-          min={1}
-          max={65535}
-          value={sshPort}
-          onChange={(e) => setSshPort(e.target.value)}
-        />
-        <LabelledInput
-          label="Port on the host"
-          type="number"
-          min={1}
-          max={65535}
-          value={remotePort}
-          onChange={(e) => setRemotePort(e.target.value)}
-        />
+        <div className="field">
+          <LabelledInput
+            label="SSH port"
+            type="number"
+            min={1}
+            max={65535}
+            value={sshPort}
+            onChange={(e) => setSshPort(e.target.value)}
+            aria-invalid={sshPortProblem !== undefined}
+          />
+          {sshPortProblem && <span className="field-error">{sshPortProblem}</span>}
+        </div>
+        <div className="field">
+          <LabelledInput
+            label="Port on the host"
+            type="number"
+            min={1}
+            max={65535}
+            value={remotePort}
+            onChange={(e) => setRemotePort(e.target.value)}
+            aria-invalid={remotePortProblem !== undefined}
+          />
+          {remotePortProblem && <span className="field-error">{remotePortProblem}</span>}
+        </div>
       </div>
       <div className="actions">
         <button
           type="button"
           className="primary"
           onClick={() => send(true)}
-          disabled={configure.isPending || target === ''}
+          disabled={
+            configure.isPending ||
+            target === '' ||
+            sshPortProblem !== undefined ||
+            remotePortProblem !== undefined
+          }
         >
           Start tunnel
         </button>

@@ -42,6 +42,8 @@ export interface ProfileForm {
   customFamily: string;
   customModel: string;
   customStepping: string;
+  /** Further CPU signatures of the profile (an imported bundle may carry several): kept, listed, removable. */
+  extraSignatures: CpuSignature[];
   vmsaVariants: VmsaVariant[];
   firmwareSource: 'artifact' | 'digests';
   firmwareSha256: string;
@@ -88,6 +90,7 @@ export function emptyForm(): ProfileForm {
     customFamily: '',
     customModel: '',
     customStepping: '',
+    extraSignatures: [],
     vmsaVariants: ['kvm-init2'],
     firmwareSource: 'artifact',
     firmwareSha256: '',
@@ -121,6 +124,7 @@ export function formFromProfile(p: VmProfile): ProfileForm {
     customFamily: sig && !preset ? String(sig.family) : '',
     customModel: sig && !preset ? String(sig.model) : '',
     customStepping: sig && !preset ? String(sig.stepping) : '',
+    extraSignatures: p.cpuSignatures.slice(1),
     vmsaVariants: p.vmsaVariants,
     firmwareSource: p.firmware.kind,
     firmwareSha256: p.firmware.kind === 'artifact' ? p.firmware.sha256 : '',
@@ -197,7 +201,7 @@ export function profileFromForm(
     scheme: f.scheme,
     policy: f.policy,
     cpuCounts: f.scheme === 'amd-sev-es' ? numberList(f.cpuCounts) : [1],
-    cpuSignatures: sig ? [sig] : [],
+    cpuSignatures: sig ? [sig, ...f.extraSignatures] : [],
     vmsaVariants: f.scheme === 'amd-sev-es' ? f.vmsaVariants : ['kvm-init2'],
     firmware: firmwareOf(f, artifacts) as VmProfile['firmware'],
     kernelHash: f.directBoot && f.kernelHash ? f.kernelHash.trim().toLowerCase() : undefined,
@@ -227,13 +231,154 @@ export function digestDraftFromForm(f: ProfileForm, artifacts: ArtifactSummary[]
     scheme: f.scheme,
     policy: f.policy,
     cpuCounts: counts,
-    cpuSignatures: sig ? [sig] : [],
+    cpuSignatures: sig ? [sig, ...f.extraSignatures] : [],
     vmsaVariants: f.scheme === 'amd-sev-es' ? f.vmsaVariants : ['kvm-init2'],
     firmware,
     kernelHash: f.directBoot ? kernel : undefined,
     initrdHash: f.directBoot && initrd !== '' ? initrd : undefined,
     cmdline: f.directBoot ? f.cmdline : undefined,
   };
+}
+
+/** The fields a problem can be shown next to. */
+export type FieldKey =
+  | 'id'
+  | 'name'
+  | 'policy'
+  | 'cpuCounts'
+  | 'cpuSignature'
+  | 'vmsaVariants'
+  | 'firmware'
+  | 'kernelHash'
+  | 'initrdHash'
+  | 'cmdline'
+  | 'minApiMajor'
+  | 'minApiMinor'
+  | 'allowedBuildIds'
+  | 'allowedCpuIds';
+
+/** Field labels, for the summary under the form. */
+const FIELD_LABELS: Record<FieldKey, string> = {
+  id: 'Id',
+  name: 'Name',
+  policy: 'Guest policy',
+  cpuCounts: 'vCPU counts',
+  cpuSignature: 'CPU signature',
+  vmsaVariants: 'VMSA variant',
+  firmware: 'Firmware',
+  kernelHash: 'Kernel SHA-256',
+  initrdHash: 'Initrd SHA-256',
+  cmdline: 'Kernel command line',
+  minApiMajor: 'Minimum API major',
+  minApiMinor: 'Minimum API minor',
+  allowedBuildIds: 'Allowed build ids',
+  allowedCpuIds: 'Allowed chip ids',
+};
+
+function items(text: string): string[] {
+  return text.split(/[\s,]+/).filter((x) => x !== '');
+}
+
+function byteProblem(text: string, what: string): string | undefined {
+  const t = text.trim();
+  if (!/^\d+$/.test(t)) return `${what} is a whole number from 0 to 255.`;
+  if (Number(t) > 255) return `${what} is at most 255; ${t} is too big.`;
+  return undefined;
+}
+
+/**
+ * What is wrong with the form, in plain words, per field (empty when it can be saved). `existingIds`:
+ * the ids of other profiles (a new profile may not reuse one).
+ */
+export function formProblems(
+  f: ProfileForm,
+  artifacts: ArtifactSummary[],
+  existingIds: readonly string[] = [],
+  isNew = true,
+): Partial<Record<FieldKey, string>> {
+  const p: Partial<Record<FieldKey, string>> = {};
+  const es = f.scheme === 'amd-sev-es';
+  const id = f.id.trim();
+  if (id === '') p.id = 'Enter an id: hosts use it in /v1/vm/<id>/launch.';
+  else if (id.length > 64) p.id = 'The id is at most 64 characters.';
+  else if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(id))
+    p.id = 'Use letters, digits, dot, dash and underscore only, starting with a letter or digit.';
+  else if (isNew && existingIds.includes(id))
+    p.id = `A profile "${id}" exists already: edit it, or choose another id.`;
+  if (f.name.trim() === '') p.name = 'Enter a name (any text, shown in lists and approvals).';
+  else if (f.name.trim().length > 200) p.name = 'The name is at most 200 characters.';
+
+  if (es) {
+    const counts = items(f.cpuCounts);
+    const bad = counts.find((c) => !/^\d+$/.test(c) || Number(c) < 1 || Number(c) > 512);
+    if (counts.length === 0) p.cpuCounts = 'Enter the number of vCPUs the guest starts with (e.g. 2).';
+    else if (bad !== undefined)
+      p.cpuCounts = /^\d+$/.test(bad)
+        ? `Each vCPU count is a whole number from 1 to 512 (KVM's limit); ${bad} is out of range.`
+        : `Each vCPU count is a whole number from 1 to 512; "${bad}" is not a number.`;
+    else if (counts.length > 64) p.cpuCounts = 'At most 64 different vCPU counts.';
+
+    if (f.cpuPreset === '') p.cpuSignature = 'Choose the guest CPU model, or Custom to enter its signature.';
+    else if (f.cpuPreset === CUSTOM) {
+      const parts: Array<[string, string, number]> = [
+        ['family', f.customFamily, 0xff + 0xf],
+        ['model', f.customModel, 0xff],
+        ['stepping', f.customStepping, 0xf],
+      ];
+      for (const [what, text, max] of parts) {
+        const t = text.trim();
+        if (!/^\d+$/.test(t)) {
+          p.cpuSignature = `Enter the ${what} as a whole number (virsh capabilities shows it).`;
+          break;
+        }
+        if (Number(t) > max) {
+          p.cpuSignature = `The ${what} is at most ${max}; ${t} is too big.`;
+          break;
+        }
+      }
+    }
+    if (f.vmsaVariants.length === 0)
+      p.vmsaVariants = 'Tick at least one VMSA variant (both if you do not know the host kernel).';
+  }
+
+  if (f.firmwareSource === 'artifact') {
+    if (!firmwareOf(f, artifacts))
+      p.firmware = 'Choose an imported firmware image (import one on the Artifacts screen).';
+  } else {
+    const list = lines(f.launchDigests);
+    if (list.length === 0) p.firmware = 'Enter at least one launch digest (64 hex digits).';
+    else if (list.some((d) => !/^[0-9a-f]{64}$/.test(d)))
+      p.firmware = 'Each launch digest is a SHA-256: exactly 64 hex digits.';
+  }
+
+  if (f.directBoot) {
+    const hex = /^[0-9a-f]{64}$/;
+    const kernel = f.kernelHash.trim().toLowerCase();
+    const initrd = f.initrdHash.trim().toLowerCase();
+    if (!hex.test(kernel))
+      p.kernelHash =
+        kernel === ''
+          ? 'Choose the kernel from artifacts or paste its SHA-256.'
+          : 'A SHA-256 is exactly 64 hex digits.';
+    if (initrd !== '' && !hex.test(initrd))
+      p.initrdHash = 'A SHA-256 is exactly 64 hex digits (or leave it empty).';
+    if (f.cmdline.length > 4096) p.cmdline = 'The command line is at most 4096 characters.';
+  }
+
+  if (f.minApiMajor.trim() !== '' || f.minApiMinor.trim() !== '') {
+    const major = byteProblem(f.minApiMajor || '0', 'The minimum API major');
+    const minor = byteProblem(f.minApiMinor || '0', 'The minimum API minor');
+    if (major) p.minApiMajor = major;
+    if (minor) p.minApiMinor = minor;
+  }
+  const builds = items(f.allowedBuildIds);
+  const badBuild = builds.find((b) => byteProblem(b, 'A build id') !== undefined);
+  if (badBuild !== undefined)
+    p.allowedBuildIds = `Build ids are whole numbers from 0 to 255, comma separated; "${badBuild}" is not one.`;
+  const chips = lines(f.allowedCpuIds);
+  if (chips.some((c) => !/^[0-9a-f]{128}$/.test(c)))
+    p.allowedCpuIds = 'Each chip id is exactly 128 hex digits (sev-attest-host prints it), one per line.';
+  return p;
 }
 
 /** A value that follows `value` after `ms` of quiet (typing in the form does not flood the service). */
@@ -295,6 +440,9 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
   const artifacts = useArtifacts().data ?? NO_ARTIFACTS;
   const [form, setForm] = useState<ProfileForm>(() => (profile ? formFromProfile(profile) : emptyForm()));
   const [issues, setIssues] = useState<string[]>([]);
+  const [attempted, setAttempted] = useState(false);
+  const [policyIssue, setPolicyIssue] = useState<string | undefined>();
+  const initial = useMemo(() => (profile ? formFromProfile(profile) : emptyForm()), [profile]);
   const set = <K extends keyof ProfileForm>(k: K, v: ProfileForm[K]) => setForm((f) => ({ ...f, [k]: v }));
   /** Value and change handler of a text field. */
   const text = (k: TextKey) => ({
@@ -327,31 +475,60 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
     },
   });
 
+  const existingIds = (client.getQueryData<VmProfile[]>(keys.profiles) ?? []).map((p) => p.id);
+  const problems = formProblems(form, artifacts, existingIds, profile === undefined);
+  if (policyIssue) problems.policy = policyIssue;
+  /** The problem shown next to a field: any once Save was tried, before that only for what was typed. */
+  const shown = (k: FieldKey): string | undefined => {
+    const problem = problems[k];
+    if (!problem) return undefined;
+    if (attempted || k === 'policy') return problem;
+    const touched: Record<FieldKey, boolean> = {
+      id: form.id !== initial.id,
+      name: form.name !== initial.name,
+      policy: true,
+      cpuCounts: form.cpuCounts !== initial.cpuCounts,
+      cpuSignature: form.customFamily + form.customModel + form.customStepping !== '',
+      vmsaVariants: form.vmsaVariants.length !== initial.vmsaVariants.length,
+      firmware: form.launchDigests !== initial.launchDigests,
+      kernelHash: form.kernelHash !== initial.kernelHash,
+      initrdHash: form.initrdHash !== initial.initrdHash,
+      cmdline: true,
+      minApiMajor: true,
+      minApiMinor: true,
+      allowedBuildIds: true,
+      allowedCpuIds: true,
+    };
+    return touched[k] ? problem : undefined;
+  };
+  /** aria attributes and the error line of a field. */
+  const invalid = (k: FieldKey) => {
+    const problem = shown(k);
+    return {
+      aria: {
+        'aria-invalid': problem !== undefined,
+        'aria-errormessage': problem ? `${id}-${k}-error` : undefined,
+      },
+      error: problem ? (
+        <span id={`${id}-${k}-error`} className="field-error">
+          {problem}
+        </span>
+      ) : null,
+    };
+  };
+
   const submit = () => {
-    const candidate = profileFromForm(form, artifacts, profile);
-    const parsed = VmProfileSchema.safeParse(candidate);
-    const problems: string[] = [];
-    if (!candidate.firmware) {
-      problems.push(
-        form.firmwareSource === 'artifact'
-          ? 'Firmware: choose an imported firmware image (import one on the Artifacts screen).'
-          : 'Launch digests: enter at least one SHA-256.',
-      );
+    setAttempted(true);
+    const list = (Object.keys(problems) as FieldKey[]).map((k) => `${FIELD_LABELS[k]}: ${problems[k]}`);
+    if (list.length === 0) {
+      // The form's own checks passed; the schema is the backstop (its wording is a developer's).
+      const parsed = VmProfileSchema.safeParse(profileFromForm(form, artifacts, profile));
+      if (!parsed.success)
+        for (const issue of parsed.error.issues)
+          list.push(`${issue.path.join(' ') || 'Profile'}: ${issue.message}`);
     }
-    if (es && form.vmsaVariants.length === 0) problems.push('VMSA variant: choose at least one.');
-    if (es && !signatureOf(form))
-      problems.push('CPU signature: choose a preset or enter family, model and stepping.');
-    if (!profile && client.getQueryData<VmProfile[]>(keys.profiles)?.some((p) => p.id === candidate.id)) {
-      problems.push(`Id: a profile named "${candidate.id}" exists already; edit it or choose another id.`);
-    }
-    if (!parsed.success) {
-      for (const issue of parsed.error.issues) {
-        if (issue.path[0] === 'firmware' && !candidate.firmware) continue;
-        problems.push(`${issue.path.join('.') || 'Profile'}: ${issue.message}`);
-      }
-    }
-    setIssues(problems);
-    if (problems.length === 0) save.mutate(candidate);
+    setIssues(list);
+    if (list.length === 0) save.mutate(profileFromForm(form, artifacts, profile));
   };
 
   const toggleVariant = (v: VmsaVariant, on: boolean) =>
@@ -392,13 +569,24 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
                 readOnly={profile !== undefined}
                 aria-describedby={`${id}-id-hint`}
                 autoComplete="off"
+                {...invalid('id').aria}
               />
             </label>
+            {invalid('id').error}
             <span id={`${id}-id-hint`} className="hint">
               Hosts call /v1/vm/&lt;id&gt;/launch. Letters, digits, . _ -
             </span>
           </div>
-          <LabelledInput label="Name" type="text" {...text('name')} autoComplete="off" />
+          <div className="field">
+            <LabelledInput
+              label="Name"
+              type="text"
+              {...text('name')}
+              autoComplete="off"
+              {...invalid('name').aria}
+            />
+            {invalid('name').error}
+          </div>
           <fieldset>
             <legend>Scheme</legend>
             {(['amd-sev', 'amd-sev-es'] as const).map((s) => (
@@ -434,7 +622,12 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
           </fieldset>
         </div>
 
-        <PolicyEditor policy={form.policy} scheme={form.scheme} onChange={(n) => set('policy', n)} />
+        <PolicyEditor
+          policy={form.policy}
+          scheme={form.scheme}
+          onChange={(n) => set('policy', n)}
+          onProblem={setPolicyIssue}
+        />
 
         <fieldset disabled={!es}>
           <legend>vCPUs and VMSA (SEV-ES)</legend>
@@ -449,8 +642,10 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
                   value={es ? form.cpuCounts : '—'}
                   aria-describedby={`${id}-cpu-hint`}
                   inputMode="numeric"
+                  {...(es ? invalid('cpuCounts').aria : {})}
                 />
               </label>
+              {es && invalid('cpuCounts').error}
               <span id={`${id}-cpu-hint`} className="hint">
                 One or more, comma separated: each count gives its own digest (one VMSA per vCPU is measured).
               </span>
@@ -458,7 +653,11 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
             <div className="field">
               <label>
                 CPU signature
-                <select value={form.cpuPreset} onChange={(e) => set('cpuPreset', e.target.value)}>
+                <select
+                  value={form.cpuPreset}
+                  onChange={(e) => set('cpuPreset', e.target.value)}
+                  {...(es ? invalid('cpuSignature').aria : {})}
+                >
                   <option value="">Choose…</option>
                   {CPU_PRESETS.map((p) => (
                     <option key={p.name} value={p.name}>
@@ -469,6 +668,7 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
                   <option value={CUSTOM}>Custom (from virsh capabilities)</option>
                 </select>
               </label>
+              {es && invalid('cpuSignature').error}
               <span className="hint">
                 {CPU_PRESETS.find((p) => p.name === form.cpuPreset)?.note ??
                   'The guest CPU model QEMU presents (-cpu); with -cpu host, the host’s own signature.'}
@@ -480,6 +680,37 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
               <LabelledInput label="Family" type="number" min={0} {...text('customFamily')} />
               <LabelledInput label="Model" type="number" min={0} {...text('customModel')} />
               <LabelledInput label="Stepping" type="number" min={0} max={15} {...text('customStepping')} />
+            </div>
+          )}
+          {es && form.extraSignatures.length > 0 && (
+            <div className="field" data-testid="extra-signatures">
+              <span>Also accepted CPU signatures</span>
+              <ul className="plain-list">
+                {form.extraSignatures.map((sig, i) => {
+                  const name = CPU_PRESETS.find(
+                    (c) => c.family === sig.family && c.model === sig.model && c.stepping === sig.stepping,
+                  )?.name;
+                  const what = `${name ? `${name}: ` : ''}family ${sig.family}, model ${sig.model}, stepping ${sig.stepping}`;
+                  return (
+                    <li key={`${sig.family}-${sig.model}-${sig.stepping}`}>
+                      {what}{' '}
+                      <button
+                        type="button"
+                        className="small"
+                        aria-label={`Remove CPU signature ${what}`}
+                        onClick={() =>
+                          set(
+                            'extraSignatures',
+                            form.extraSignatures.filter((_, j) => j !== i),
+                          )
+                        }
+                      >
+                        Remove
+                      </button>
+                    </li>
+                  );
+                })}
+              </ul>
             </div>
           )}
           <fieldset>
@@ -507,6 +738,7 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
             <p id={`${id}-legacy-hint`} className="hint">
               Older host kernels. Tick both if you do not know the host: either digest is accepted.
             </p>
+            {es && invalid('vmsaVariants').error}
           </fieldset>
         </fieldset>
 
@@ -539,9 +771,10 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
           ) : (
             <label>
               Launch digests (SHA-256 hex, one per line)
-              <textarea rows={3} {...text('launchDigests')} />
+              <textarea rows={3} {...text('launchDigests')} {...invalid('firmware').aria} />
             </label>
           )}
+          {invalid('firmware').error}
           {caps && !caps.secretArea.ok && <p className="warning">{caps.secretArea.reason}</p>}
         </fieldset>
 
@@ -566,7 +799,16 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
                 artifacts={artifacts}
                 onChange={(v) => set('kernelHash', v)}
               />
-              <LabelledInput label="Kernel SHA-256" type="text" className="mono" {...text('kernelHash')} />
+              <div className="field">
+                <LabelledInput
+                  label="Kernel SHA-256"
+                  type="text"
+                  className="mono"
+                  {...text('kernelHash')}
+                  {...invalid('kernelHash').aria}
+                />
+                {invalid('kernelHash').error}
+              </div>
               <ArtifactPicker
                 label="Initrd from artifacts"
                 kind="initrd"
@@ -574,13 +816,28 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
                 artifacts={artifacts}
                 onChange={(v) => set('initrdHash', v)}
               />
+              <div className="field">
+                <LabelledInput
+                  label="Initrd SHA-256 (empty: no initrd)"
+                  type="text"
+                  className="mono"
+                  {...text('initrdHash')}
+                  {...invalid('initrdHash').aria}
+                />
+                {invalid('initrdHash').error}
+              </div>
+            </div>
+          )}
+          {form.directBoot && (
+            <div className="field full-width">
               <LabelledInput
-                label="Initrd SHA-256 (empty: no initrd)"
+                label="Kernel command line"
                 type="text"
                 className="mono"
-                {...text('initrdHash')}
+                {...text('cmdline')}
+                {...invalid('cmdline').aria}
               />
-              <LabelledInput label="Kernel command line" type="text" className="mono" {...text('cmdline')} />
+              {invalid('cmdline').error}
             </div>
           )}
         </fieldset>
@@ -588,26 +845,43 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
         <fieldset>
           <legend>Host requirements</legend>
           <div className="form-grid">
-            <LabelledInput
-              label="Minimum API major"
-              type="number"
-              min={0}
-              max={255}
-              {...text('minApiMajor')}
-            />
-            <LabelledInput
-              label="Minimum API minor"
-              type="number"
-              min={0}
-              max={255}
-              {...text('minApiMinor')}
-            />
-            <LabelledInput label="Allowed build ids (empty: any)" type="text" {...text('allowedBuildIds')} />
+            <div className="field">
+              <LabelledInput
+                label="Minimum API major"
+                type="number"
+                min={0}
+                max={255}
+                {...text('minApiMajor')}
+                {...invalid('minApiMajor').aria}
+              />
+              {invalid('minApiMajor').error}
+            </div>
+            <div className="field">
+              <LabelledInput
+                label="Minimum API minor"
+                type="number"
+                min={0}
+                max={255}
+                {...text('minApiMinor')}
+                {...invalid('minApiMinor').aria}
+              />
+              {invalid('minApiMinor').error}
+            </div>
+            <div className="field">
+              <LabelledInput
+                label="Allowed build ids (empty: any)"
+                type="text"
+                {...text('allowedBuildIds')}
+                {...invalid('allowedBuildIds').aria}
+              />
+              {invalid('allowedBuildIds').error}
+            </div>
           </div>
           <label>
             Allowed chip ids (128 hex digits each, one per line; empty: any chip)
-            <textarea rows={2} {...text('allowedCpuIds')} />
+            <textarea rows={2} {...text('allowedCpuIds')} {...invalid('allowedCpuIds').aria} />
           </label>
+          {invalid('allowedCpuIds').error}
         </fieldset>
         <button type="submit" hidden tabIndex={-1}>
           Save
@@ -621,7 +895,7 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
       />
       {issues.length > 0 && (
         <div className="error" role="alert">
-          <p>The profile cannot be saved yet:</p>
+          <p>The profile cannot be saved yet: fix the fields marked above.</p>
           <ul className="field-errors">
             {issues.map((i) => (
               <li key={i}>{i}</li>

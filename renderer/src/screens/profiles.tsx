@@ -164,58 +164,60 @@ export function ProfilesScreen() {
           </p>
         )}
         {list.length > 0 && (
-          <table>
-            <TableHead columns={['Name', 'Id', 'Scheme', 'Policy', 'vCPUs', 'Approval', 'Secrets']} />
-            <tbody>
-              {list.map((p) => (
-                <tr key={p.id}>
-                  <td>{p.name}</td>
-                  <td className="mono">{p.id}</td>
-                  <td>{p.scheme === 'amd-sev-es' ? 'SEV-ES' : 'SEV'}</td>
-                  <td className="mono">{policyHex(p.policy)}</td>
-                  <td>{p.scheme === 'amd-sev-es' ? p.cpuCounts.join(', ') : '—'}</td>
-                  <td>{p.approval === 'manual' ? 'Ask' : 'Automatic'}</td>
-                  <td>{p.secrets.length}</td>
-                  <td>
-                    <div className="actions">
-                      <button
-                        type="button"
-                        className="small"
-                        onClick={() => setOpen({ kind: 'edit', profile: p })}
-                        aria-label={`Edit ${p.name}`}
-                      >
-                        Edit
-                      </button>
-                      <button
-                        type="button"
-                        className="small"
-                        onClick={() => setOpen({ kind: 'duplicate', profile: p })}
-                        aria-label={`Duplicate ${p.name}`}
-                      >
-                        Duplicate
-                      </button>
-                      <button
-                        type="button"
-                        className="small"
-                        onClick={() => setOpen({ kind: 'export', profile: p })}
-                        aria-label={`Export bundle of ${p.name}`}
-                      >
-                        Export bundle
-                      </button>
-                      <button
-                        type="button"
-                        className="small"
-                        onClick={() => setOpen({ kind: 'delete', profile: p })}
-                        aria-label={`Delete ${p.name}`}
-                      >
-                        Delete
-                      </button>
-                    </div>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <div className="table-scroll">
+            <table>
+              <TableHead columns={['Name', 'Id', 'Scheme', 'Policy', 'vCPUs', 'Approval', 'Secrets']} />
+              <tbody>
+                {list.map((p) => (
+                  <tr key={p.id}>
+                    <td>{p.name}</td>
+                    <td className="mono">{p.id}</td>
+                    <td>{p.scheme === 'amd-sev-es' ? 'SEV-ES' : 'SEV'}</td>
+                    <td className="mono">{policyHex(p.policy)}</td>
+                    <td>{p.scheme === 'amd-sev-es' ? p.cpuCounts.join(', ') : '—'}</td>
+                    <td>{p.approval === 'manual' ? 'Ask' : 'Automatic'}</td>
+                    <td>{p.secrets.length}</td>
+                    <td>
+                      <div className="actions">
+                        <button
+                          type="button"
+                          className="small"
+                          onClick={() => setOpen({ kind: 'edit', profile: p })}
+                          aria-label={`Edit ${p.name}`}
+                        >
+                          Edit
+                        </button>
+                        <button
+                          type="button"
+                          className="small"
+                          onClick={() => setOpen({ kind: 'duplicate', profile: p })}
+                          aria-label={`Duplicate ${p.name}`}
+                        >
+                          Duplicate
+                        </button>
+                        <button
+                          type="button"
+                          className="small"
+                          onClick={() => setOpen({ kind: 'export', profile: p })}
+                          aria-label={`Export bundle of ${p.name}`}
+                        >
+                          Export bundle
+                        </button>
+                        <button
+                          type="button"
+                          className="small"
+                          onClick={() => setOpen({ kind: 'delete', profile: p })}
+                          aria-label={`Delete ${p.name}`}
+                        >
+                          Delete
+                        </button>
+                      </div>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
         )}
       </section>
       {(open?.kind === 'new' || open?.kind === 'edit') && (

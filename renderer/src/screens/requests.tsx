@@ -3,14 +3,49 @@
  * decisions, validate results as they happen, and the simulated demo host.
  */
 import { useState } from 'react';
-import { useApprovals, useEvents } from '../queries/hooks';
+import { useAppInfo, useApprovals, useEvents, useForgetDecision } from '../queries/hooks';
+import { useNotificationPermission } from '../lib/notify';
+import type { ApprovalView } from '../../../app/contract/ipc';
 import { ScreenHeader } from '../components/screen-header';
 import { ErrorMessage } from '../components/error-message';
-import { ApprovalCard } from '../components/approval-card';
+import { ApprovalCard, refusalText } from '../components/approval-card';
 import { EventItem } from '../components/event-item';
 import { DemoHostPanel } from './demo-host';
 
 const VALIDATE_FILTER = { types: ['validate' as const, 'secret-release' as const], limit: 20 };
+
+/** Denials still refusing identical launches, each with "Forget decision". */
+function ActiveRefusals({ approvals }: { approvals: ApprovalView[] }) {
+  const forget = useForgetDecision();
+  if (approvals.length === 0) return null;
+  return (
+    <section className="panel" aria-labelledby="refusals-heading">
+      <h2 id="refusals-heading">Refused for now ({approvals.length})</h2>
+      <ul className="plain-list">
+        {approvals.map((a) => {
+          const who = a.profileName ? `${a.profileName} (${a.vmId})` : (a.vmId ?? 'any matching VM');
+          return (
+            <li key={a.id} className="row" data-testid="active-refusal">
+              <span>
+                {who} from <span className="mono">{a.clientAddress}</span>: {refusalText(a)}.
+              </span>
+              <button
+                type="button"
+                className="small"
+                disabled={forget.isPending}
+                onClick={() => forget.mutate(a.id)}
+                aria-label={`Forget decision on the launch of ${who} from ${a.clientAddress}`}
+              >
+                Forget decision
+              </button>
+            </li>
+          );
+        })}
+      </ul>
+      <ErrorMessage error={forget.error} prefix="Not forgotten" />
+    </section>
+  );
+}
 
 /** The live requests screen. */
 export function RequestsScreen() {
@@ -20,6 +55,9 @@ export function RequestsScreen() {
   const all = [...(approvals.data ?? [])].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   const pending = all.filter((a) => a.state === 'pending');
   const decided = all.filter((a) => a.state !== 'pending').slice(0, 10);
+  const refusing = all.filter((a) => a.refusedUntil !== undefined);
+  const info = useAppInfo();
+  const [permission, askPermission] = useNotificationPermission();
 
   return (
     <>
@@ -28,6 +66,15 @@ export function RequestsScreen() {
         only if the measurement matches the profile.
       </ScreenHeader>
       <ErrorMessage error={approvals.error} />
+      {info.data?.mode === 'browser' && permission === 'default' && (
+        <p className="hint row">
+          <span>This page can notify you when a launch is waiting, even from another tab.</span>
+          <button type="button" className="small" onClick={() => void askPermission()}>
+            Notify me of new requests
+          </button>
+        </p>
+      )}
+      <ActiveRefusals approvals={refusing} />
       <section aria-labelledby="pending-heading">
         <h2 id="pending-heading">Waiting for you ({pending.length})</h2>
         {approvals.isSuccess && pending.length === 0 && (

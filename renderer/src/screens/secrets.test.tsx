@@ -107,3 +107,81 @@ describe('SecretsScreen', () => {
     expect(secretBytesToBase64('Cgs=', 'base64')).toBe('Cgs=');
   });
 });
+
+describe('SecretsScreen safety', () => {
+  it('asks before deleting a secret, and offers Undo afterwards', async () => {
+    const user = userEvent.setup();
+    const del = vi.fn(() => Promise.resolve());
+    const set = vi.fn(() =>
+      Promise.resolve({
+        ref: { guid: LUKS_PASSPHRASE_GUID, kind: 'luks-passphrase' as const },
+        warnings: [],
+      }),
+    );
+    const reveal = vi.fn(() =>
+      Promise.resolve({
+        guid: LUKS_PASSPHRASE_GUID,
+        kind: 'luks-passphrase' as const,
+        text: 'hunter2',
+        base64: 'aHVudGVyMg==',
+      }),
+    );
+    renderSecrets({ secrets: { delete: del, set, reveal } });
+    const row = await screen.findByRole('row', { name: /LUKS passphrase/ });
+    await user.click(within(row).getByRole('button', { name: 'Delete Disk passphrase' }));
+    expect(del).not.toHaveBeenCalled();
+    const dialog = screen.getByRole('dialog', { name: 'Delete Disk passphrase?' });
+    expect(dialog).toHaveTextContent(/cannot unlock its disk/);
+    await user.click(within(dialog).getByRole('button', { name: 'Keep it' }));
+    expect(del).not.toHaveBeenCalled();
+    await user.click(within(row).getByRole('button', { name: 'Delete Disk passphrase' }));
+    await user.click(screen.getByRole('button', { name: 'Delete secret' }));
+    expect(del).toHaveBeenCalledWith('db-01', LUKS_PASSPHRASE_GUID);
+    await user.click(await screen.findByRole('button', { name: 'Undo' }));
+    expect(set).toHaveBeenCalledWith('db-01', { kind: 'luks-passphrase', passphrase: 'hunter2' });
+  });
+
+  it('refuses raw bytes under the LUKS GUID (they would replace the disk passphrase)', async () => {
+    const user = userEvent.setup();
+    const set = vi.fn();
+    renderSecrets({ secrets: { set } });
+    await user.click(await screen.findByRole('radio', { name: 'Any GUID with bytes' }));
+    await user.type(screen.getByLabelText('GUID'), LUKS_PASSPHRASE_GUID);
+    await user.type(screen.getByLabelText('Bytes'), '0a0b');
+    expect(screen.getByText(/replaces the value the profile has under this GUID/)).toBeInTheDocument();
+    await user.click(screen.getByRole('button', { name: 'Save to keychain' }));
+    expect(screen.getByRole('alert')).toHaveTextContent(/disk \(LUKS\) passphrase/);
+    expect(set).not.toHaveBeenCalled();
+  });
+
+  it('hides a revealed value once a new one is saved, and shows raw bytes as hex', async () => {
+    const user = userEvent.setup();
+    const raw = { guid: '11111111-2222-3333-4444-555555555555', kind: 'raw' as const, label: 'key' };
+    let value = 'Cgs=';
+    const reveal = vi.fn(() => Promise.resolve({ guid: raw.guid, kind: 'raw' as const, base64: value }));
+    const set = vi.fn(() => {
+      value = '/w==';
+      return Promise.resolve({ ref: raw, warnings: [] });
+    });
+    const { api } = createFakeApi({
+      app: { info: () => Promise.resolve(info) },
+      profiles: { list: () => Promise.resolve([{ ...profile, secrets: [raw] }]) },
+      secrets: { reveal, set },
+    });
+    renderWithQuery(
+      <ApiProvider api={api}>
+        <SecretsScreen />
+      </ApiProvider>,
+    );
+    await user.click(await screen.findByRole('button', { name: 'Reveal key' }));
+    expect(await screen.findByTestId('secret-value')).toHaveTextContent('hex 0a0b');
+    await user.click(screen.getByRole('radio', { name: 'Any GUID with bytes' }));
+    await user.type(screen.getByLabelText('GUID'), raw.guid);
+    await user.type(screen.getByLabelText('Bytes'), 'ff');
+    await user.click(screen.getByRole('button', { name: 'Save to keychain' }));
+    await screen.findByText('Saved in the keychain.');
+    expect(screen.queryByTestId('secret-value')).toBeNull();
+    await user.click(screen.getByRole('button', { name: 'Reveal key' }));
+    expect(await screen.findByTestId('secret-value')).toHaveTextContent('hex ff');
+  });
+});

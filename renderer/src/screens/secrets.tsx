@@ -2,7 +2,7 @@
  * Secrets per profile, kept in the OS keychain: masked by default, revealed on demand; a LUKS
  * passphrase or any GUID with bytes. A locked keychain gives a clear error and saves nothing.
  */
-import { useId, useState } from 'react';
+import { useEffect, useId, useState } from 'react';
 import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { LUKS_PASSPHRASE_GUID, type SecretRef, type VmProfile } from '../../../app/profile';
 import type { SecretInput, SecretValue } from '../../../app/contract/ipc';
@@ -12,6 +12,7 @@ import { ScreenHeader } from '../components/screen-header';
 import { ErrorMessage } from '../components/error-message';
 import { ProfileSelect } from '../components/profile-select';
 import { TableHead } from '../components/table-head';
+import { Dialog } from '../components/dialog';
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -29,19 +30,110 @@ export function secretBytesToBase64(text: string, encoding: 'hex' | 'base64'): s
   return t;
 }
 
-function SecretRow({ vmId, secret }: { vmId: string; secret: SecretRef }) {
+/** Standard base64 as lower-case hex (raw secrets are shown as hex, the way they are usually typed). */
+export function base64ToHex(b64: string): string {
+  const bin = atob(b64);
+  let hex = '';
+  for (let i = 0; i < bin.length; i++) hex += bin.charCodeAt(i).toString(16).padStart(2, '0');
+  return hex;
+}
+
+/** A deleted secret, kept in this window's memory for a short while so the delete can be undone. */
+export interface DeletedSecret {
+  vmId: string;
+  name: string;
+  /** What restores it; absent when the value could not be read before the delete (no undo then). */
+  input?: SecretInput;
+}
+
+/** How long "Undo" is offered after a secret was deleted. */
+export const UNDO_MS = 15_000;
+
+function secretName(secret: SecretRef): string {
+  return secret.label ?? (secret.kind === 'luks-passphrase' ? 'Disk passphrase' : 'Secret');
+}
+
+function DeleteSecretDialog({
+  vmId,
+  profileName,
+  secret,
+  onClose,
+  onDeleted,
+}: {
+  vmId: string;
+  profileName: string;
+  secret: SecretRef;
+  onClose: () => void;
+  onDeleted: (d: DeletedSecret) => void;
+}) {
   const api = useApi();
   const client = useQueryClient();
+  const name = secretName(secret);
+  const del = useMutation({
+    mutationFn: async (): Promise<DeletedSecret> => {
+      // Read the value first (it stays in this window only) so the delete can be undone.
+      const v = await api.secrets.reveal(vmId, secret.guid).catch(() => undefined);
+      await api.secrets.delete(vmId, secret.guid);
+      const label = secret.label;
+      const input: SecretInput | undefined = !v
+        ? undefined
+        : secret.kind === 'luks-passphrase' && v.text !== undefined
+          ? { kind: 'luks-passphrase', passphrase: v.text, ...(label ? { label } : {}) }
+          : { kind: 'raw', guid: secret.guid, dataBase64: v.base64, ...(label ? { label } : {}) };
+      return { vmId, name, ...(input ? { input } : {}) };
+    },
+    onSuccess: (d) => {
+      void client.invalidateQueries({ queryKey: keys.profiles });
+      onDeleted(d);
+      onClose();
+    },
+  });
+  return (
+    <Dialog
+      title={`Delete ${name}?`}
+      onClose={onClose}
+      footer={
+        <>
+          <button type="button" onClick={onClose}>
+            Keep it
+          </button>
+          <button type="button" className="danger" disabled={del.isPending} onClick={() => del.mutate()}>
+            Delete secret
+          </button>
+        </>
+      }
+    >
+      <p>
+        {profileName} will no longer receive this secret (<span className="mono">{secret.guid}</span>)
+        {secret.kind === 'luks-passphrase'
+          ? ': the VM cannot unlock its disk until a passphrase is saved again'
+          : ''}
+        . The value is removed from the keychain; you can undo for {UNDO_MS / 1000} seconds afterwards.
+      </p>
+      <ErrorMessage error={del.error} prefix="Delete failed" />
+    </Dialog>
+  );
+}
+
+function SecretRow({
+  vmId,
+  profileName,
+  secret,
+  onDeleted,
+}: {
+  vmId: string;
+  profileName: string;
+  secret: SecretRef;
+  onDeleted: (d: DeletedSecret) => void;
+}) {
+  const api = useApi();
   const [shown, setShown] = useState<SecretValue | undefined>();
+  const [confirming, setConfirming] = useState(false);
   const reveal = useMutation({
     mutationFn: () => api.secrets.reveal(vmId, secret.guid),
     onSuccess: setShown,
   });
-  const del = useMutation({
-    mutationFn: () => api.secrets.delete(vmId, secret.guid),
-    onSuccess: () => void client.invalidateQueries({ queryKey: keys.profiles }),
-  });
-  const name = secret.label ?? (secret.kind === 'luks-passphrase' ? 'Disk passphrase' : 'Secret');
+  const name = secretName(secret);
   return (
     <tr>
       <td>{name}</td>
@@ -50,7 +142,7 @@ function SecretRow({ vmId, secret }: { vmId: string; secret: SecretRef }) {
       <td>
         {shown ? (
           <code className="mono wrap" data-testid="secret-value">
-            {shown.text ?? shown.base64}
+            {shown.text ?? `hex ${base64ToHex(shown.base64)}`}
           </code>
         ) : (
           <span>
@@ -58,7 +150,7 @@ function SecretRow({ vmId, secret }: { vmId: string; secret: SecretRef }) {
             <span className="visually-hidden">hidden</span>
           </span>
         )}
-        <ErrorMessage error={reveal.error ?? del.error} />
+        <ErrorMessage error={reveal.error} />
       </td>
       <td>
         <div className="actions">
@@ -74,19 +166,27 @@ function SecretRow({ vmId, secret }: { vmId: string; secret: SecretRef }) {
           <button
             type="button"
             className="small"
-            onClick={() => del.mutate()}
-            disabled={del.isPending}
+            onClick={() => setConfirming(true)}
             aria-label={`Delete ${name}`}
           >
             Delete
           </button>
         </div>
+        {confirming && (
+          <DeleteSecretDialog
+            vmId={vmId}
+            profileName={profileName}
+            secret={secret}
+            onClose={() => setConfirming(false)}
+            onDeleted={onDeleted}
+          />
+        )}
       </td>
     </tr>
   );
 }
 
-function AddSecret({ profile }: { profile: VmProfile }) {
+function AddSecret({ profile, onSaved }: { profile: VmProfile; onSaved: () => void }) {
   const api = useApi();
   const client = useQueryClient();
   const id = useId();
@@ -106,6 +206,7 @@ function AddSecret({ profile }: { profile: VmProfile }) {
       setWarnings(r.warnings);
       setPassphrase('');
       setBytes('');
+      onSaved();
       void client.invalidateQueries({ queryKey: keys.profiles });
     },
   });
@@ -120,6 +221,10 @@ function AddSecret({ profile }: { profile: VmProfile }) {
     }
     const g = guid.trim().toLowerCase();
     if (!GUID.test(g)) return setProblem('The GUID must look like 736869e5-84f0-4973-92ec-06879ce3da0b.');
+    if (g === LUKS_PASSPHRASE_GUID)
+      return setProblem(
+        'This GUID is the disk (LUKS) passphrase grub reads: choose "Disk (LUKS) passphrase" above to set or replace it.',
+      );
     const b64 = secretBytesToBase64(bytes, encoding);
     if (!b64)
       return setProblem(
@@ -130,7 +235,10 @@ function AddSecret({ profile }: { profile: VmProfile }) {
     save.mutate({ kind: 'raw', guid: g, dataBase64: b64, label: lbl });
   };
 
-  const replaces = kind === 'luks-passphrase' && profile.secrets.some((s) => s.guid === LUKS_PASSPHRASE_GUID);
+  const replaces =
+    kind === 'luks-passphrase'
+      ? profile.secrets.some((s) => s.guid === LUKS_PASSPHRASE_GUID)
+      : profile.secrets.some((s) => s.guid === guid.trim().toLowerCase());
 
   return (
     <form
@@ -208,7 +316,13 @@ function AddSecret({ profile }: { profile: VmProfile }) {
         Label (optional)
         <input type="text" value={label} onChange={(e) => setLabel(e.target.value)} />
       </label>
-      {replaces && <p className="hint">This replaces the profile&apos;s current disk passphrase.</p>}
+      {replaces && (
+        <p className="hint">
+          {kind === 'luks-passphrase'
+            ? 'This replaces the profile’s current disk passphrase.'
+            : 'This replaces the value the profile has under this GUID.'}
+        </p>
+      )}
       <div className="actions">
         <button type="submit" className="primary" disabled={save.isPending}>
           {save.isPending ? 'Saving…' : 'Save to keychain'}
@@ -245,6 +359,24 @@ export function SecretsScreen() {
     profile?.firmware.kind === 'artifact' ? profile.firmware.sha256 : undefined,
   );
   const noSecretArea = fw.data?.firmware && !fw.data.firmware.secretArea.ok;
+  // Bumped by every save: rows remount, so a value revealed before is hidden, never shown stale.
+  const [revision, setRevision] = useState(0);
+  const [deleted, setDeleted] = useState<DeletedSecret | undefined>();
+  const api = useApi();
+  const client = useQueryClient();
+  const undo = useMutation({
+    mutationFn: (d: DeletedSecret & { input: SecretInput }) => api.secrets.set(d.vmId, d.input),
+    onSuccess: () => {
+      setDeleted(undefined);
+      setRevision((r) => r + 1);
+      void client.invalidateQueries({ queryKey: keys.profiles });
+    },
+  });
+  useEffect(() => {
+    if (!deleted) return;
+    const t = setTimeout(() => setDeleted(undefined), UNDO_MS);
+    return () => clearTimeout(t);
+  }, [deleted]);
 
   return (
     <>
@@ -279,13 +411,37 @@ export function SecretsScreen() {
                 <TableHead columns={['Label', 'Kind', 'GUID', 'Value']} />
                 <tbody>
                   {profile.secrets.map((s) => (
-                    <SecretRow key={s.guid} vmId={profile.id} secret={s} />
+                    <SecretRow
+                      key={`${s.guid}-${revision}`}
+                      vmId={profile.id}
+                      profileName={profile.name}
+                      secret={s}
+                      onDeleted={setDeleted}
+                    />
                   ))}
                 </tbody>
               </table>
             )}
           </section>
-          <AddSecret key={profile.id} profile={profile} />
+          {deleted && (
+            <div className="success row" role="status">
+              <span>
+                Deleted {deleted.name} of {deleted.vmId}.
+              </span>
+              {deleted.input && (
+                <button
+                  type="button"
+                  className="small"
+                  disabled={undo.isPending}
+                  onClick={() => undo.mutate({ ...deleted, input: deleted.input! })}
+                >
+                  Undo
+                </button>
+              )}
+            </div>
+          )}
+          <ErrorMessage error={undo.error} prefix="Undo failed" />
+          <AddSecret key={profile.id} profile={profile} onSaved={() => setRevision((r) => r + 1)} />
         </>
       )}
     </>

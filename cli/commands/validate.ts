@@ -21,11 +21,7 @@ import { sha256File } from '../../app/digest/stream-hash';
 import { VMSA_VARIANTS, type VmsaVariant } from '../../app/digest/vmsa';
 import { fromBase64, fromHex, toBase64, toHex } from '../../app/sev/bytes';
 import { isSevError, SevError } from '../../app/sev/errors';
-import {
-  computeMeasurement,
-  requireMinimumApi,
-  type ApiVersion,
-} from '../../app/sev/measurement';
+import { computeMeasurement, requireMinimumApi, type ApiVersion } from '../../app/sev/measurement';
 import { parsePolicy } from '../../app/sev/policy';
 import { LUKS_PASSPHRASE_GUID, SecretTable, type SecretPadding } from '../../app/sev/secret';
 import { matchMeasurement, releaseSecret } from '../../app/decision';

@@ -9,7 +9,9 @@ const all = readdirSync('bench')
   .filter((f) => f.endsWith('.ts'))
   .map((f) => f.slice(0, -3))
   .sort();
-const names = wanted.length ? wanted : all;
+// Groups a name stands for: `npm run bench snp` runs the SNP digest and report-verification benches.
+const groups = { snp: ['snp-digest', 'snp-verify'] };
+const names = (wanted.length ? wanted : all).flatMap((n) => groups[n] ?? [n]);
 mkdirSync('.tmp/bench', { recursive: true });
 let failed = 0;
 for (const name of names) {

@@ -1,6 +1,7 @@
 import {
   appendFileSync,
   closeSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -25,6 +26,33 @@ function lines(): string[] {
   return readFileSync(file, 'utf8')
     .split('\n')
     .filter((l) => l !== '');
+}
+
+/** One event line written by hand (what a crashed process left on disk). */
+function evLine(seq: number, id: string, type: AuditEvent['type'] = 'profile'): string {
+  const e: AuditEvent = {
+    id,
+    seq,
+    time: new Date(Date.UTC(2026, 0, 1, 0, 0, seq)).toISOString(),
+    type,
+    result: 'info',
+  };
+  return `${JSON.stringify(e)}\n`;
+}
+
+/** Every event line on disk: the main log and the retained stream (segments and current.log). */
+function onDisk(): Array<{ file: string; seq: number; id: string }> {
+  const rdir = join(dir, 'audit-retained');
+  const files = [file, ...readdirSync(rdir).map((n) => join(rdir, n))];
+  return files.flatMap((f) =>
+    readFileSync(f, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => {
+        const e = JSON.parse(l) as AuditEvent;
+        return { file: f, seq: e.seq, id: e.id };
+      }),
+  );
 }
 
 describe('AuditLog', () => {
@@ -278,6 +306,83 @@ describe('AuditLog', () => {
     expect(() => log.append({ type: 'launch', result: 'ok' })).toThrow(AuditWriteError);
     await expect(log.flushed()).rejects.toThrow(/could not be written/);
     (log as unknown as { fd: number | undefined }).fd = undefined;
+    await log.close();
+  });
+
+  it('a kill -9 after the retained write of events the main log never got: their seqs are not reused', async () => {
+    // The crash state: main log compacted to 11..15; the retained stream also holds 16..18, appended while
+    // the main write of 11..15 was in flight and written with that batch's retained part, then the kill.
+    writeFileSync(file, [11, 12, 13, 14, 15].map((q) => evLine(q, `main-${q}`)).join(''));
+    const rdir = join(dir, 'audit-retained');
+    mkdirSync(rdir);
+    writeFileSync(
+      join(rdir, 'current.log'),
+      Array.from({ length: 18 }, (_, i) =>
+        evLine(i + 1, i + 1 <= 15 ? `main-${i + 1}` : `lost-${i + 1}`),
+      ).join(''),
+    );
+    const log = AuditLog.open({ file, maxEntries: 20 });
+    expect(log.seq).toBe(18);
+    expect(log.openReport.warnings.join('\n')).toMatch(/up to seq 18/);
+    expect((await log.appendDurable({ type: 'profile', result: 'info' })).seq).toBe(19);
+    expect(log.list().map((e) => e.seq)).toEqual(Array.from({ length: 19 }, (_, i) => i + 1));
+    await log.close();
+    // No seq names two events anywhere on disk.
+    const ids = new Map<number, Set<string>>();
+    for (const { seq, id } of onDisk()) ids.set(seq, (ids.get(seq) ?? new Set()).add(id));
+    expect([...ids].filter(([, s]) => s.size > 1)).toEqual([]);
+    const reopened = AuditLog.open({ file, maxEntries: 20 });
+    expect(reopened.seq).toBe(19);
+    expect(reopened.list().map((e) => e.seq)).toEqual(Array.from({ length: 19 }, (_, i) => i + 1));
+    await reopened.close();
+  });
+
+  it('list() is in seq order without repeats when current.log is not (a repair, an older crash)', async () => {
+    // current.log as the older code could leave it: 6..8 written twice (the first ones lost from the main
+    // log), 9 added by the repair at open after 10 in the stream.
+    writeFileSync(file, [evLine(9, 'b-9'), evLine(10, 'x-10', 'launch'), evLine(11, 'b-11')].join(''));
+    const rdir = join(dir, 'audit-retained');
+    mkdirSync(rdir);
+    writeFileSync(
+      join(rdir, 'current.log'),
+      [1, 2, 3, 4, 5, 6, 7, 8].map((q) => evLine(q, `a-${q}`)).join('') +
+        [6, 7, 8].map((q) => evLine(q, `b-${q}`)).join('') +
+        evLine(11, 'b-11'),
+    );
+    const log = AuditLog.open({ file, maxEntries: 10 });
+    expect(log.seq).toBe(11);
+    const listed = log.list();
+    expect(listed.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    // The later line for a seq wins (the one that also reached the main log).
+    expect(listed.slice(5, 8).map((e) => e.id)).toEqual(['b-6', 'b-7', 'b-8']);
+    expect(log.listWindow().map((e) => e.seq)).toEqual([9, 10, 11]);
+    // The repair added 9 (in the main log, not in the stream) after 11: still listed in order.
+    expect(onDisk().filter((l) => l.file.endsWith('current.log') && l.seq === 9)).toHaveLength(1);
+    // Past the window: the retained events leave it, merged with the ones read at open, no repeats.
+    for (let i = 0; i < 12; i++) log.append({ type: i % 2 === 0 ? 'profile' : 'launch', result: 'info' });
+    await log.flushed();
+    const seqs = log.list().map((e) => e.seq);
+    for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBeGreaterThan(seqs[i - 1]!);
+    // The window is consecutive; before it, the newest maxEntries retained events.
+    const window = log.listWindow().map((e) => e.seq);
+    expect(window).toEqual(Array.from({ length: window.length }, (_, i) => 23 - window.length + 1 + i));
+    expect(seqs.filter((q) => q < window[0]!)).toHaveLength(10);
+    expect(seqs.at(-1)).toBe(23);
+    await log.close();
+  });
+
+  it('the retained part of a batch goes out only after the main write of the same events', async () => {
+    const log = AuditLog.open({ file });
+    const a = log.append({ type: 'profile', result: 'info' });
+    // Appended while the write of `a` is in flight: it belongs to the next main batch.
+    const b = log.append({ type: 'profile', result: 'info' });
+    await log.flushed(a.seq);
+    const retained = onDisk().filter((l) => l.file.endsWith('current.log'));
+    expect(retained.map((l) => l.seq)).not.toContain(b.seq);
+    await log.flushed();
+    const main = new Set(lines().map((l) => (JSON.parse(l) as AuditEvent).seq));
+    for (const l of onDisk().filter((x) => x.file.endsWith('current.log')))
+      expect(main.has(l.seq)).toBe(true);
     await log.close();
   });
 

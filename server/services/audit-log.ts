@@ -10,8 +10,10 @@
  * One process writes a log file at a time (the app or `sev-attest serve`; serve holds DIR/serve.lock).
  *
  * What a flood cannot evict: releases, owner decisions and profile/secret changes (RETAINED_TYPES) also go
- * to a retained stream (DIR/audit-retained/: current.log, rotated into segment-<first>-<last>.log files) in
- * the same write + fdatasync as the main log, and are never dropped by the compaction. The stream has a
+ * to a retained stream (DIR/audit-retained/: current.log, rotated into segment-<first>-<last>.log files),
+ * written right after the main log's write + fdatasync of the same batch (never an event the main log does
+ * not have yet), and are never dropped by the compaction. At open the next seq is above every seq in the
+ * main log and the stream; list() merges the two by seq. The stream has a
  * disk budget; once it is reached the log says so (warn, retainedStatus().full) and refuses new releases
  * (audit-full) rather than drop a retained event; owner events are still written (the owner frees room by
  * moving segment files away). What a flood produces instead is aggregated: the first refused launch (or
@@ -274,9 +276,9 @@ export class AuditLog {
     this.budgetBytes = Math.max(1, r?.budgetBytes ?? 256 * 1024 * 1024);
     fs.mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
     this.openReport = this.load();
-    this.syncedSeq = this.lastSeq;
     this.fd = fs.openSync(this.file, 'a', 0o600);
     if (this.retainedDir) this.openRetained();
+    this.syncedSeq = this.lastSeq;
   }
 
   /** The retained stream's size against its budget (undefined when it is off). */
@@ -286,18 +288,21 @@ export class AuditLog {
     return { dir: this.retainedDir, bytes, budgetBytes: this.budgetBytes, full: bytes >= this.budgetBytes };
   }
 
-  /** Reads the retained stream at open: repairs a torn line, adds what the main log has and it lacks. */
+  /**
+   * Reads the retained stream at open: repairs a torn line, adds what the main log has and it lacks, and
+   * raises the next seq above every seq the stream holds (segments and current.log), so a seq on disk is
+   * never given to another event.
+   */
   private openRetained(): void {
     const dir = this.retainedDir!;
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const current = join(dir, 'current.log');
-    let lastSeq = 0;
-    let firstSeq = 0;
+    let segmentLast = 0;
     for (const name of fs.readdirSync(dir)) {
       const m = /^segment-(\d+)-(\d+)\.log$/.exec(name);
       if (!m) continue;
       this.retainedOtherBytes += fs.statSync(join(dir, name)).size;
-      lastSeq = Math.max(lastSeq, Number(m[2]));
+      segmentLast = Math.max(segmentLast, Number(m[2]));
     }
     let text = '';
     try {
@@ -311,29 +316,45 @@ export class AuditLog {
       fs.truncateSync(current, Buffer.byteLength(text, 'utf8') - Buffer.byteLength(tail, 'utf8'));
       this.openReport.warnings.push(`${current}: dropped an incomplete last line (an event cut by a crash)`);
     }
-    const kept: AuditEvent[] = [];
+    // By seq: current.log need not be in seq order (a repair appends older events after newer ones).
+    const bySeq = new Map<number, AuditEvent>();
     for (const line of lines) {
       const e = line.trim() === '' ? undefined : parseEvent(line);
-      if (!e) continue;
-      if (firstSeq === 0) firstSeq = e.seq;
-      lastSeq = Math.max(lastSeq, e.seq);
-      kept.push(e);
+      if (e) bySeq.set(e.seq, e);
+    }
+    let currentFirst = 0;
+    let currentLast = 0;
+    for (const seq of bySeq.keys()) {
+      if (currentFirst === 0 || seq < currentFirst) currentFirst = seq;
+      if (seq > currentLast) currentLast = seq;
+    }
+    // Never below a seq the stream holds: the main log may have lost events the stream kept.
+    const streamLast = Math.max(segmentLast, currentLast);
+    if (streamLast > this.lastSeq) {
+      this.openReport.warnings.push(
+        `${dir}: holds events up to seq ${streamLast}, past the main log's last (${this.lastSeq}); ` +
+          `the next event gets seq ${streamLast + 1}`,
+      );
+      this.lastSeq = streamLast;
     }
     this.retainedFd = fs.openSync(current, 'a', 0o600);
     this.retainedCurrentBytes = fs.fstatSync(this.retainedFd).size;
     // A crash between the main write and the retained one: the main log has events the stream lacks.
-    const missing = this.events.filter((e) => RETAINED_TYPES.has(e.type) && e.seq > lastSeq);
+    // Those older than the stream's start are in segments (possibly moved away by the owner).
+    const floor = segmentLast > 0 ? segmentLast : currentFirst > 0 ? currentFirst - 1 : 0;
+    const missing = this.events.filter(
+      (e) => RETAINED_TYPES.has(e.type) && e.seq > floor && !bySeq.has(e.seq),
+    );
     if (missing.length > 0) {
       const add = missing.map((e) => `${JSON.stringify(e)}\n`).join('');
       fs.writeSync(this.retainedFd, add);
       fs.fdatasyncSync(this.retainedFd);
       this.retainedCurrentBytes += Buffer.byteLength(add);
-      kept.push(...missing);
-      if (firstSeq === 0) firstSeq = missing[0]!.seq;
-      lastSeq = missing[missing.length - 1]!.seq;
+      for (const e of missing) bySeq.set(e.seq, e);
     }
-    this.retainedFirstSeq = firstSeq;
-    this.retainedLastSeq = lastSeq;
+    const kept = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
+    this.retainedFirstSeq = kept[0]?.seq ?? 0;
+    this.retainedLastSeq = kept.at(-1)?.seq ?? 0;
     this.retainedEvents = kept.slice(-this.maxEntries);
     if (this.retainedStatus()!.full) this.noteFull();
   }
@@ -483,10 +504,9 @@ export class AuditLog {
     if (this.events.length > this.maxEntries) {
       const cut = this.events.length - Math.floor(this.maxEntries / 2);
       if (this.retainedDir) {
-        for (const e of this.events.slice(0, cut))
-          if (RETAINED_TYPES.has(e.type)) this.retainedEvents.push(e);
-        if (this.retainedEvents.length > this.maxEntries)
-          this.retainedEvents = this.retainedEvents.slice(-this.maxEntries);
+        const left = this.events.slice(0, cut).filter((e) => RETAINED_TYPES.has(e.type));
+        // Merged by seq: the ones read at open may already hold some of them.
+        this.retainedEvents = mergeBySeq(this.retainedEvents, left).slice(-this.maxEntries);
       }
       this.events = this.events.slice(cut);
       this.compactDue = true;
@@ -522,14 +542,20 @@ export class AuditLog {
     });
   }
 
-  /** Matching events, newest last; `limit` keeps the newest ones. */
+  /**
+   * Matching events in seq order (newest last), each seq once: the retained events that left the window
+   * merged with the window; `limit` keeps the newest ones. There are gaps where non-retained events left
+   * the window.
+   */
   list(filter?: AuditFilter): AuditEvent[] {
-    const first = this.events[0]?.seq ?? Infinity;
-    // Retained events that left the window come first (older), then the window.
-    const all = [...this.retainedEvents.filter((e) => e.seq < first), ...this.events];
-    const matched = all.filter((e) => auditEventMatches(e, filter));
+    const matched = mergeBySeq(this.retainedEvents, this.events).filter((e) => auditEventMatches(e, filter));
     const limited = filter?.limit !== undefined ? matched.slice(-filter.limit) : matched;
     return limited.map((e) => structuredClone(e));
+  }
+
+  /** The main log's window alone (its newest events, consecutive seqs), oldest first. */
+  listWindow(): AuditEvent[] {
+    return this.events.map((e) => structuredClone(e));
   }
 
   /** Live events; returns the unsubscribe function. */
@@ -567,6 +593,11 @@ export class AuditLog {
     try {
       while (this.pending.length > 0 || this.compactDue || this.pendingRetained.length > 0) {
         const upTo = this.lastSeq;
+        // The retained events of this batch only: one appended while the main write is in flight is
+        // not in the main log yet, and must not reach the stream before it (a kill -9 in between would
+        // leave the stream with a seq the main log never got, given to another event at the next open).
+        const retained = this.pendingRetained;
+        this.pendingRetained = [];
         if (this.compactDue) {
           // The kept events already include every pending one still in the window.
           this.compactDue = false;
@@ -583,7 +614,7 @@ export class AuditLog {
           await fdatasyncAsync(this.fd!);
         }
         // After the main log: a crash in between is repaired at the next open (openRetained).
-        if (this.pendingRetained.length > 0) await this.writeRetained();
+        if (retained.length > 0) await this.writeRetained(retained);
         this.syncedSeq = upTo;
         this.settle();
       }
@@ -602,17 +633,17 @@ export class AuditLog {
   }
 
   /** Appends the pending retained events to current.log (write + fdatasync), rotating it when too big. */
-  private async writeRetained(): Promise<void> {
-    const items = this.pendingRetained;
-    this.pendingRetained = [];
+  private async writeRetained(items: Array<{ seq: number; line: string }>): Promise<void> {
     const batch = Buffer.from(items.map((i) => i.line).join(''), 'utf8');
     let off = 0;
     while (off < batch.length) {
       off += (await writeAsync(this.retainedFd!, batch, off, batch.length - off)).bytesWritten;
     }
     await fdatasyncAsync(this.retainedFd!);
-    if (this.retainedFirstSeq === 0) this.retainedFirstSeq = items[0]!.seq;
-    this.retainedLastSeq = items[items.length - 1]!.seq;
+    for (const { seq } of items) {
+      if (this.retainedFirstSeq === 0 || seq < this.retainedFirstSeq) this.retainedFirstSeq = seq;
+      if (seq > this.retainedLastSeq) this.retainedLastSeq = seq;
+    }
     this.retainedCurrentBytes += batch.length;
     if (this.retainedCurrentBytes >= this.segmentBytes) {
       const dir = this.retainedDir!;
@@ -628,6 +659,7 @@ export class AuditLog {
       this.retainedOtherBytes += this.retainedCurrentBytes;
       this.retainedCurrentBytes = 0;
       this.retainedFirstSeq = 0;
+      this.retainedLastSeq = 0;
     }
     if (this.retainedStatus()!.full) this.noteFull();
   }
@@ -732,6 +764,26 @@ async function fsyncDirAsync(dir: string): Promise<void> {
   } finally {
     await closeAsync(fd);
   }
+}
+
+/** Two lists in seq order, each without repeats, merged into one the same way; `b` wins a seq in both. */
+function mergeBySeq(a: readonly AuditEvent[], b: readonly AuditEvent[]): AuditEvent[] {
+  const out: AuditEvent[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    const x = a[i];
+    const y = b[j];
+    if (y === undefined || (x !== undefined && x.seq < y.seq)) {
+      out.push(x!);
+      i++;
+    } else {
+      out.push(y);
+      j++;
+      if (x !== undefined && x.seq === y.seq) i++;
+    }
+  }
+  return out;
 }
 
 function parseEvent(line: string): AuditEvent | undefined {

@@ -3,7 +3,7 @@
  * secrets in a tight loop; the parent kills it with SIGKILL at random moments and re-opens everything.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,6 +34,21 @@ interface RoundResult {
 const results: RoundResult[] = [];
 let child: string;
 let dataDir: string;
+
+/** The main log and every file of the retained stream (segments and current.log). */
+function auditFiles(dir: string): string[] {
+  const rdir = join(dir, 'audit-retained');
+  const retained = existsSync(rdir) ? readdirSync(rdir).map((n) => join(rdir, n)) : [];
+  return [join(dir, 'audit.jsonl'), ...retained].filter((f) => existsSync(f));
+}
+
+/** The complete event lines of a file (open() already dropped a torn last line). */
+function readEvents(file: string): Array<{ seq: number; id: string }> {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as { seq: number; id: string });
+}
 
 function waitReady(p: ChildProcess): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -73,6 +88,8 @@ afterAll(async () => {
 describe('restart after kill -9', () => {
   it(`${ROUNDS} random SIGKILLs during writes leave valid profiles, a repairable audit log and intact secrets`, async () => {
     let lastSeq = 0;
+    /** Every event seen on disk so far, by seq (its id): a seq is never given to another event. */
+    const seen = new Map<number, string>();
     for (let round = 1; round <= ROUNDS; round++) {
       const p = spawn(process.execPath, [child], {
         env: {
@@ -112,9 +129,30 @@ describe('restart after kill -9', () => {
       // Audit log: at most one torn line, nothing else invalid, seq strictly increasing and never reused.
       const log = AuditLog.open({ file: join(dataDir, 'audit.jsonl'), maxEntries: 20 });
       expect(log.openReport.invalidLines).toBe(0);
-      const seqs = log.list().map((e) => e.seq);
-      for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBe(seqs[i - 1]! + 1);
+      // list(): the retained events that left the window, then the window; gaps where non-retained
+      // events left it (none here: the child writes only retained profile events), never a repeat.
+      const listed = log.list();
+      const seqs = listed.map((e) => e.seq);
+      for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBeGreaterThan(seqs[i - 1]!);
+      // The main log's window alone is consecutive, and ends at the log's seq.
+      const window = log.listWindow().map((e) => e.seq);
+      for (let i = 1; i < window.length; i++) expect(window[i]).toBe(window[i - 1]! + 1);
+      if (window.length > 0) expect(window.at(-1)).toBe(log.seq);
       expect(log.seq).toBeGreaterThanOrEqual(lastSeq);
+      // On disk (main log and retained stream): a seq names one event, within a file and across files
+      // and rounds, and no seq is past the one the log continues from.
+      for (const f of auditFiles(dataDir)) {
+        const fileSeqs = new Set<number>();
+        for (const e of readEvents(f)) {
+          expect(fileSeqs.has(e.seq), `${f}: seq ${e.seq} twice`).toBe(false);
+          fileSeqs.add(e.seq);
+          expect(e.seq).toBeLessThanOrEqual(log.seq);
+          const known = seen.get(e.seq);
+          if (known !== undefined) expect(e.id, `seq ${e.seq} given to two events`).toBe(known);
+          else seen.set(e.seq, e.id);
+        }
+      }
+      for (const e of listed) expect(seen.get(e.seq)).toBe(e.id);
       const tornLine = log.openReport.tornLine;
       lastSeq = log.seq;
       log.close();

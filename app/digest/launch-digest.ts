@@ -28,7 +28,14 @@ import {
   type OvmfFooterInfo,
 } from './ovmf';
 import { updateHashFromFile, type StreamOptions } from './stream-hash';
-import { buildVmsaPair, cpuSignatureEax, VMSA_VARIANTS, type CpuSignature, type VmsaVariant } from './vmsa';
+import {
+  buildVmsaPair,
+  cpuSignatureEax,
+  DEFAULT_VMSA_VARIANT,
+  VMSA_VARIANTS,
+  type CpuSignature,
+  type VmsaVariant,
+} from './vmsa';
 
 /** QEMU's limit on vCPUs for a q35 machine; a larger count is a typo, not a VM. */
 export const MAX_VCPUS = 4096;
@@ -76,7 +83,7 @@ export interface DigestParams {
   cpus?: number;
   /** SEV-ES only: the guest vCPU signature that goes into rdx. */
   cpuSignature?: CpuSignature;
-  /** SEV-ES only: defaults to 'legacy' (what libvirt's validator and sevctl build). */
+  /** SEV-ES only: defaults to DEFAULT_VMSA_VARIANT ('kvm-init2'; libvirt's validator and sevctl build 'legacy'). */
   vmsaVariant?: VmsaVariant;
 }
 
@@ -112,7 +119,7 @@ function checkParams(info: OvmfFooterInfo, p: DigestParams): CheckedEs | undefin
     );
   }
   cpuSignatureEax(p.cpuSignature); // validates ranges
-  const vmsaVariant = p.vmsaVariant ?? 'legacy';
+  const vmsaVariant = p.vmsaVariant ?? DEFAULT_VMSA_VARIANT;
   if (!VMSA_VARIANTS.includes(vmsaVariant)) {
     throw new SevError(
       'bad-format',
@@ -168,6 +175,8 @@ export interface LaunchDigestInput {
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
   signal?: AbortSignal;
   chunkSize?: number;
+  /** Blocking reads (StreamOptions.blocking): for the one-shot CLI, not for the service. */
+  blocking?: boolean;
 }
 
 /** What went into a digest, for explanations (all hashes hex). */
@@ -256,7 +265,7 @@ export async function computeLaunchDigest(input: LaunchDigestInput): Promise<Lau
   const inner = new AbortController();
   const forward = () => inner.abort(signal?.reason);
   signal?.addEventListener('abort', forward, { once: true });
-  const stream = { signal: inner.signal, chunkSize: input.chunkSize };
+  const stream = { signal: inner.signal, chunkSize: input.chunkSize, blocking: input.blocking };
 
   const firmwareP = isState(input.firmware)
     ? Promise.resolve(input.firmware)
@@ -324,7 +333,7 @@ export async function computeLaunchDigest(input: LaunchDigestInput): Promise<Lau
       ...input.cpuSignature,
       eax: '0x' + cpuSignatureEax(input.cpuSignature).toString(16).padStart(8, '0'),
     };
-    inputs.vmsaVariant = input.vmsaVariant ?? 'legacy';
+    inputs.vmsaVariant = input.vmsaVariant ?? DEFAULT_VMSA_VARIANT;
   }
   return { digest, digestHex: toHex(digest), digestBase64: toBase64(digest), inputs };
 }

@@ -83,8 +83,6 @@ export interface KernelHashOptions {
   signal?: AbortSignal;
   onProgress?: (which: 'kernel' | 'initrd', bytesDone: number, bytesTotal: number) => void;
   chunkSize?: number;
-  /** See StreamOptions.blocking. */
-  blocking?: boolean;
 }
 
 async function resolveHash(
@@ -93,7 +91,7 @@ async function resolveHash(
   opts: KernelHashOptions,
 ): Promise<Uint8Array> {
   if (typeof input === 'string') {
-    const so: StreamOptions = { signal: opts.signal, chunkSize: opts.chunkSize, blocking: opts.blocking };
+    const so: StreamOptions = { signal: opts.signal, chunkSize: opts.chunkSize };
     if (opts.onProgress) so.onProgress = (d, t) => opts.onProgress!(which, d, t);
     return sha256File(input, so);
   }

@@ -175,8 +175,6 @@ export interface LaunchDigestInput {
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
   signal?: AbortSignal;
   chunkSize?: number;
-  /** Blocking reads (StreamOptions.blocking): for the one-shot CLI, not for the service. */
-  blocking?: boolean;
 }
 
 /** What went into a digest, for explanations (all hashes hex). */
@@ -265,7 +263,7 @@ export async function computeLaunchDigest(input: LaunchDigestInput): Promise<Lau
   const inner = new AbortController();
   const forward = () => inner.abort(signal?.reason);
   signal?.addEventListener('abort', forward, { once: true });
-  const stream = { signal: inner.signal, chunkSize: input.chunkSize, blocking: input.blocking };
+  const stream = { signal: inner.signal, chunkSize: input.chunkSize };
 
   const firmwareP = isState(input.firmware)
     ? Promise.resolve(input.firmware)

@@ -139,8 +139,7 @@ export const digestCommand: CliCommand = {
   usage,
   async run(argv: string[], io: CliIo): Promise<number> {
     const { input, json } = digestInputFromArgs(argv, io.cwd);
-    // A one-shot process: blocking reads in 16 MiB chunks, no thread-pool round trip per chunk.
-    const r = await computeLaunchDigest({ ...input, blocking: true });
+    const r = await computeLaunchDigest(input);
     if (json) {
       io.out(
         JSON.stringify(

@@ -9,6 +9,7 @@ export const AUDIT_EVENT_TYPES = [
   'decision',
   'validate',
   'secret-release',
+  'secret',
   'profile',
   'listener',
   'tunnel',

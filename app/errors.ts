@@ -58,6 +58,7 @@ export const SERVICE_ERROR_CODES = [
   'demo-not-possible',
   'service-closed',
   'listener-restart-failed',
+  'non-loopback-not-confirmed',
   // A bug: never chosen for a user's mistake.
   'internal',
 ] as const;

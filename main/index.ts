@@ -82,9 +82,6 @@ async function main(): Promise<void> {
     mode: 'desktop',
     version: app.getVersion(),
     dataDir,
-    get hostToken() {
-      return service.hostToken;
-    },
     firstRun: settingsFirstRun(service),
     openExternal: openExternalChecked,
   });

@@ -163,19 +163,8 @@ export interface MismatchExplanation {
 export type { AuditEvent, AuditFilter, AuditEventType, AuditResult };
 export { AUDIT_EVENT_TYPES, AUDIT_RESULTS };
 
-export const LISTENER_STATES = ['stopped', 'starting', 'running', 'draining', 'error'] as const;
-export interface ListenerStatus {
-  state: (typeof LISTENER_STATES)[number];
-  host: string;
-  port: number;
-  /** The base URL hosts call, when running. */
-  url?: string;
-  tls: boolean;
-  /** SHA-256 fingerprint of the TLS certificate (the host side pins it). */
-  tlsFingerprint?: string;
-  hostTokenRequired: boolean;
-  error?: string;
-}
+export { LISTENER_STATES, type ListenerStatus, type TunnelStatus } from '../status';
+import type { ListenerStatus, TunnelStatus } from '../status';
 
 export const ListenerConfigSchema = z
   .object({
@@ -195,14 +184,6 @@ export interface ListenerTokens {
   ownerToken: string;
   /** The host token hosts send, or null when none is required. */
   hostToken: string | null;
-}
-
-export interface TunnelStatus {
-  state: 'off' | 'connecting' | 'up' | 'down' | 'error';
-  /** `user@host` of the SSH server the reverse tunnel goes to. */
-  target?: string;
-  remotePort?: number;
-  message?: string;
 }
 
 export const TunnelConfigSchema = z

@@ -18,7 +18,7 @@ import {
 import { fromBase64, toHex } from '../sev/bytes';
 import { POLICY_RESERVED_MASK } from '../sev/policy';
 
-/** Exact sizes of the binary fields (protocol doc §1, §3, §4, §5, §7). */
+/** Exact sizes of the binary fields (docs/protocol.md §1, §3, §4, §5, §7). */
 export const SIZES = {
   sevCert: 2084,
   certChain: 3 * 2084,

@@ -1,5 +1,5 @@
 /**
- * Guest vCPU signatures for the SEV-ES VMSA rdx field (protocol doc §6.3). The signature is that of the
+ * Guest vCPU signatures for the SEV-ES VMSA rdx field (docs/protocol.md §6.3). The signature is that of the
  * *guest* CPU model QEMU presents (`-cpu EPYC-Milan` etc.); with `-cpu host` or libvirt's default it is the
  * host's own CPUID, whose stepping varies between silicon revisions, so enter family/model/stepping from
  * `virsh capabilities` (`<signature family= model= stepping=>`) in that case.

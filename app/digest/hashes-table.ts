@@ -1,5 +1,5 @@
 /**
- * The kernel hashes table QEMU writes into OVMF for measured direct boot (protocol doc §6.2):
+ * The kernel hashes table QEMU writes into OVMF for measured direct boot (docs/protocol.md §6.2):
  * 176 bytes = table GUID, u16 length 168, three 50-byte entries (cmdline, initrd, kernel), 8 zero bytes.
  */
 import { createHash } from 'node:crypto';

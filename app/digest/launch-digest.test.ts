@@ -26,7 +26,7 @@ const MILAN = { family: 25, model: 1, stepping: 1 };
 const tmp = mkdtempSync(join(tmpdir(), 'digest-test-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-describe('launch digest: virtee/sev + sev-snp-measure vectors (doc §9)', () => {
+describe('launch digest: virtee/sev + sev-snp-measure vectors (docs/protocol.md §9)', () => {
   it('SEV, AmdSev, kernel=initrd=/dev/null, append', async () => {
     const r = await computeLaunchDigest({
       firmware: AMDSEV,
@@ -83,7 +83,7 @@ describe('launch digest: virtee/sev + sev-snp-measure vectors (doc §9)', () => 
   });
 });
 
-describe('launch digest: sevctl measurementbuild vectors (doc §9)', () => {
+describe('launch digest: sevctl measurementbuild vectors (docs/protocol.md §9)', () => {
   const tik = readFileSync(join(S, 'measurement/tik1.bin'));
   const nonce = fromBase64('wxP6tRHCFrFQWxsuqZA8QA==');
   const blob = (

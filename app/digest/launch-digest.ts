@@ -1,5 +1,5 @@
 /**
- * The SEV / SEV-ES launch digest (GCTX.LD, protocol doc §6): SHA-256 over the firmware image, then the
+ * The SEV / SEV-ES launch digest (GCTX.LD, docs/protocol.md §6): SHA-256 over the firmware image, then the
  * padded kernel hashes table when QEMU measured a kernel, then (SEV-ES) one VMSA page per vCPU.
  *
  * The firmware is hashed once into a node:crypto Hash that is never finalised (the "midstate"); every

@@ -1,5 +1,5 @@
 /**
- * The OVMF footer GUID table (protocol doc §6.1): how QEMU finds the SEV-ES AP reset address, the kernel
+ * The OVMF footer GUID table (docs/protocol.md §6.1): how QEMU finds the SEV-ES AP reset address, the kernel
  * hashes area and the secret area inside a firmware image. The table sits at the very end of the image,
  * so only the tail is read; the whole file is streamed once for its SHA-256.
  */

@@ -1,5 +1,5 @@
 /**
- * The SEV-ES VMSA page (4096 bytes) QEMU+KVM measure for each vCPU at reset (protocol doc §6.3).
+ * The SEV-ES VMSA page (4096 bytes) QEMU+KVM measure for each vCPU at reset (docs/protocol.md §6.3).
  * Only cs.base/rip differ between the boot CPU and the APs; rdx carries the guest CPU signature;
  * mxcsr/x87 fcw depend on the host kernel (KVM_SEV_INIT2, Linux 6.10+).
  */

@@ -29,7 +29,7 @@ function codeOf(f: () => unknown): string {
   return 'ok';
 }
 
-// Key ids copied from the protocol document §2 table (not from roots.ts), so the two are cross-checked.
+// Key ids copied from the docs/protocol.md §2 table (not from roots.ts), so the two are cross-checked.
 const DOC_IDS: Record<string, [string, string]> = {
   naples: ['1bb987c359494606b174945601c9ea5b', 'e139970cfc464377ae61b289e2f9e96e'],
   rome: ['e6002122fb58419399d15fee7b131351', 'c6cbcf145b3146f498e40ecb4ad4fded'],

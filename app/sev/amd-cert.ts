@@ -1,5 +1,5 @@
 /**
- * AMD certificates (ARK root, ASK intermediate): the variable-size format of protocol doc §2.
+ * AMD certificates (ARK root, ASK intermediate): the variable-size format of docs/protocol.md §2.
  * 2048-bit keys (Naples) make 832-byte certs signed with RSA-PSS/SHA-256; 4096-bit keys (Rome and
  * later) make 1600-byte certs signed with RSA-PSS/SHA-384. Every number is stored little-endian.
  */

@@ -1,4 +1,4 @@
-/** Byte helpers shared by the protocol core. SEV firmware structures are little-endian (protocol doc §10). */
+/** Byte helpers shared by the protocol core. SEV firmware structures are little-endian (docs/protocol.md §10). */
 
 export function u32le(n: number): Uint8Array {
   const b = new Uint8Array(4);

@@ -1,6 +1,6 @@
 /**
  * SEV certificates (PDH, PEK, OCA, CEK and the guest owner's DH cert): the 2084-byte format of
- * protocol doc §1. Parsing is strict; every wrong field gets its own error.
+ * docs/protocol.md §1. Parsing is strict; every wrong field gets its own error.
  */
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { amdPublicKeyObject, verifyRsaPssLe, type AmdCertificate } from './amd-cert';
@@ -277,7 +277,7 @@ export function newEccCert(opts: {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Signature verification (protocol doc §1, §3)
+// Signature verification (docs/protocol.md §1, §3)
 
 /** The signer's certificate: an SEV ECDSA cert (OCA, PEK, CEK) or AMD's ASK. */
 export type SevCertSigner = SevCertificate | AmdCertificate;

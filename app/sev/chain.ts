@@ -1,5 +1,5 @@
 /**
- * SEV platform chain validation (protocol doc §3):
+ * SEV platform chain validation (docs/protocol.md §3):
  * ARK -> ASK -> CEK -> PEK -> PDH, OCA -> PEK, OCA self-signed, anchored to a TrustStore.
  * The ARK self-signature and ARK -> ASK are checked when an anchor enters the TrustStore.
  */

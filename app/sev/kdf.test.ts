@@ -4,7 +4,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { sevKdf } from './kdf';
 import { toHex } from './bytes';
 
-// An independent SP 800-108 counter-mode KDF on @noble/hashes, with the LE counter/length of doc §4.
+// An independent SP 800-108 counter-mode KDF on @noble/hashes, with the LE counter/length of docs/protocol.md §4.
 function referenceKdf(key: Uint8Array, label: string, ctx: Uint8Array, bits: number): Uint8Array {
   const le = (n: number) => Uint8Array.of(n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24);
   const out: number[] = [];

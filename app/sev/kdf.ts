@@ -1,5 +1,5 @@
 /**
- * The SEV key derivation function (protocol doc §4 step 4): NIST SP 800-108 in counter mode with
+ * The SEV key derivation function (docs/protocol.md §4 step 4): NIST SP 800-108 in counter mode with
  * HMAC-SHA256 as PRF. Unlike most SP 800-108 users, SEV encodes the counter and the output length as
  * little-endian u32 (ASPFW nist_kdf.c, sev-tool kdf, virtee Key::derive).
  */

@@ -1,5 +1,5 @@
 /**
- * AMD Key Distribution Server client for the ASK-signed CEK (protocol doc §3):
+ * AMD Key Distribution Server client for the ASK-signed CEK (docs/protocol.md §3):
  * GET `${baseUrl}/cek/id/<chip id hex>`, with bounded retries, Retry-After, timeouts, and an
  * optional on-disk cache (a chip's signed CEK never changes).
  */
@@ -14,7 +14,7 @@ export const KDS_DEFAULT_BASE_URL = 'https://kdsintf.amd.com';
 /** GET_ID / cpu0-id size for one socket: secp256k1 x||y, big-endian. */
 export const CHIP_ID_SIZE = 64;
 
-/** Casing of the chip id in the KDS path: virtee prints the id as upper-case hex (protocol doc §3). */
+/** Casing of the chip id in the KDS path: virtee prints the id as upper-case hex (docs/protocol.md §3). */
 export const KDS_CHIP_ID_HEX_CASE: 'upper' | 'lower' = 'upper';
 
 /** The chip id as it appears in the KDS path (hex in KDS_CHIP_ID_HEX_CASE). */

@@ -174,7 +174,7 @@ describe.skipIf(!haveTool)(`libvirt virt-qemu-sev-validate agrees (needs ${TOOL}
     expect(header.length).toBe(52);
     expect(payload.length).toBe(80); // libvirt9 padding of an aligned 64-byte table
 
-    // Firmware-side check written from doc §7: MAC over ciphertext and measure, then AES-CTR with the TEK.
+    // Firmware-side check written from docs/protocol.md §7: MAC over ciphertext and measure, then AES-CTR with the TEK.
     const iv = header.subarray(4, 20);
     const mac = createHmac('sha256', keys.tik)
       .update(Uint8Array.of(1))

@@ -84,7 +84,7 @@ describe('measurement known answers', () => {
     const cmdline = 'foo bar baz fake kernel=cmdline';
     const r = await computeLaunchDigest({ firmware: FIRMWARE, kernel, initrd, cmdline, sevEs: false });
     expect(sevctl(r.digest)).toBe(expected);
-    // And from the table built by hand (doc §6.2), so this vector does not rest on app/digest alone.
+    // And from the table built by hand (docs/protocol.md §6.2), so this vector does not rest on app/digest alone.
     const table = buildHashesTable({
       kernel: sha256(read(kernel)),
       initrd: sha256(read(initrd)),

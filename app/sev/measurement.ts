@@ -1,5 +1,5 @@
 /**
- * The launch measurement (protocol doc §5): measure = HMAC-SHA256(TIK, 0x04 || api_major || api_minor ||
+ * The launch measurement (docs/protocol.md §5): measure = HMAC-SHA256(TIK, 0x04 || api_major || api_minor ||
  * build || u32le(policy) || launch_digest || mnonce). Firmware API < 0.17 omits the 0x04/version/build
  * prefix (sev-tool calculate_measurement). LAUNCH_MEASURE returns measure(32) || mnonce(16).
  */

@@ -1,5 +1,5 @@
 /**
- * The SEV guest policy (protocol doc §8): a u32 whose low 6 bits are flags, bits 6-15 reserved (must be
+ * The SEV guest policy (docs/protocol.md §8): a u32 whose low 6 bits are flags, bits 6-15 reserved (must be
  * zero: LAUNCH_START fails with POLICY_FAILURE otherwise) and bits 16-31 the minimum firmware API
  * version. Pure TypeScript without Node imports: the renderer uses it too.
  */

@@ -1,5 +1,5 @@
 /**
- * The pinned AMD roots (ARK + ASK per generation, protocol doc §2) and the TrustStore a chain is
+ * The pinned AMD roots (ARK + ASK per generation, docs/protocol.md §2) and the TrustStore a chain is
  * anchored to. A chain is trusted only if its CEK verifies under an ASK held here.
  */
 import { AMD_ROOTS_BASE64 } from './amd-roots.generated';
@@ -16,7 +16,7 @@ import { SevError } from './errors';
 export type Generation = 'naples' | 'rome' | 'milan' | 'genoa' | 'turin';
 export const GENERATIONS: readonly Generation[] = ['naples', 'rome', 'milan', 'genoa', 'turin'];
 
-/** ARK / ASK key ids as stored (protocol doc §2 table); checked when the pinned roots load. */
+/** ARK / ASK key ids as stored (docs/protocol.md §2 table); checked when the pinned roots load. */
 export const PINNED_KEY_IDS: Record<Generation, { ark: string; ask: string }> = {
   naples: { ark: '1bb987c359494606b174945601c9ea5b', ask: 'e139970cfc464377ae61b289e2f9e96e' },
   rome: { ark: 'e6002122fb58419399d15fee7b131351', ask: 'c6cbcf145b3146f498e40ecb4ad4fded' },

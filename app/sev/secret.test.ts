@@ -20,7 +20,7 @@ const tik = read('tik1.bin');
 const measure = fromBase64('TLeA7607lZQntLjRY1/i+sbtdSZ+75zxpz4Px9hzpBLwItF5Q2o4prA++3ZZv9ZS').slice(0, 32);
 const iv = fromBase64('rFR07U3TLH2YnsUj2SVZ7A==');
 
-/** The firmware side of LAUNCH_SECRET, written from doc §7 (not from secret.ts). */
+/** The firmware side of LAUNCH_SECRET, written from docs/protocol.md §7 (not from secret.ts). */
 function firmwareOpen(
   header: Uint8Array,
   payload: Uint8Array,

@@ -1,5 +1,5 @@
 /**
- * LAUNCH_SECRET packaging (protocol doc §7): the EFI secret table the guest's OVMF exposes, and the
+ * LAUNCH_SECRET packaging (docs/protocol.md §7): the EFI secret table the guest's OVMF exposes, and the
  * encrypted packet (52-byte header + ciphertext) the firmware decrypts into the guest.
  */
 import { createCipheriv, createHmac, randomBytes } from 'node:crypto';

@@ -1,5 +1,5 @@
 /**
- * Launch session creation by the guest owner (protocol doc §4): a fresh P-384 GODH key, ECDH with the
+ * Launch session creation by the guest owner (docs/protocol.md §4): a fresh P-384 GODH key, ECDH with the
  * platform's PDH, the KDF chain master -> KEK/KIK, the wrapped TEK/TIK and the 128-byte session blob
  * that LAUNCH_START consumes.
  */
@@ -99,7 +99,7 @@ export interface SessionBlobFields {
   policyMac: Uint8Array;
 }
 
-/** Splits a 128-byte session blob into its fields (protocol doc §4 step 6). */
+/** Splits a 128-byte session blob into its fields (docs/protocol.md §4 step 6). */
 export function parseSessionBlob(b: Uint8Array): SessionBlobFields {
   need('session blob', b, SESSION_BLOB_SIZE);
   return {
@@ -187,7 +187,7 @@ async function importPdhKey(pdhPoint: Uint8Array): Promise<webcrypto.CryptoKey> 
 }
 
 /**
- * Z of the launch (protocol doc §4): the 48-byte big-endian x coordinate of ECDH(owner private, PDH), by
+ * Z of the launch (docs/protocol.md §4): the 48-byte big-endian x coordinate of ECDH(owner private, PDH), by
  * WebCrypto deriveBits, which runs on the libuv thread pool.
  */
 export async function ecdhSecretAsync(

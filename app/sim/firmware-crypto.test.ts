@@ -29,7 +29,7 @@ function expectStatus(fn: () => unknown, status: string): void {
   throw new Error(`expected SimFirmwareError ${status}, nothing was thrown`);
 }
 
-describe('firmware KDF and session unwrap (doc §9 virtee vectors)', () => {
+describe('firmware KDF and session unwrap (docs/protocol.md §9 virtee vectors)', () => {
   it('KDF(00x16, "sev-master-secret", 00x16, 128)', () => {
     const out = firmwareKdf(new Uint8Array(16), 'sev-master-secret', new Uint8Array(16), 128);
     expect(toHex(out)).toBe('ab4d269fcc62bedb4511d56c386ce706');
@@ -76,7 +76,7 @@ describe('firmware KDF and session unwrap (doc §9 virtee vectors)', () => {
   });
 });
 
-describe('policy checks (doc §8)', () => {
+describe('policy checks (docs/protocol.md §8)', () => {
   it('reserved bits give POLICY_FAILURE, a minimum API above the platform too', () => {
     expect(() => checkPolicy(0x5, 1, 51)).not.toThrow();
     for (let bit = 6; bit < 16; bit++) expectStatus(() => checkPolicy(1 << bit, 1, 51), 'POLICY_FAILURE');
@@ -87,7 +87,7 @@ describe('policy checks (doc §8)', () => {
   });
 });
 
-describe('LAUNCH_MEASURE (doc §9)', () => {
+describe('LAUNCH_MEASURE (docs/protocol.md §9)', () => {
   it('virtee verify vector (api 0.18, build 0x0f)', () => {
     const m = computeLaunchMeasure({
       tik: fromHex('66320db73158a35a255d051758e95ed4'),
@@ -135,7 +135,7 @@ function createHashHmac(key: Uint8Array, msg: Uint8Array): string {
   return createHmac('sha256', key).update(msg).digest('hex');
 }
 
-describe('LAUNCH_SECRET (sevctl secretbuild vectors, doc §9)', () => {
+describe('LAUNCH_SECRET (sevctl secretbuild vectors, docs/protocol.md §9)', () => {
   const tek = read('secret/tek1.bin');
   const tik = read('secret/tik1.bin');
   const measure = fromBase64('TLeA7607lZQntLjRY1/i+sbtdSZ+75zxpz4Px9hzpBLwItF5Q2o4prA++3ZZv9ZS').subarray(

@@ -12,9 +12,9 @@ export const SESSION_SIZE = 128;
 export const PACKET_HEADER_SIZE = 52;
 export const MEASURE_SIZE = 32;
 export const MNONCE_SIZE = 16;
-/** SEV_SCRATCH_BUF_LEN: the largest LAUNCH_SECRET payload the firmware accepts (doc §7). */
+/** SEV_SCRATCH_BUF_LEN: the largest LAUNCH_SECRET payload the firmware accepts (docs/protocol.md §7). */
 export const MAX_SECRET_LENGTH = 0x5000;
-/** Policy bits 6..15 are reserved and must be zero (SEV_GUEST_POLICY_RESERVED_MASK, doc §8). */
+/** Policy bits 6..15 are reserved and must be zero (SEV_GUEST_POLICY_RESERVED_MASK, docs/protocol.md §8). */
 export const POLICY_RESERVED_MASK = 0xffc0;
 export const POLICY_ES = 0x4;
 export const SECRET_FLAG_COMPRESSED = 0x1;
@@ -42,7 +42,7 @@ export function macEqual(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * NIST SP 800-108 counter-mode KDF with HMAC-SHA256 as the firmware's nist_kdf.c does it (doc §4.4):
+ * NIST SP 800-108 counter-mode KDF with HMAC-SHA256 as the firmware's nist_kdf.c does it (docs/protocol.md §4.4):
  * K(i) = HMAC(key, u32le(i) || label || 0x00 || context || u32le(L)), counter and L little-endian.
  */
 export function firmwareKdf(
@@ -68,7 +68,7 @@ export interface SessionFields {
   policyMac: Uint8Array;
 }
 
-/** Splits the 128-byte LAUNCH_START session blob (doc §4.6). */
+/** Splits the 128-byte LAUNCH_START session blob (docs/protocol.md §4.6). */
 export function splitSession(session: Uint8Array): SessionFields {
   if (session.length !== SESSION_SIZE) {
     throw new SimFirmwareError(
@@ -88,7 +88,7 @@ export function splitSession(session: Uint8Array): SessionFields {
 /**
  * The firmware's derive_master_secret + establish_channel: from the ECDH shared secret Z and the
  * session blob, re-derive master/KEK/KIK, verify wrap_mac and unwrap TEK || TIK. Z is taken as given
- * (48 bytes in a real launch; the doc §9 vector uses 16 zero bytes).
+ * (48 bytes in a real launch; the docs/protocol.md §9 vector uses 16 zero bytes).
  */
 export function unwrapSession(z: Uint8Array, session: Uint8Array): { tek: Uint8Array; tik: Uint8Array } {
   const s = splitSession(session);
@@ -117,7 +117,7 @@ export function apiAtLeast(major: number, minor: number, wantMajor: number, want
   return major > wantMajor || (major === wantMajor && minor >= wantMinor);
 }
 
-/** The firmware's policy checks at LAUNCH_START (doc §8): reserved bits zero, minimum API met. */
+/** The firmware's policy checks at LAUNCH_START (docs/protocol.md §8): reserved bits zero, minimum API met. */
 export function checkPolicy(policy: number, apiMajor: number, apiMinor: number): void {
   if (!Number.isInteger(policy) || policy < 0 || policy > 0xffffffff) {
     throw new SimFirmwareError('INVALID_PARAM', `policy must be a u32, got ${policy}`);
@@ -146,7 +146,7 @@ export interface MeasureInputs {
 }
 
 /**
- * LAUNCH_MEASURE's HMAC (doc §5): HMAC(TIK, 0x04 || major || minor || build || u32le(policy) || LD ||
+ * LAUNCH_MEASURE's HMAC (docs/protocol.md §5): HMAC(TIK, 0x04 || major || minor || build || u32le(policy) || LD ||
  * mnonce); firmware API < 0.17 omits the 0x04||major||minor||build prefix.
  */
 export function computeLaunchMeasure(m: MeasureInputs): Uint8Array {
@@ -165,7 +165,7 @@ export interface SecretPacketInputs {
 }
 
 /**
- * The firmware's LAUNCH_SECRET checks and sev_channel_extract (doc §7): header size, flags, length
+ * The firmware's LAUNCH_SECRET checks and sev_channel_extract (docs/protocol.md §7): header size, flags, length
  * rules, MAC (encrypt-then-MAC, over the ciphertext), then AES-128-CTR decryption with the TEK.
  */
 export function openSecretPacket(p: SecretPacketInputs): Uint8Array {
@@ -213,7 +213,7 @@ export interface SecretTableEntry {
 }
 
 /**
- * Parses the EFI secret table (doc §7) as the guest would: table GUID, u32 total length (excluding
+ * Parses the EFI secret table (docs/protocol.md §7) as the guest would: table GUID, u32 total length (excluding
  * padding), entries of GUID || u32 length (incl. its 20-byte header) || data; padding must be zero.
  */
 export function parseEfiSecretTable(plain: Uint8Array): SecretTableEntry[] {

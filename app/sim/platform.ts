@@ -37,7 +37,7 @@ import {
 export const SEV_CERT_BYTES = 2084;
 export const VMSA_PAGE_SIZE = 4096;
 
-/** Only selects the ASK/ARK key size and CEK signature algorithm (doc §2): Naples 2048/SHA-256, Rome+ 4096/SHA-384. */
+/** Only selects the ASK/ARK key size and CEK signature algorithm (docs/protocol.md §2): Naples 2048/SHA-256, Rome+ 4096/SHA-384. */
 export type SimGeneration = 'naples' | 'rome';
 
 export interface SimPlatformOptions {
@@ -67,7 +67,7 @@ export interface LaunchSecretResult {
 }
 
 const DEFAULT_API = { major: 1, minor: 51, build: 3 };
-/** The signed test CEKs in virtee's data (likely KDS-issued) carry API 0.14 (doc §8). */
+/** The signed test CEKs in virtee's data (likely KDS-issued) carry API 0.14 (docs/protocol.md §8). */
 const KDS_CEK_API = { major: 0, minor: 14 };
 
 function requireBytes(v: unknown, what: string): Uint8Array {
@@ -175,7 +175,7 @@ export class SimulatedSevPlatform {
         apiMinor: KDS_CEK_API.minor,
       }),
     );
-    // The firmware signs a new PEK with the OCA first, then the CEK: sig1 = OCA, sig2 = CEK (doc §1).
+    // The firmware signs a new PEK with the OCA first, then the CEK: sig1 = OCA, sig2 = CEK (docs/protocol.md §1).
     const pek = signEcdsa(
       signEcdsa(ecdsaCert(pekKey, Usage.PEK, Algo.ECDSA_SHA256), ocaKey, Usage.OCA),
       cekKey,
@@ -402,7 +402,7 @@ export class SimulatedGuest {
   }
 
   /**
-   * LAUNCH_SECRET: verifies and decrypts the packet (doc §7), then parses the EFI secret table the way
+   * LAUNCH_SECRET: verifies and decrypts the packet (docs/protocol.md §7), then parses the EFI secret table the way
    * the guest would. Allowed only between LAUNCH_MEASURE and LAUNCH_FINISH; may be called repeatedly.
    */
   launchSecret(input: { header: Uint8Array; payload: Uint8Array }): LaunchSecretResult {
@@ -457,7 +457,7 @@ function certBody(c: SevCertificate): Uint8Array {
   return serializeSevCert(c).subarray(0, 0x414);
 }
 
-/** Slot filling rule (doc §1): sig1 if it is empty, else sig2. Returns a new certificate. */
+/** Slot filling rule (docs/protocol.md §1): sig1 if it is empty, else sig2. Returns a new certificate. */
 function addSignature(c: SevCertificate, usage: number, algo: number, sig: Uint8Array): SevCertificate {
   const slot = { usage, algo, sig };
   const sigs: SevCertificate['sigs'] =
@@ -465,7 +465,7 @@ function addSignature(c: SevCertificate, usage: number, algo: number, sig: Uint8
   return { ...c, sigs };
 }
 
-/** An ARK/ASK certificate (doc §2) for `key`, signed RSA-PSS by `signer`. */
+/** An ARK/ASK certificate (docs/protocol.md §2) for `key`, signed RSA-PSS by `signer`. */
 function buildAmdCert(
   key: SimRsaKey,
   signer: SimRsaKey,

@@ -1,7 +1,7 @@
 /**
  * A simulated virtualization host: plays what QEMU (and libvirt on top of it) do with an SEV platform,
  * for the listener tests and the demo. It reports the platform's capabilities like
- * `query-sev-capabilities`, and for a launch feeds the firmware the bytes QEMU measures (doc §6): the
+ * `query-sev-capabilities`, and for a launch feeds the firmware the bytes QEMU measures (docs/protocol.md §6): the
  * OVMF image, then the padded kernel hashes table when a kernel is measured, then one VMSA per vCPU for
  * SEV-ES; then LAUNCH_MEASURE, `sev-inject-launch-secret` and resume (LAUNCH_FINISH).
  * The table and VMSA bytes come from app/digest (QEMU builds those on the host too).

@@ -1,5 +1,5 @@
 /**
- * Typed IPC handlers with the security checklist built in (docs/architecture-and-style.md §2):
+ * Typed IPC handlers with the security checklist built in (docs/architecture.md §6.2):
  * every call is checked for its sender (main frame, our app:// origin, a window we created) and its
  * arguments are parsed with the contract's zod schema before the service sees them. Errors come back as
  * `{ ok: false, error, message }` (never a stack). Only this file and send.ts touch ipcMain/webContents.

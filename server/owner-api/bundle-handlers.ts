@@ -22,9 +22,10 @@ import type {
   TrustedBundleKey,
 } from '../../app/contract/ipc';
 import { fromBase64 } from '../../app/sev/bytes';
-import type { RunningService } from '../serve/serve';
+import { DomainError } from '../../app/errors';
+import type { ProfileStore } from '../services/profile-store';
 import type { BundleService } from '../services/bundle-service';
-import { parseTrustedKey, type StoredTrustedKey } from '../services/trusted-keys';
+import { parseTrustedKey, type StoredTrustedKey, type TrustedKeyStore } from '../services/trusted-keys';
 
 type BundleChannel = Extract<keyof InvokeHandlers, `bundles:${string}`>;
 
@@ -98,8 +99,12 @@ export function verifyForUi(bundles: BundleService, text: string): BundleVerific
 }
 
 /** The handlers of every `bundles:*` channel. */
-export function bundleHandlers(service: RunningService): Pick<InvokeHandlers, BundleChannel> {
-  const { bundles, trustedKeys } = service;
+export function bundleHandlers(deps: {
+  bundles: BundleService;
+  trustedKeys: TrustedKeyStore;
+  profiles: Pick<ProfileStore, 'get'>;
+}): Pick<InvokeHandlers, BundleChannel> {
+  const { bundles, trustedKeys } = deps;
   return {
     'bundles:preview': async (vmId, selection) =>
       bodyView(await bundles.previewProfile(vmId, { selection: selectionOf(selection) })),
@@ -119,8 +124,8 @@ export function bundleHandlers(service: RunningService): Pick<InvokeHandlers, Bu
         ...(options?.name !== undefined ? { name: options.name } : {}),
         ...(options?.approval !== undefined ? { approval: options.approval } : {}),
       });
-      const vm = service.profiles.get(r.vm.id);
-      if (!vm) throw Object.assign(new Error(`VM ${r.vm.id} was not stored`), { code: 'unknown-vm' });
+      const vm = deps.profiles.get(r.vm.id);
+      if (!vm) throw new DomainError('unknown-vm', `VM ${r.vm.id} was not stored`);
       return { vm, warnings: r.warnings, signer: r.signer, rows: r.rows };
     },
     'bundles:key': async () => (await bundles.signingKey()) ?? null,

@@ -2,22 +2,22 @@
  * The contract's handlers over the running services (server/serve/serve.ts `startService`): the same
  * object backs Electron IPC (register.ts) and the browser bridge (server/web/ui-server.ts).
  */
-import { LUKS_PASSPHRASE_GUID, secretAccount, type VmProfile } from '../../app/profile';
+import { LUKS_PASSPHRASE_GUID } from '../../app/profile';
 import { fromBase64, toBase64, wipe } from '../../app/sev/bytes';
 import type { AppInfo, ApprovalView, InvokeHandlers, ParsedArgs } from '../../app/contract/ipc';
-import type { Approval } from '../services/approvals';
-import type { RunningService } from '../serve/serve';
-import type { UiEventBus } from './event-bus';
+import { DomainError } from '../../app/errors';
 import { buildHostSetup } from '../../app/host-setup';
+import type { Approval, ApprovalService } from '../services/approvals';
+import type { ArtifactImportService } from '../services/artifact-import';
 import { previewDigests } from '../services/digest-preview';
-import { demoRunnerFor } from '../services/demo-host';
-import { ensureDemoProfile } from '../services/demo-setup';
-import { artifactImportsFor } from '../services/artifact-import';
+import type { ExpectedDigests } from '../services/expected-digests';
+import type { OwnerService } from '../services/owner-service';
+import type { ProfileStore } from '../services/profile-store';
+import type { SecretActor, SecretService } from '../services/secret-service';
+import type { RunningService } from '../serve/serve';
+import type { TunnelController } from '../serve/tunnel-controller';
+import type { UiEventBus } from './event-bus';
 import { bundleHandlers } from './bundle-handlers';
-
-function coded(code: string, message: string): Error {
-  return Object.assign(new Error(message), { code });
-}
 
 /** The contract's view of an approval. */
 export function approvalView(a: Approval): ApprovalView {
@@ -43,82 +43,111 @@ export interface HandlerContext {
   mode: AppInfo['mode'];
   version: string;
   dataDir: string;
-  hostToken?: string;
   firstRun: { get(): boolean; complete(): void };
-  /** The first-run demo's firmware image (default: findDemoFirmware(), the shipped assets/demo). */
-  demoFirmware?: string;
   openExternal(url: string): Promise<void>;
 }
 
-/** Builds every contract handler. */
-export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
-  const { service } = ctx;
-  const requireProfile = (id: string): VmProfile => {
-    const p = service.profiles.get(id);
-    if (!p) throw coded('unknown-vm', `no VM profile ${id}`);
-    return p;
-  };
-  const eventsOf = (filter: ParsedArgs<'events:list'>[0]) => service.owner.events(filter);
+type Handlers<P extends string> = Pick<InvokeHandlers, Extract<keyof InvokeHandlers, `${P}:${string}`>>;
 
+/** `profiles:*`: the owner's VM profiles, saved with the same checks and warnings as PUT /v1/vm. */
+export function profileHandlers(
+  deps: { profiles: ProfileStore; owner: OwnerService; secrets: SecretService },
+  actor: SecretActor,
+): Handlers<'profiles'> {
   return {
-    'profiles:list': async () => service.profiles.list(),
-    'profiles:get': async (id) => service.profiles.get(id) ?? null,
-    // Through OwnerService: the same validation, firmware checks and warnings as PUT /v1/vm.
-    'profiles:save': async (profile) => service.owner.saveProfile(profile),
-    'profiles:duplicate': async (id, newId) => duplicateProfile(service, requireProfile(id), newId),
-    'profiles:delete': async (id) => service.owner.deleteVm(id),
+    'profiles:list': async () => deps.profiles.list(),
+    'profiles:get': async (id) => deps.profiles.get(id) ?? null,
+    'profiles:save': async (profile) => deps.owner.saveProfile(profile),
+    'profiles:duplicate': async (id, newId) => deps.secrets.duplicateProfile(id, newId, actor),
+    'profiles:delete': async (id) => deps.owner.deleteVm(id, actor),
+  };
+}
 
+/** `secrets:*`: every one goes through SecretService (audited, values wiped). */
+export function secretHandlers(
+  deps: { secrets: SecretService; owner: Pick<OwnerService, 'profileWarnings'> },
+  actor: SecretActor,
+): Handlers<'secrets'> {
+  return {
     'secrets:set': async (vmId, secret) => {
-      const p = requireProfile(vmId);
-      const guid = secret.kind === 'luks-passphrase' ? LUKS_PASSPHRASE_GUID : secret.guid;
-      const bytes =
-        secret.kind === 'luks-passphrase'
-          ? new TextEncoder().encode(secret.passphrase)
-          : fromBase64(secret.dataBase64);
-      await service.secretStore.set(secretAccount(vmId, guid), bytes);
-      const ref = { guid, kind: secret.kind, ...(secret.label ? { label: secret.label } : {}) };
-      const updated = service.profiles.put({
-        ...p,
-        secrets: [...p.secrets.filter((s) => s.guid !== guid), ref],
-      });
-      return { ref, warnings: await service.owner.profileWarnings(updated) };
+      const { ref, profile } = await deps.secrets.set(
+        vmId,
+        {
+          guid: secret.kind === 'luks-passphrase' ? LUKS_PASSPHRASE_GUID : secret.guid,
+          kind: secret.kind,
+          ...(secret.label ? { label: secret.label } : {}),
+          value:
+            secret.kind === 'luks-passphrase'
+              ? new TextEncoder().encode(secret.passphrase)
+              : fromBase64(secret.dataBase64),
+        },
+        actor,
+      );
+      return { ref, warnings: await deps.owner.profileWarnings(profile) };
     },
     'secrets:reveal': async (vmId, guid) => {
-      const p = requireProfile(vmId);
-      const ref = p.secrets.find((s) => s.guid === guid);
-      if (!ref) throw coded('unknown-secret', `VM ${vmId} has no secret ${guid}`);
-      const bytes = await service.secretStore.get(secretAccount(vmId, guid));
-      if (!bytes) throw coded('secret-missing', `the keychain holds no value for ${vmId}/${guid}`);
-      return {
-        guid,
-        kind: ref.kind,
-        base64: toBase64(bytes),
-        ...(ref.kind === 'luks-passphrase' ? { text: new TextDecoder().decode(bytes) } : {}),
-      };
+      const { ref, value } = await deps.secrets.reveal(vmId, guid, actor);
+      try {
+        return {
+          guid,
+          kind: ref.kind,
+          base64: toBase64(value),
+          ...(ref.kind === 'luks-passphrase' ? { text: new TextDecoder().decode(value) } : {}),
+        };
+      } finally {
+        wipe(value);
+      }
     },
     'secrets:delete': async (vmId, guid) => {
-      const p = requireProfile(vmId);
-      await service.secretStore.delete(secretAccount(vmId, guid));
-      service.profiles.put({ ...p, secrets: p.secrets.filter((s) => s.guid !== guid) });
+      await deps.secrets.delete(vmId, guid, actor);
     },
+  };
+}
 
-    'artifacts:list': async () => artifactImportsFor(service).list(),
-    'artifacts:import': async (request) => artifactImportsFor(service).import(request),
-    'artifacts:cancelImport': async (importId) => artifactImportsFor(service).cancel(importId),
-    'artifacts:inspect': async (sha256) => artifactImportsFor(service).inspect(sha256),
-    'digests:preview': async (draft) => previewDigests(service.digests, draft),
+/** `artifacts:*` and `digests:preview`. */
+export function artifactHandlers(deps: {
+  imports: ArtifactImportService;
+  digests: ExpectedDigests;
+}): Handlers<'artifacts' | 'digests'> {
+  return {
+    'artifacts:list': async () => deps.imports.list(),
+    'artifacts:import': async (request) => deps.imports.import(request),
+    'artifacts:cancelImport': async (importId) => deps.imports.cancel(importId),
+    'artifacts:inspect': async (sha256) => deps.imports.inspect(sha256),
+    'digests:preview': async (draft) => previewDigests(deps.digests, draft),
+  };
+}
 
-    'approvals:list': async () => service.approvals.list().map(approvalView),
+/** `approvals:*` and `events:*`: the owner's decisions and the audit trail. */
+export function decisionHandlers(deps: {
+  approvals: ApprovalService;
+  owner: OwnerService;
+}): Handlers<'approvals' | 'events'> {
+  const eventsOf = (filter: ParsedArgs<'events:list'>[0]) => deps.owner.events(filter);
+  return {
+    'approvals:list': async () => deps.approvals.list().map(approvalView),
     'approvals:decide': async (id, decision) => {
-      service.owner.decide(id, decision);
+      deps.owner.decide(id, decision);
     },
-
     'events:list': async (filter) => eventsOf(filter),
     'events:export': async (filter) => ({
       fileName: `sev-attest-audit-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
       json: JSON.stringify(eventsOf(filter), null, 2),
     }),
+  };
+}
 
+/** `listener:*`, `tunnel:*` and `hostSetup:get`: where hosts reach the service. */
+export function listenerHandlers(deps: {
+  service: Pick<
+    RunningService,
+    'listenerStatus' | 'configureListener' | 'ownerToken' | 'hostToken' | 'url' | 'tlsFingerprint'
+  >;
+  tunnel: TunnelController;
+  profiles: ProfileStore;
+}): Handlers<'listener' | 'tunnel' | 'hostSetup'> {
+  const { service } = deps;
+  return {
     'listener:status': async () => service.listenerStatus(),
     'listener:configure': async (config) =>
       service.configureListener({
@@ -129,94 +158,49 @@ export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
         allowNonLoopback: config.confirmNonLoopback === true,
       }),
     'listener:tokens': async () => ({ ownerToken: service.ownerToken, hostToken: service.hostToken ?? null }),
-
-    'tunnel:status': async () => service.tunnel.status(),
-    'tunnel:configure': async (config) => service.tunnel.configure(config),
-
-    'hostSetup:get': async (vmId) =>
-      buildHostSetup({
-        profile: requireProfile(vmId),
+    'tunnel:status': async () => deps.tunnel.status(),
+    'tunnel:configure': async (config) => deps.tunnel.configure(config),
+    'hostSetup:get': async (vmId) => {
+      const profile = deps.profiles.get(vmId);
+      if (!profile) throw new DomainError('unknown-vm', `no VM profile ${vmId}`);
+      return buildHostSetup({
+        profile,
         listenerUrl: service.url,
         ...(service.tlsFingerprint !== undefined ? { tlsFingerprint: service.tlsFingerprint } : {}),
-        hostTokenRequired: ctx.hostToken !== undefined,
-      }),
-    // Without a vmId: the first-run demo profile, created (firmware, demo passphrase) on first use.
-    'demo:run': async (options) => {
-      const vmId = options.vmId ?? (await ensureDemoProfile(service, ctx.demoFirmware)).profile.id;
-      return demoRunnerFor(service, ctx.hostToken).run({ ...options, vmId });
+        hostTokenRequired: service.hostToken !== undefined,
+      });
     },
-    ...bundleHandlers(service),
+  };
+}
 
+/** Builds every contract handler, each group from the services it uses. */
+export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
+  const { service } = ctx;
+  const actor: SecretActor = { via: ctx.mode === 'desktop' ? 'ipc' : 'browser' };
+  return {
+    ...profileHandlers(service, actor),
+    ...secretHandlers(service, actor),
+    ...artifactHandlers(service),
+    ...decisionHandlers(service),
+    ...listenerHandlers({ service, tunnel: service.tunnel, profiles: service.profiles }),
+    // Without a vmId: the first-run demo profile, created (firmware, demo passphrase) on first use.
+    'demo:run': async (options) => service.demo.run(options),
+    ...bundleHandlers(service),
     'app:info': async () => ({
       version: ctx.version,
       mode: ctx.mode,
       platform: process.platform,
       firstRunComplete: ctx.firstRun.get(),
       dataDir: ctx.dataDir,
-      secretStore: { kind: service.secretStore.kind, note: service.secretStore.description },
+      secretStore: { kind: service.secrets.kind, note: service.secrets.description },
     }),
     'app:completeFirstRun': async () => ctx.firstRun.complete(),
     'shell:openExternal': async (url) => ctx.openExternal(url),
   };
 }
 
-/**
- * Copies a profile under a new id with its secrets: each value is read from the SecretStore and written
- * under the new id's account. A secret that cannot be copied (keychain locked, value missing) is left
- * out of the copy and named in the warnings; the copy itself is still made.
- */
-export async function duplicateProfile(
-  service: RunningService,
-  source: VmProfile,
-  newId: string,
-): Promise<{ profile: VmProfile; warnings: string[] }> {
-  if (service.profiles.get(newId)) throw coded('vm-exists', `a VM profile ${newId} exists already`);
-  const secrets: VmProfile['secrets'] = [];
-  const warnings: string[] = [];
-  for (const ref of source.secrets) {
-    const what = `secret ${ref.label ?? ref.guid}`;
-    let value: Uint8Array | undefined;
-    try {
-      value = await service.secretStore.get(secretAccount(source.id, ref.guid));
-    } catch (e) {
-      warnings.push(`${what} was not copied: ${e instanceof Error ? e.message : String(e)}`);
-      continue;
-    }
-    if (!value) {
-      warnings.push(`${what} was not copied: the keychain holds no value for ${source.id}`);
-      continue;
-    }
-    try {
-      await service.secretStore.set(secretAccount(newId, ref.guid), value);
-      secrets.push(ref);
-    } catch (e) {
-      warnings.push(`${what} was not copied: ${e instanceof Error ? e.message : String(e)}`);
-    } finally {
-      wipe(value);
-    }
-  }
-  const { createdAt: _c, updatedAt: _u, ...fields } = source;
-  let profile: VmProfile;
-  try {
-    profile = service.profiles.put({ ...fields, id: newId, name: `${source.name} (copy)`, secrets });
-  } catch (e) {
-    // No orphan values under an id that has no profile.
-    for (const ref of secrets)
-      await service.secretStore.delete(secretAccount(newId, ref.guid)).catch(() => {});
-    throw e;
-  }
-  await service.audit.appendDurable({
-    type: 'profile',
-    result: 'ok',
-    vmId: newId,
-    message: `VM ${newId} registered as a copy of ${source.id}`,
-    details: { secrets: secrets.map((r) => r.guid), warnings },
-  });
-  return { profile, warnings };
-}
-
 /** First-run completion kept in the settings (both modes), so it survives restarts. */
-export function settingsFirstRun(service: RunningService): HandlerContext['firstRun'] {
+export function settingsFirstRun(service: Pick<RunningService, 'settings'>): HandlerContext['firstRun'] {
   return {
     get: () => service.settings.get().firstRunDone,
     complete: () => void service.settings.update({ firstRunDone: true }),
@@ -224,14 +208,17 @@ export function settingsFirstRun(service: RunningService): HandlerContext['first
 }
 
 /** Forwards service changes to the UI event bus; returns the disconnect function. */
-export function connectUiEvents(service: RunningService, bus: UiEventBus): () => void {
+export function connectUiEvents(
+  service: Pick<RunningService, 'approvals' | 'audit' | 'onListenerChange' | 'tunnel' | 'imports'>,
+  bus: UiEventBus,
+): () => void {
   const offApprovals = service.approvals.subscribe(() =>
     bus.emit('approvals:changed', service.approvals.list().map(approvalView)),
   );
   const offAudit = service.audit.subscribe((e) => bus.emit('events:appended', e));
   const offListener = service.onListenerChange((status) => bus.emit('listener:changed', status));
   const offTunnel = service.tunnel.subscribe((status) => bus.emit('tunnel:changed', status));
-  const offImports = artifactImportsFor(service).subscribe((p) => bus.emit('artifacts:progress', p));
+  const offImports = service.imports.subscribe((p) => bus.emit('artifacts:progress', p));
   return () => {
     offApprovals();
     offAudit();

@@ -4,7 +4,7 @@
  * current port, restarted when the listener moves, configured from the UI (stored in settings.tunnel)
  * or for one run by `serve --tunnel` (not stored).
  */
-import type { TunnelStatus as UiTunnelStatus } from '../../app/contract/ipc';
+import type { TunnelStatus as UiTunnelStatus } from '../../app/status';
 import { SshTunnel, type SshTunnelOptions, type TunnelStatus } from '../services/ssh-tunnel';
 import type { SettingsStore } from '../services/settings-store';
 import { describeTunnel, startAuditedTunnel, type TunnelAuditSink } from './tunnel';

@@ -393,15 +393,3 @@ export class ArtifactImportService {
     }
   }
 }
-
-const services = new WeakMap<object, ArtifactImportService>();
-
-/** The one import service of a running service (created on first use). */
-export function artifactImportsFor(service: { artifacts: ArtifactStore }): ArtifactImportService {
-  let s = services.get(service);
-  if (!s) {
-    s = new ArtifactImportService({ store: service.artifacts });
-    services.set(service, s);
-  }
-  return s;
-}

@@ -371,15 +371,3 @@ function refusal(step: 'launch' | 'validate', a: Answer): DemoRunResult {
 function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
-
-const runners = new WeakMap<object, DemoHostRunner>();
-
-/** The one runner of a running service (created on first use, so its platform is trusted only once asked). */
-export function demoRunnerFor(service: DemoServiceView, hostToken?: string): DemoHostRunner {
-  let r = runners.get(service);
-  if (!r) {
-    r = new DemoHostRunner({ service, ...(hostToken !== undefined ? { hostToken } : {}) });
-    runners.set(service, r);
-  }
-  return r;
-}

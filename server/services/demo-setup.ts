@@ -7,13 +7,13 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { LUKS_PASSPHRASE_GUID, secretAccount, type SecretRef, type VmProfile } from '../../app/profile';
+import { LUKS_PASSPHRASE_GUID, type VmProfile } from '../../app/profile';
 import { findCpuPreset } from '../../app/digest/cpu-presets';
 import type { ArtifactStore } from './artifact-store';
 import { DemoError } from './demo-host';
 import type { OwnerService } from './owner-service';
 import type { ProfileStore } from './profile-store';
-import type { SecretStore } from './secret-store';
+import type { SecretService } from './secret-service';
 
 export const DEMO_VM_ID = 'demo';
 /** The demo profile's name: says what it is wherever profiles are listed. */
@@ -28,9 +28,9 @@ const DEMO_POLICY = 0x5;
 
 /** What the setup needs of the running service (server/serve/serve.ts RunningService). */
 export interface DemoSetupService {
-  profiles: Pick<ProfileStore, 'get' | 'put'>;
+  profiles: Pick<ProfileStore, 'get'>;
   artifacts: Pick<ArtifactStore, 'has' | 'importFile'>;
-  secretStore: Pick<SecretStore, 'get' | 'set' | 'delete'>;
+  secrets: Pick<SecretService, 'set' | 'has'>;
   owner: Pick<OwnerService, 'saveProfile'>;
 }
 
@@ -62,27 +62,15 @@ export function findDemoFirmware(
   }
 }
 
-const pending = new WeakMap<object, Promise<unknown>>();
-
 /**
  * The demo profile, created on first use (firmware imported, demo passphrase stored) and reused after:
  * its firmware is imported again when missing, and the demo passphrase is put back when the profile is
  * the one created here and its value is gone (a memory secret store after a restart). A profile `demo`
- * the owner made is run as it is. Calls for one service run one after the other.
+ * the owner made is run as it is. DemoService runs the calls of one service one after the other.
  */
-export function ensureDemoProfile(
+export async function ensureDemoProfile(
   service: DemoSetupService,
   firmwarePath: string | undefined = findDemoFirmware(),
-): Promise<{ profile: VmProfile; created: boolean }> {
-  const before = pending.get(service) ?? Promise.resolve();
-  const run = before.catch(() => undefined).then(() => setUp(service, firmwarePath));
-  pending.set(service, run);
-  return run;
-}
-
-async function setUp(
-  service: DemoSetupService,
-  firmwarePath: string | undefined,
 ): Promise<{ profile: VmProfile; created: boolean }> {
   const importFirmware = async () => {
     if (!firmwarePath || !existsSync(firmwarePath)) {
@@ -106,10 +94,8 @@ async function setUp(
     let profile = existing;
     if (existing.name === DEMO_PROFILE_NAME) {
       const luks = existing.secrets.find((s) => s.guid === LUKS_PASSPHRASE_GUID);
-      const value = luks
-        ? await service.secretStore.get(secretAccount(DEMO_VM_ID, LUKS_PASSPHRASE_GUID))
-        : undefined;
-      if (!luks || !value) profile = await storeDemoSecret(service, existing);
+      const stored = luks !== undefined && (await service.secrets.has(DEMO_VM_ID, LUKS_PASSPHRASE_GUID));
+      if (!stored) profile = await storeDemoSecret(service, existing);
     }
     return { profile, created: false };
   }
@@ -131,18 +117,17 @@ async function setUp(
   return { profile: await storeDemoSecret(service, profile), created: true };
 }
 
-/** The demo passphrase's value in the SecretStore, then its reference in the profile. */
+/** The demo passphrase: its value in the secret store and its reference in the profile (audited). */
 async function storeDemoSecret(service: DemoSetupService, profile: VmProfile): Promise<VmProfile> {
-  const account = secretAccount(profile.id, LUKS_PASSPHRASE_GUID);
-  await service.secretStore.set(account, new TextEncoder().encode(DEMO_PASSPHRASE));
-  const ref: SecretRef = { guid: LUKS_PASSPHRASE_GUID, kind: 'luks-passphrase', label: 'demo passphrase' };
-  try {
-    return service.profiles.put({
-      ...profile,
-      secrets: [...profile.secrets.filter((s) => s.guid !== LUKS_PASSPHRASE_GUID), ref],
-    });
-  } catch (e) {
-    await service.secretStore.delete(account).catch(() => undefined);
-    throw e;
-  }
+  const { profile: updated } = await service.secrets.set(
+    profile.id,
+    {
+      guid: LUKS_PASSPHRASE_GUID,
+      kind: 'luks-passphrase',
+      label: 'demo passphrase',
+      value: new TextEncoder().encode(DEMO_PASSPHRASE),
+    },
+    { via: 'demo' },
+  );
+  return updated;
 }

@@ -17,14 +17,8 @@ import {
   type VmResponse,
 } from '../../app/contract/rest';
 import type { AuditEvent, AuditFilter } from '../../app/audit';
-import {
-  secretAccount,
-  VmIdSchema,
-  type FirmwareRef,
-  type SecretRef,
-  type VmProfile,
-} from '../../app/profile';
-import { fromBase64, wipe } from '../../app/sev/bytes';
+import { VmIdSchema, type FirmwareRef, type SecretRef, type VmProfile } from '../../app/profile';
+import { fromBase64 } from '../../app/sev/bytes';
 import { hasSecretArea, supportsMeasuredDirectBoot, hasSevEsResetAddress } from '../../app/digest/ovmf';
 import type { Approval, ApprovalService } from './approvals';
 import { ArtifactError, type ArtifactStore, type ImportOptions } from './artifact-store';
@@ -32,11 +26,11 @@ import type { AuditLog } from './audit-log';
 import type { ConnectionTable } from './connections';
 import type { ExpectedDigests } from './expected-digests';
 import { ProfileValidationError, type ProfileStore } from './profile-store';
-import type { SecretStore } from './secret-store';
+import type { SecretActor, SecretService, SecretValueInput } from './secret-service';
 
 export interface OwnerServiceDeps {
   profiles: ProfileStore;
-  secrets: SecretStore;
+  secrets: SecretService;
   artifacts: ArtifactStore;
   approvals: ApprovalService;
   connections: ConnectionTable;
@@ -129,7 +123,7 @@ export class OwnerService {
   }
 
   /** Registers or replaces a VM. Without `secrets` in the body, a replaced VM keeps its secrets. */
-  async putVm(id: string, body: VmPutRequest): Promise<VmPutResponse> {
+  async putVm(id: string, body: VmPutRequest, actor: SecretActor = { via: 'rest' }): Promise<VmPutResponse> {
     if (!VmIdSchema.safeParse(id).success) {
       throw new ApiError(
         'bad-request',
@@ -153,22 +147,15 @@ export class OwnerService {
       const guids = inputs.map(secretInputGuid);
       if (new Set(guids).size !== guids.length)
         throw new ApiError('bad-request', 'secrets: each GUID may appear once');
-      secrets = [];
-      for (const s of inputs) {
-        const guid = secretInputGuid(s);
-        const value = secretInputBytes(s);
-        try {
-          await this.deps.secrets.set(secretAccount(id, guid), value);
-        } finally {
-          wipe(value);
-        }
-        written.push(guid);
-        secrets.push({
-          guid,
-          kind: s.type === 'luks-passphrase' ? 'luks-passphrase' : 'raw',
-          ...(s.label !== undefined ? { label: s.label } : {}),
-        });
-      }
+      const values: SecretValueInput[] = inputs.map((s) => ({
+        guid: secretInputGuid(s),
+        kind: s.type === 'luks-passphrase' ? 'luks-passphrase' : 'raw',
+        ...(s.label !== undefined ? { label: s.label } : {}),
+        value: secretInputBytes(s),
+      }));
+      await this.deps.secrets.storeValues(id, values, actor);
+      secrets = values.map(({ value: _v, ...ref }) => ref);
+      written.push(...guids);
     }
     let stored: VmProfile;
     try {
@@ -182,9 +169,8 @@ export class OwnerService {
     }
     // Stale secret values of a replaced VM go after the new profile is durable.
     if (body.secrets !== undefined && previous) {
-      for (const s of previous.secrets) {
-        if (!written.includes(s.guid)) await this.deps.secrets.delete(secretAccount(id, s.guid));
-      }
+      const stale = previous.secrets.map((s) => s.guid).filter((g) => !written.includes(g));
+      await this.deps.secrets.deleteValues(id, stale, actor);
     }
     if (previous?.firmware.kind === 'artifact') this.deps.digests.forget(previous.firmware.sha256);
     // On disk before the owner's reply: an acknowledged change is never missing from the log.
@@ -245,11 +231,11 @@ export class OwnerService {
   }
 
   /** Deletes a VM and its secret values. */
-  async deleteVm(id: string): Promise<void> {
+  async deleteVm(id: string, actor: SecretActor = { via: 'rest' }): Promise<void> {
     const p = this.deps.profiles.get(id);
     if (!p) throw new ApiError('unknown-vm', `no VM registered as ${id}`);
     this.deps.profiles.delete(id);
-    for (const account of await this.deps.secrets.list(`vm/${id}/`)) await this.deps.secrets.delete(account);
+    await this.deps.secrets.deleteAll(id, actor);
     await this.deps.audit.appendDurable({
       type: 'profile',
       result: 'ok',

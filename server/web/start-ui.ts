@@ -7,7 +7,6 @@ import type { ArtifactInspection, InvokeHandlers } from '../../app/contract/ipc'
 import type { RunningService } from '../serve/serve';
 import { connectUiEvents, createInvokeHandlers, settingsFirstRun } from '../owner-api/handlers';
 import { UiEventBus } from '../owner-api/event-bus';
-import { artifactImportsFor } from '../services/artifact-import';
 import { MAX_ARTIFACT_BYTES } from '../services/owner-service';
 import { UiServer, type UploadMeta } from './ui-server';
 
@@ -44,10 +43,6 @@ export async function startUi(service: RunningService, opts: StartUiOptions): Pr
     mode: 'browser',
     version: opts.version,
     dataDir: opts.dataDir,
-    // The current one: listener:configure may generate or drop it.
-    get hostToken() {
-      return service.hostToken;
-    },
     firstRun: settingsFirstRun(service),
     openExternal: async () => {
       throw coded('not-supported', 'the browser opens external links itself');
@@ -63,7 +58,7 @@ export async function startUi(service: RunningService, opts: StartUiOptions): Pr
   const maxUploadBytes = opts.maxUploadBytes ?? MAX_ARTIFACT_BYTES;
   // Hashed and written as it streams in; progress (throttled) reaches the page through connectUiEvents.
   const importUpload = (body: AsyncIterable<Uint8Array>, meta: UploadMeta): Promise<ArtifactInspection> =>
-    artifactImportsFor(service).importUpload(body, {
+    service.imports.importUpload(body, {
       importId: meta.importId,
       kind: meta.kind,
       name: meta.name,

@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { invokeArgSchemas, type InvokeHandlers, type InvokeResult } from '../../app/contract/ipc';
 import { LUKS_PASSPHRASE_GUID, secretAccount } from '../../app/profile';
-import { createInvokeHandlers } from '../../server/owner-api/handlers';
 import {
   DEMO_FIRMWARE_FILE,
   DEMO_FIRMWARE_SHA256,
@@ -22,6 +21,7 @@ import {
   findDemoFirmware,
 } from '../../server/services/demo-setup';
 import { startHarness, tmpDir, type Harness } from '../helpers/listener-harness';
+import { ownerHandlers } from '../helpers/ipc';
 
 const SHIPPED = join(process.cwd(), 'assets/demo', DEMO_FIRMWARE_FILE);
 
@@ -47,14 +47,7 @@ async function runDemo(args: unknown[], decision: 'approve' | 'deny' = 'approve'
 
 beforeAll(async () => {
   h = await startHarness({ trustSim: false });
-  handlers = createInvokeHandlers({
-    service: h.svc,
-    mode: 'browser',
-    version: 'test',
-    dataDir: h.dataDir,
-    firstRun: { get: () => false, complete: () => {} },
-    openExternal: async () => {},
-  });
+  handlers = ownerHandlers(h.svc, { mode: 'browser' });
 }, 60_000);
 afterAll(async () => {
   await h?.close();

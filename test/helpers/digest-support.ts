@@ -1,5 +1,5 @@
 /**
- * Test support for the digest tests (not used by the product): the launch measurement HMAC (protocol doc §5)
+ * Test support for the digest tests (not used by the product): the launch measurement HMAC (docs/protocol.md §5)
  * computed directly with node:crypto, and a runner for libvirt's virt-qemu-sev-validate.
  */
 import { createHmac } from 'node:crypto';

@@ -4,7 +4,6 @@
  * (app/sim) on the host side.
  */
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as os from 'node:os';
 import { join } from 'node:path';
 import { fromBase64, toBase64 } from '../../app/sev/bytes';
@@ -18,7 +17,8 @@ import { InMemorySecretStore } from '../../server/services/secret-store';
 export const FIRMWARE_PATH = join(process.cwd(), 'test/fixtures/vectors/virtee-sev/ovmf_AmdSev_suffix.bin');
 export const FIRMWARE = new Uint8Array(fs.readFileSync(FIRMWARE_PATH));
 export const MILAN: CpuSignature = { family: 25, model: 1, stepping: 1 };
-export const OWNER_TOKEN = 'test-owner-token-0123456789abcdef';
+import { OWNER_TOKEN } from './http';
+export { OWNER_TOKEN };
 
 let cachedPlatform: SimulatedSevPlatform | undefined;
 /** One simulated Naples platform per test file (RSA-2048 keys; fast to create). */
@@ -58,65 +58,8 @@ export async function startHarness(
   return { svc, dataDir, close: () => svc.close() };
 }
 
-export interface HttpResult {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  text: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  json: any;
-}
-
-/** One HTTP request; `body` objects are sent as JSON, strings/Buffers raw. */
-export function request(
-  base: string,
-  method: string,
-  path: string,
-  opts: { body?: unknown; token?: string | null; headers?: Record<string, string>; agent?: http.Agent } = {},
-): Promise<HttpResult> {
-  const url = new URL(path, base);
-  const headers: Record<string, string> = { ...opts.headers };
-  if (opts.token !== null) headers.authorization ??= `Bearer ${opts.token ?? OWNER_TOKEN}`;
-  let payload: Buffer | undefined;
-  if (opts.body !== undefined) {
-    if (typeof opts.body === 'string' || Buffer.isBuffer(opts.body) || opts.body instanceof Uint8Array) {
-      payload = Buffer.from(opts.body as string);
-      headers['content-type'] ??= 'application/json';
-    } else {
-      payload = Buffer.from(JSON.stringify(opts.body));
-      headers['content-type'] ??= 'application/json';
-    }
-    headers['content-length'] = String(payload.length);
-  }
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: url.hostname,
-        port: url.port,
-        path: url.pathname + url.search,
-        method,
-        headers,
-        agent: opts.agent,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: unknown;
-          try {
-            json = text ? JSON.parse(text) : undefined;
-          } catch {
-            json = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-        });
-      },
-    );
-    req.on('error', reject);
-    if (payload) req.end(payload);
-    else req.end();
-  });
-}
+export { request, type HttpResult } from './http';
+import { request, type HttpResult } from './http';
 
 export interface VmSetup {
   id: string;

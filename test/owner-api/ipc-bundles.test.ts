@@ -15,9 +15,8 @@ import type {
   TrustedBundleKey,
 } from '../../app/contract/ipc';
 import { LUKS_PASSPHRASE_GUID } from '../../app/profile';
-import { dispatch } from '../../server/owner-api/dispatch';
-import { createInvokeHandlers } from '../../server/owner-api/handlers';
 import { hostFlow, registerVm, startHarness, type Harness } from '../helpers/listener-harness';
+import { ipcClient, ownerHandlers } from '../helpers/ipc';
 
 let a: Harness;
 let b: Harness;
@@ -25,19 +24,12 @@ let onA: InvokeHandlers;
 let onB: InvokeHandlers;
 
 function handlersFor(h: Harness): InvokeHandlers {
-  return createInvokeHandlers({
-    service: h.svc,
-    mode: 'browser',
-    version: 'test',
-    dataDir: h.dataDir,
-    firstRun: { get: () => false, complete: () => {} },
-    openExternal: async () => {},
-  });
+  return ownerHandlers(h.svc, { mode: 'browser' });
 }
 
 /** Calls a channel as the renderer would; returns the value or throws `code: message`. */
 async function call<T>(handlers: InvokeHandlers, channel: string, ...args: unknown[]): Promise<T> {
-  const r = (await dispatch(handlers, channel, args, () => {})) as IpcResponse<T>;
+  const r = (await ipcClient(handlers).raw(channel, ...args)) as IpcResponse<T>;
   if (!r.ok) throw new Error(`${r.error}: ${r.message}`);
   return r.value;
 }

@@ -12,9 +12,10 @@ import {
   type InvokeResult,
 } from '../../app/contract/ipc';
 import { LUKS_PASSPHRASE_GUID } from '../../app/profile';
-import { connectUiEvents, createInvokeHandlers } from '../../server/owner-api/handlers';
+import { connectUiEvents } from '../../server/owner-api/handlers';
 import { UiEventBus } from '../../server/owner-api/event-bus';
 import { FIRMWARE_PATH, MILAN, startHarness, type Harness } from '../helpers/listener-harness';
+import { ownerHandlers } from '../helpers/ipc';
 
 let h: Harness;
 let handlers: InvokeHandlers;
@@ -28,14 +29,7 @@ async function call<K extends InvokeChannel>(channel: K, ...args: unknown[]): Pr
 
 beforeAll(async () => {
   h = await startHarness({ trustSim: false });
-  handlers = createInvokeHandlers({
-    service: h.svc,
-    mode: 'browser',
-    version: 'test',
-    dataDir: h.dataDir,
-    firstRun: { get: () => false, complete: () => {} },
-    openExternal: async () => {},
-  });
+  handlers = ownerHandlers(h.svc, { mode: 'browser' });
   const bus = new UiEventBus();
   bus.subscribe((channel, payload) => {
     if (channel === 'artifacts:progress') progress.push(payload as ArtifactProgress);

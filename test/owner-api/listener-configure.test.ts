@@ -9,10 +9,10 @@ import * as net from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EventChannel, InvokeChannel, ListenerStatus } from '../../app/contract/ipc';
-import { dispatch } from '../../server/owner-api/dispatch';
 import { UiEventBus } from '../../server/owner-api/event-bus';
-import { connectUiEvents, createInvokeHandlers, settingsFirstRun } from '../../server/owner-api/handlers';
+import { connectUiEvents } from '../../server/owner-api/handlers';
 import { startHarness, request, tmpDir, OWNER_TOKEN, type Harness } from '../helpers/listener-harness';
+import { ipcClient, ownerHandlers } from '../helpers/ipc';
 
 const open: Harness[] = [];
 afterEach(async () => {
@@ -26,15 +26,9 @@ async function wired(dataDir?: string) {
   const events: Array<{ channel: EventChannel; payload: unknown }> = [];
   bus.subscribe((channel, payload) => events.push({ channel, payload }));
   connectUiEvents(h.svc, bus);
-  const handlers = createInvokeHandlers({
-    service: h.svc,
-    mode: 'browser',
-    version: 'test',
-    dataDir: h.dataDir,
-    firstRun: settingsFirstRun(h.svc),
-    openExternal: async () => {},
-  });
-  const call = async (channel: InvokeChannel, ...args: unknown[]) => dispatch(handlers, channel, args);
+  const handlers = ownerHandlers(h.svc, { mode: 'browser' });
+  const call = async (channel: InvokeChannel, ...args: unknown[]) =>
+    ipcClient(handlers).raw(channel, ...args);
   return { h, events, call };
 }
 

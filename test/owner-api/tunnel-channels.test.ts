@@ -8,10 +8,10 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { InvokeChannel, TunnelStatus } from '../../app/contract/ipc';
-import { dispatch } from '../../server/owner-api/dispatch';
 import { UiEventBus } from '../../server/owner-api/event-bus';
-import { connectUiEvents, createInvokeHandlers, settingsFirstRun } from '../../server/owner-api/handlers';
+import { connectUiEvents } from '../../server/owner-api/handlers';
 import { startHarness, tmpDir, type Harness } from '../helpers/listener-harness';
+import { ipcClient, ownerHandlers } from '../helpers/ipc';
 
 const dir = tmpDir('sev-fake-ssh-');
 const fakeSsh = join(dir, 'ssh');
@@ -48,15 +48,9 @@ async function wired(dataDir?: string) {
     if (channel === 'tunnel:changed') tunnelEvents.push(payload as TunnelStatus);
   });
   connectUiEvents(h.svc, bus);
-  const handlers = createInvokeHandlers({
-    service: h.svc,
-    mode: 'desktop',
-    version: 'test',
-    dataDir: h.dataDir,
-    firstRun: settingsFirstRun(h.svc),
-    openExternal: async () => {},
-  });
-  const call = async (channel: InvokeChannel, ...args: unknown[]) => dispatch(handlers, channel, args);
+  const handlers = ownerHandlers(h.svc, { mode: 'desktop' });
+  const call = async (channel: InvokeChannel, ...args: unknown[]) =>
+    ipcClient(handlers).raw(channel, ...args);
   return { h, call, tunnelEvents };
 }
 

@@ -6,11 +6,10 @@ import * as fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InvokeChannel, VmProfileInput } from '../../app/contract/ipc';
 import type { VmProfile } from '../../app/profile';
-import { dispatch } from '../../server/owner-api/dispatch';
-import { createInvokeHandlers, settingsFirstRun } from '../../server/owner-api/handlers';
 import type { SecretStore } from '../../server/services/secret-store';
 import { InMemorySecretStore } from '../../server/services/secret-store';
 import { FIRMWARE, MILAN, startHarness, type Harness } from '../helpers/listener-harness';
+import { ipcClient, ownerHandlers } from '../helpers/ipc';
 
 /** An in-memory store whose reads of chosen accounts fail like a locked keychain. */
 class FlakySecretStore extends InMemorySecretStore implements SecretStore {
@@ -31,16 +30,9 @@ let plainOvmf: string;
 
 beforeAll(async () => {
   h = await startHarness({ secretStore: secrets });
-  const handlers = createInvokeHandlers({
-    service: h.svc,
-    mode: 'desktop',
-    version: 'test',
-    dataDir: h.dataDir,
-    firstRun: settingsFirstRun(h.svc),
-    openExternal: async () => {},
-  });
+  const handlers = ownerHandlers(h.svc, { mode: 'desktop' });
   call = async (channel, ...args) =>
-    (await dispatch(handlers, channel, args)) as { ok: boolean; [k: string]: unknown };
+    (await ipcClient(handlers).raw(channel, ...args)) as { ok: boolean; [k: string]: unknown };
   amdSev = (await h.svc.artifacts.importBytes(FIRMWARE, { name: 'amdsev.fd' })).sha256;
   // Debian's OVMF.fd: a firmware with no SEV secret area.
   const ovmf = new Uint8Array(fs.readFileSync('/usr/share/ovmf/OVMF.fd'));

@@ -151,7 +151,7 @@ describe('owner side <-> simulated firmware round trip', () => {
     const session = LaunchSession.create({ pdh: plat.pdh, policy: 1 });
     const ok = { policy: 1, ownerCert: session.ownerCert, session: session.sessionBlob };
     // version (0x00-0x03), usage, algo (0x08-0x0f), curve, qx, qy (0x10-0xa3). Bytes 4-7 (api, reserved)
-    // and the signature slots are not checked by the firmware for a GODH (doc §1).
+    // and the signature slots are not checked by the firmware for a GODH (docs/protocol.md §1).
     const bytes = [0, 1, 2, 3, ...Array.from({ length: 0xa4 - 8 }, (_, i) => i + 8)];
     const seen = new Set<string>();
     for (const byte of bytes) {

@@ -8,6 +8,7 @@ const TYPE_LABEL: Record<AuditEvent['type'], string> = {
   decision: 'Decision',
   validate: 'Validate',
   'secret-release': 'Secret released',
+  secret: 'Secret changed or revealed',
   profile: 'Profile',
   listener: 'Listener',
   tunnel: 'Tunnel',

@@ -1,0 +1,302 @@
+/**
+ * The one composition root: constructs every service from options and wires their dependencies. It starts
+ * nothing (server/serve/serve.ts starts the listener and the tunnel); the desktop app (main/index.ts) and
+ * headless `sev-attest serve` both build their services here.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import type { VmProfile } from '../app/profile';
+import { DomainError, messageOf } from '../app/errors';
+import { DiskCekCache, KdsClient } from '../app/sev/kds';
+import { TrustStore } from '../app/sev/roots';
+import { bundleRoutes } from './listener/bundle-routes';
+import { ListenerController } from './listener/listener-controller';
+import type { ListenerLimits } from './listener/server';
+import { Listener } from './listener/server';
+import type { RateLimitOptions } from './listener/rate-limit';
+import { TunnelController } from './serve/tunnel-controller';
+import { ApprovalService } from './services/approvals';
+import { ArtifactImportService } from './services/artifact-import';
+import { ArtifactStore } from './services/artifact-store';
+import { AttestationService, type CekSource } from './services/attestation';
+import { AuditLog } from './services/audit-log';
+import { BundleService } from './services/bundle-service';
+import { ConnectionTable } from './services/connections';
+import { DemoService } from './services/demo-service';
+import { ExpectedDigests } from './services/expected-digests';
+import { createConfBackend, type KeyValueBackend } from './services/kv-backend';
+import { OwnerService } from './services/owner-service';
+import { ProfileStore } from './services/profile-store';
+import { SecretService } from './services/secret-service';
+import { createSecretStore, type SecretStore } from './services/secret-store';
+import { SettingsStore } from './services/settings-store';
+import { TrustedKeyStore, type StoredTrustedKey } from './services/trusted-keys';
+
+/**
+ * Makes the JSON key-value file behind one store (profiles, settings). Headless mode uses `conf`
+ * (createConfBackend); the desktop app passes one on electron-store, which extends conf.
+ */
+export type KeyValueBackendFactory = <T extends Record<string, unknown>>(options: {
+  cwd: string;
+  configName: string;
+  defaults: T;
+}) => KeyValueBackend<T>;
+
+export interface ServeOptions {
+  /** Bind address; default the stored setting (listener.host, 127.0.0.1 unless changed). */
+  host?: string;
+  /** Default the stored setting (listener.port, 8470 unless changed); 0 picks a free port. */
+  port?: number;
+  dataDir: string;
+  /** The JSON stores' backend (default: conf files in dataDir). */
+  kvBackend?: KeyValueBackendFactory;
+  /** Extra ASK||ARK files (AMD's ask_ark_<gen>.cert layout) trusted besides the pinned AMD roots. */
+  trustCa?: string[];
+  /** Also trust the pinned AMD roots (default true; tests of a simulated platform may turn it off). */
+  trustAmdRoots?: boolean;
+  secretStore?: 'keychain' | 'memory' | SecretStore;
+  /** HTTPS with the self-signed certificate in dataDir; default the stored setting (listener.tls). */
+  tls?: boolean;
+  /** The owner token; else DIR/owner-token, generated on first use (mode 0600). */
+  ownerToken?: string;
+  /** The token hosts must send; else DIR/host-token when the owner generated one (listener:configure). */
+  hostToken?: string;
+  allowedHosts?: string[];
+  /** AMD key server base URL (default: the settings' kdsUrl, https://kdsintf.amd.com). */
+  kdsUrl?: string;
+  /** Where a signed CEK comes from when the chain's is unsigned; default a KdsClient on kdsUrl with a disk cache in DIR/kds-cache. */
+  kds?: CekSource;
+  approvalTimeoutSeconds?: number;
+  connectionTtlSeconds?: number;
+  rateLimit?: Omit<RateLimitOptions, 'now'> | false;
+  limits?: Partial<ListenerLimits>;
+  log?: (line: string) => void;
+  version?: string;
+  /** The ssh program the reverse tunnel runs (default `ssh` on PATH; tests pass a stand-in). */
+  sshPath?: string;
+  /** The first-run demo's firmware image (default: the shipped assets/demo). */
+  demoFirmware?: string;
+}
+
+/** Every service of one running SEV Attest, constructed and wired but not started. */
+export interface Services {
+  dataDir: string;
+  /** The anchors chains are verified against; the demo host adds its simulated root here, labelled 'extra'. */
+  trust: TrustStore;
+  /** Where secret values live (OS keychain or memory); only SecretService and the release path read it. */
+  secretStore: SecretStore;
+  /** Set, reveal, delete and copy secret values, each audited: every transport goes through it. */
+  secrets: SecretService;
+  settings: SettingsStore;
+  profiles: ProfileStore;
+  artifacts: ArtifactStore;
+  /** Imports with progress and cancellation (hashing in a worker), and browser uploads. */
+  imports: ArtifactImportService;
+  audit: AuditLog;
+  approvals: ApprovalService;
+  connections: ConnectionTable;
+  /** The expected-digest cache (one firmware pass per artifact), shared with previews of draft profiles. */
+  digests: ExpectedDigests;
+  attestation: AttestationService;
+  owner: OwnerService;
+  /** The keys trusted to sign bundles (DIR/trusted-keys.json). */
+  trustedKeys: TrustedKeyStore;
+  /** Measurement bundles: signing key, export, verify, import (also the listener's bundle routes). */
+  bundles: BundleService;
+  listener: ListenerController;
+  /** The SSH reverse tunnel to the listener (tunnel:status / tunnel:configure, serve --tunnel). */
+  tunnel: TunnelController;
+  demo: DemoService;
+  /** Closes what construction opened (stores, timers, the audit log); the listener is closed by its starter. */
+  close(): Promise<void>;
+}
+
+/** Builds the trust store: AMD's pinned roots (unless turned off) plus each --trust-ca file. */
+function buildTrust(opts: ServeOptions): TrustStore {
+  const trust = opts.trustAmdRoots === false ? TrustStore.empty() : TrustStore.pinned();
+  for (const file of opts.trustCa ?? []) {
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(fs.readFileSync(file));
+    } catch (e) {
+      throw new DomainError('bad-arguments', `--trust-ca ${file}: cannot read it (${messageOf(e)})`);
+    }
+    try {
+      trust.addAskArk(bytes, file);
+    } catch (e) {
+      throw new DomainError('bad-arguments', `--trust-ca ${file}: ${messageOf(e)}`);
+    }
+  }
+  return trust;
+}
+
+export function composeServices(opts: ServeOptions, ownerToken: string): Services {
+  const log = opts.log ?? (() => {});
+  const trust = buildTrust(opts);
+  const secretStore =
+    typeof opts.secretStore === 'object'
+      ? opts.secretStore
+      : createSecretStore(opts.secretStore ?? 'keychain');
+  const kvBackend: KeyValueBackendFactory = opts.kvBackend ?? createConfBackend;
+  const settings = new SettingsStore({
+    backend: kvBackend({ cwd: opts.dataDir, configName: 'settings', defaults: { settings: {} } }),
+  });
+  for (const p of settings.problems()) log(`settings: ${p}`);
+  const s = settings.get();
+  const profiles = new ProfileStore({
+    backend: kvBackend({
+      cwd: opts.dataDir,
+      configName: 'profiles',
+      defaults: { profiles: {} as Record<string, VmProfile> },
+    }),
+  });
+  const artifacts = new ArtifactStore({ dir: join(opts.dataDir, 'artifacts') });
+  const imports = new ArtifactImportService({ store: artifacts });
+  const audit = AuditLog.open({ file: join(opts.dataDir, 'audit.log') });
+  for (const w of audit.openReport.warnings) log(`audit log: ${w}`);
+  const secrets = new SecretService({ store: secretStore, profiles, audit });
+  const approvals = new ApprovalService({
+    timeoutSeconds: () => opts.approvalTimeoutSeconds ?? settings.get().approvalTimeoutSeconds,
+  });
+  const connections = new ConnectionTable({
+    ttlMs: (opts.connectionTtlSeconds ?? s.connectionTtlSeconds) * 1000,
+  });
+  const digests = new ExpectedDigests({
+    firmwarePath: (sha) => (artifacts.has(sha) ? artifacts.path(sha) : undefined),
+  });
+  const attestation = new AttestationService({
+    profiles,
+    secrets: secretStore,
+    trust,
+    connections,
+    approvals,
+    digests,
+    audit,
+    kds:
+      opts.kds ??
+      new KdsClient({
+        baseUrl: opts.kdsUrl ?? s.kdsUrl,
+        cache: new DiskCekCache(join(opts.dataDir, 'kds-cache')),
+        // A host waits on this: two attempts at most.
+        maxAttempts: 2,
+      }),
+  });
+  // The listener controller is made below; the owner's health route reads its TLS state when asked.
+  const owner: OwnerService = new OwnerService({
+    profiles,
+    secrets,
+    artifacts,
+    approvals,
+    connections,
+    digests,
+    audit,
+    tls: (): { enabled: boolean; fingerprint?: string } => {
+      const fingerprint: string | undefined = controller.tlsFingerprint;
+      return fingerprint ? { enabled: true, fingerprint } : { enabled: false };
+    },
+    ...(opts.version ? { version: opts.version } : {}),
+  });
+  const trustedKeys = new TrustedKeyStore(
+    kvBackend({
+      cwd: opts.dataDir,
+      configName: 'trusted-keys',
+      defaults: { keys: [] as StoredTrustedKey[] },
+    }),
+  );
+  const bundles = new BundleService({
+    profiles,
+    // The signing key lives in the same store; VM secret values go through SecretService.
+    secrets: secretStore,
+    trustedKeys,
+    artifacts,
+    owner,
+    audit,
+    ...(opts.version ? { version: opts.version } : {}),
+  });
+  const extraRoutes = bundleRoutes(bundles);
+  const controller: ListenerController = new ListenerController({
+    dataDir: opts.dataDir,
+    settings,
+    audit,
+    extraTlsNames: opts.allowedHosts ?? [],
+    ...(opts.hostToken ? { hostToken: opts.hostToken } : {}),
+    onMoved: (): Promise<void> => tunnel.listenerMoved(),
+    log,
+    createListener: (config): Listener =>
+      new Listener({
+        host: config.host,
+        port: config.port,
+        ...(config.tls ? { tls: config.tls } : {}),
+        ownerToken,
+        ...(config.hostToken ? { hostToken: config.hostToken } : {}),
+        allowedHosts: [
+          ...(opts.allowedHosts ?? settings.get().listener.allowedHosts),
+          // A name given as the bind address is what hosts put in the Host header.
+          ...(/^[A-Za-z]/.test(config.host) && config.host !== 'localhost' ? [config.host] : []),
+        ],
+        attestation,
+        owner,
+        ...(opts.rateLimit !== undefined ? { rateLimit: opts.rateLimit } : {}),
+        ...(opts.limits ? { limits: opts.limits } : {}),
+        log,
+        ...(opts.version ? { version: opts.version } : {}),
+        extraRoutes,
+      }),
+  });
+  const tunnel: TunnelController = new TunnelController({
+    settings,
+    audit,
+    localPort: (): number => controller.port,
+    log,
+    ...(opts.sshPath ? { sshPath: opts.sshPath } : {}),
+  });
+  const services: Services = {
+    dataDir: opts.dataDir,
+    trust,
+    secretStore,
+    secrets,
+    settings,
+    profiles,
+    artifacts,
+    imports,
+    audit,
+    approvals,
+    connections,
+    digests,
+    attestation,
+    owner,
+    trustedKeys,
+    bundles,
+    listener: controller,
+    tunnel,
+    demo: undefined as unknown as DemoService,
+    close: async () => {
+      approvals.close();
+      connections.close();
+      owner.close();
+      await audit.close();
+    },
+  };
+  services.demo = new DemoService({
+    service: {
+      get url() {
+        return controller.url;
+      },
+      get tlsCertFile() {
+        return controller.tlsCertFile;
+      },
+      get hostToken() {
+        return controller.hostToken;
+      },
+      profiles,
+      artifacts,
+      trust,
+      approvals,
+      audit,
+      owner,
+      secrets,
+    },
+    ...(opts.demoFirmware ? { firmwarePath: opts.demoFirmware } : {}),
+  });
+  return services;
+}

@@ -4,7 +4,8 @@ import { defineConfig } from 'vitest/config';
  * Three projects; `vitest run` (and so `npm test`) runs all of them, `npm run test:unit` only `unit`.
  * - unit: colocated tests that are fast and pure: no HTTP server, child process, python, keychain, sshd.
  * - integration: real HTTP, real keychain, sshd, libvirt's validator (python), built CLI processes: all of
- *   test/** plus colocated files named *.integration.test.ts(x) or listed in COLOCATED_INTEGRATION.
+ *   test/** plus colocated files named *.integration.test.ts(x) / *.keychain.test.ts or listed in
+ *   COLOCATED_INTEGRATION.
  * - slow: the exhaustive bit-flip files and anything named *.slow.test.ts(x).
  * A new colocated test that starts a server or spawns a process: name it *.integration.test.ts.
  */
@@ -29,7 +30,11 @@ const COLOCATED_INTEGRATION = [
   'server/web/ui-server.test.ts', // the browser-UI server over HTTP
 ];
 
-const INTEGRATION_NAMED = ['**/*.integration.test.ts', '**/*.integration.test.tsx'];
+const INTEGRATION_NAMED = [
+  '**/*.integration.test.ts',
+  '**/*.integration.test.tsx',
+  '**/*.keychain.test.ts', // the real Secret Service (skipped outside scripts/with-keyring.sh)
+];
 const SLOW = ['test/sev/chain-bitflip-*.test.ts', '**/*.slow.test.ts', '**/*.slow.test.tsx'];
 
 export default defineConfig({

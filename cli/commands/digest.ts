@@ -139,7 +139,8 @@ export const digestCommand: CliCommand = {
   usage,
   async run(argv: string[], io: CliIo): Promise<number> {
     const { input, json } = digestInputFromArgs(argv, io.cwd);
-    const r = await computeLaunchDigest(input);
+    // A one-shot process: blocking reads (stream-hash BLOCKING_CHUNK_SIZE), no thread pool.
+    const r = await computeLaunchDigest({ ...input, blocking: true });
     if (json) {
       io.out(
         JSON.stringify(

@@ -21,12 +21,15 @@ const COLOCATED_INTEGRATION = [
   'app/digest/libvirt-agreement.test.ts', // libvirt's validator (python)
   'app/sev/kds.test.ts', // HTTP server on 127.0.0.1
   'app/sev/libvirt-interop.test.ts', // libvirt's validator (python)
+  'app/snp/kds.test.ts', // HTTP server on 127.0.0.1 (key-server stand-in)
+  'cli/commands/snp-verify-report.test.ts', // HTTP server on 127.0.0.1 (key-server stand-in)
   'cli/commands/validate.test.ts', // libvirt's validator (python)
   'cli/commands/verify-chain.test.ts', // HTTP server, the built dist/sev-attest.mjs
   'host/service-client.test.ts', // TLS server on 127.0.0.1
   'server/services/kv-backend.test.ts', // child processes killed mid-write
   'server/services/secret-store.test.ts', // child processes, the real Secret Service
   'server/web/start-ui.test.ts', // the headless service and the browser-UI server over HTTP
+  'server/web/ui-hardening.test.ts', // the browser-UI server over HTTP, silent sockets
   'server/web/ui-server.test.ts', // the browser-UI server over HTTP
 ];
 

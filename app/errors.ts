@@ -14,6 +14,7 @@ export const SERVICE_ERROR_CODES = [
   'bad-request',
   'bad-arguments',
   'unknown-channel',
+  'forbidden-sender',
   'misdirected',
   'unauthorized',
   'origin-not-allowed',
@@ -26,6 +27,7 @@ export const SERVICE_ERROR_CODES = [
   // Launch and validate refusals.
   'policy-not-allowed',
   'cpu-id-not-allowed',
+  'cpu-id-unproven',
   'denied',
   'policy-mismatch',
   'build-not-allowed',
@@ -46,6 +48,7 @@ export const SERVICE_ERROR_CODES = [
   'store-corrupt',
   'audit-invalid',
   'audit-write-failed',
+  'audit-full',
   'unknown-artifact',
   'artifact-not-found',
   'artifact-io',
@@ -55,10 +58,16 @@ export const SERVICE_ERROR_CODES = [
   'cancelled',
   'url-not-allowed',
   'not-supported',
+  'bad-key',
   'demo-not-possible',
   'service-closed',
   'listener-restart-failed',
+  'data-dir-locked',
+  'host-token-required',
   'non-loopback-not-confirmed',
+  // The renderer's own view of a call that did not come back.
+  'unreachable',
+  'http-error',
   // A bug: never chosen for a user's mistake.
   'internal',
 ] as const;

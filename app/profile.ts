@@ -105,6 +105,11 @@ export const VmProfileSchema = z.object({
   secrets: z.array(SecretRefSchema).max(64).default([]),
   createdAt: z.string().optional(),
   updatedAt: z.string().optional(),
+  /**
+   * Changes on every store write (create, replace, delete + create): a launch is bound to the revision it
+   * was launched for, so a VM replaced or registered again under the same id is another VM.
+   */
+  revision: z.string().max(64).optional(),
 });
 export type VmProfile = z.infer<typeof VmProfileSchema>;
 

@@ -15,6 +15,13 @@ export interface ListenerStatus {
   /** SHA-256 fingerprint of the TLS certificate (the host side pins it). */
   tlsFingerprint?: string;
   hostTokenRequired: boolean;
+  /**
+   * No host token while a VM asks for manual approval: anyone who reaches the listener can queue
+   * approvals (within the per-client and per-platform budgets). A host token is recommended.
+   */
+  hostTokenRecommended?: boolean;
+  /** The retained audit stream reached its disk budget: secret releases are refused until the owner makes room. */
+  auditFull?: boolean;
   error?: string;
 }
 

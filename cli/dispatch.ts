@@ -1,3 +1,4 @@
+import { isDomainError } from '../app/errors';
 import { isSevError } from '../app/sev/errors';
 import { CliError, type CliCommand, type CliCommandEntry, type CliIo } from './io';
 
@@ -31,7 +32,7 @@ export async function dispatchCli(
     return 2;
   }
   const cmd = 'load' in found ? await found.load() : found;
-  if (rest.includes('--help') || rest.includes('-h')) {
+  if (!cmd.handlesHelp && (rest.includes('--help') || rest.includes('-h'))) {
     io.out(cmd.usage.endsWith('\n') ? cmd.usage : cmd.usage + '\n');
     return 0;
   }
@@ -45,6 +46,10 @@ export async function dispatchCli(
     if (isSevError(e)) {
       io.err(`sev-attest ${name}: ${e.message} (${e.code})\n`);
       return 1;
+    }
+    if (isDomainError(e)) {
+      io.err(`sev-attest ${name}: ${e.message}\n`);
+      return e.code === 'bad-arguments' ? 2 : 1;
     }
     // Node's own argument errors (parseArgs) and file errors are user errors too.
     const err = e as NodeJS.ErrnoException;

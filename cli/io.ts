@@ -21,6 +21,8 @@ export interface CliCommand {
   name: string;
   summary: string;
   usage: string;
+  /** The command answers --help itself (a dispatcher of subcommands, each with its own usage). */
+  handlesHelp?: boolean;
   /** Returns the process exit code. */
   run(argv: string[], io: CliIo): Promise<number>;
 }

@@ -58,7 +58,15 @@ describe('runCli with lazily loaded commands', () => {
   });
 
   it("the CLI's own entries load commands with the same name and summary", async () => {
-    expect(commands.map((c) => c.name)).toEqual(['digest', 'validate', 'serve', 'verify-chain', 'bundle']);
+    expect(commands.map((c) => c.name)).toEqual([
+      'digest',
+      'validate',
+      'serve',
+      'verify-chain',
+      'bundle',
+      'snp',
+      'chips',
+    ]);
     for (const entry of commands) {
       const cmd = await entry.load();
       expect({ name: cmd.name, summary: cmd.summary }).toEqual({ name: entry.name, summary: entry.summary });

@@ -49,9 +49,13 @@ describe('preload window.api', () => {
   });
 
   it('rejects with a decodable error code', async () => {
-    invoke.mockResolvedValueOnce({ ok: false, error: 'keychain-unavailable', message: 'locked' } as never);
+    invoke.mockResolvedValueOnce({
+      ok: false,
+      error: 'secret-store-unavailable',
+      message: 'locked',
+    } as never);
     const err = await (api.secrets!.reveal!('vm1', 'g') as Promise<unknown>).catch((e: unknown) => e);
-    expect(apiErrorOf(err)).toEqual({ code: 'keychain-unavailable', message: 'locked' });
+    expect(apiErrorOf(err)).toEqual({ code: 'secret-store-unavailable', message: 'locked' });
   });
 
   it('event subscriptions strip the IPC event and unsubscribe', () => {

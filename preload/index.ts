@@ -97,6 +97,11 @@ export const api: SevAttestApi = {
     trust: (keyText, label) => invoke('bundles:trust', keyText, label),
     untrust: (fingerprint) => invoke('bundles:untrust', fingerprint),
   },
+  chips: {
+    list: () => invoke('chips:list'),
+    pinCek: (chipId, cekBase64, label) => invoke('chips:pinCek', chipId, cekBase64, label),
+    unpin: (chipId) => invoke('chips:unpin', chipId),
+  },
   app: {
     info: () => invoke('app:info'),
     completeFirstRun: () => invoke('app:completeFirstRun'),

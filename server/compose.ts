@@ -31,6 +31,7 @@ import { SecretService } from './services/secret-service';
 import { createSecretStore, type SecretStore } from './services/secret-store';
 import { SettingsStore } from './services/settings-store';
 import { TrustedKeyStore, type StoredTrustedKey } from './services/trusted-keys';
+import { PinnedCekStore, type PinnedCek } from './services/pinned-ceks';
 
 /**
  * Makes the JSON key-value file behind one store (profiles, settings). Headless mode uses `conf`
@@ -67,6 +68,26 @@ export interface ServeOptions {
   /** Where a signed CEK comes from when the chain's is unsigned; default a KdsClient on kdsUrl with a disk cache in DIR/kds-cache. */
   kds?: CekSource;
   approvalTimeoutSeconds?: number;
+  /** Pending-approval budgets (ApprovalServiceOptions: maxPending, per client, per platform, host token). */
+  approvalLimits?: {
+    maxPending?: number;
+    maxPendingPerClient?: number;
+    maxPendingPerPlatform?: number;
+    maxPendingAuthenticated?: number;
+  };
+  /** Refuse to start without a host token (serve --require-host-token). */
+  requireHostToken?: boolean;
+  /**
+   * The audit log: events kept in the main window (default 10000), the retained stream's disk budget
+   * (default 256 MiB; reaching it refuses releases) and segment size, and the window refused host
+   * requests are aggregated over per client and reason (default 10 s).
+   */
+  audit?: {
+    maxEntries?: number;
+    retainedBudgetBytes?: number;
+    segmentBytes?: number;
+    aggregateWindowMs?: number;
+  };
   connectionTtlSeconds?: number;
   rateLimit?: Omit<RateLimitOptions, 'now'> | false;
   limits?: Partial<ListenerLimits>;
@@ -101,6 +122,8 @@ export interface Services {
   owner: OwnerService;
   /** The keys trusted to sign bundles (DIR/trusted-keys.json). */
   trustedKeys: TrustedKeyStore;
+  /** The key-server CEKs the owner pinned per chip (DIR/pinned-ceks.json). */
+  pinnedCeks: PinnedCekStore;
   /** Measurement bundles: signing key, export, verify, import (also the listener's bundle routes). */
   bundles: BundleService;
   listener: ListenerController;
@@ -152,10 +175,22 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
   });
   const artifacts = new ArtifactStore({ dir: join(opts.dataDir, 'artifacts') });
   const imports = new ArtifactImportService({ store: artifacts });
-  const audit = AuditLog.open({ file: join(opts.dataDir, 'audit.log') });
+  const audit = AuditLog.open({
+    file: join(opts.dataDir, 'audit.log'),
+    ...(opts.audit?.maxEntries !== undefined ? { maxEntries: opts.audit.maxEntries } : {}),
+    retained: {
+      ...(opts.audit?.retainedBudgetBytes !== undefined
+        ? { budgetBytes: opts.audit.retainedBudgetBytes }
+        : {}),
+      ...(opts.audit?.segmentBytes !== undefined ? { segmentBytes: opts.audit.segmentBytes } : {}),
+    },
+    aggregateWindowMs: opts.audit?.aggregateWindowMs ?? 10_000,
+    warn: (line) => log(`audit log: warning: ${line}`),
+  });
   for (const w of audit.openReport.warnings) log(`audit log: ${w}`);
   const secrets = new SecretService({ store: secretStore, profiles, audit });
   const approvals = new ApprovalService({
+    ...opts.approvalLimits,
     timeoutSeconds: () => opts.approvalTimeoutSeconds ?? settings.get().approvalTimeoutSeconds,
   });
   const connections = new ConnectionTable({
@@ -164,6 +199,9 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
   const digests = new ExpectedDigests({
     firmwarePath: (sha) => (artifacts.has(sha) ? artifacts.path(sha) : undefined),
   });
+  const pinnedCeks = new PinnedCekStore(
+    kvBackend({ cwd: opts.dataDir, configName: 'pinned-ceks', defaults: { ceks: [] as PinnedCek[] } }),
+  );
   const attestation = new AttestationService({
     profiles,
     secrets: secretStore,
@@ -172,6 +210,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     approvals,
     digests,
     audit,
+    pinnedCeks,
     kds:
       opts.kds ??
       new KdsClient({
@@ -190,6 +229,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     connections,
     digests,
     audit,
+    pinnedCeks,
     tls: (): { enabled: boolean; fingerprint?: string } => {
       const fingerprint: string | undefined = controller.tlsFingerprint;
       return fingerprint ? { enabled: true, fingerprint } : { enabled: false };
@@ -222,6 +262,12 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     ...(opts.hostToken ? { hostToken: opts.hostToken } : {}),
     onMoved: (): Promise<void> => tunnel.listenerMoved(),
     log,
+    statusExtras: () => ({
+      ...(controller.hostToken === undefined && profiles.list().some((p) => p.approval === 'manual')
+        ? { hostTokenRecommended: true }
+        : {}),
+      ...(audit.retainedStatus()?.full ? { auditFull: true } : {}),
+    }),
     createListener: (config): Listener =>
       new Listener({
         host: config.host,
@@ -266,6 +312,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     attestation,
     owner,
     trustedKeys,
+    pinnedCeks,
     bundles,
     listener: controller,
     tunnel,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   apiErrorOf,
+  apiFromTransport,
   ApiError,
   encodeApiErrorMessage,
   EVENT_CHANNELS,
@@ -53,5 +54,35 @@ describe('IPC contract', () => {
     expect(isAllowedExternalUrl('https://user:pw@github.com/')).toBe(false);
     expect(isAllowedExternalUrl('file:///etc/passwd')).toBe(false);
     expect(isAllowedExternalUrl('javascript:alert(1)')).toBe(false);
+  });
+});
+
+describe('apiFromTransport', () => {
+  it('gives every request channel one method that sends its arguments, and every push channel its onX', () => {
+    const sent: Array<[string, unknown[]]> = [];
+    const subscribed: string[] = [];
+    const api = apiFromTransport(
+      (channel, ...args) => {
+        sent.push([channel, args]);
+        return Promise.resolve(undefined as never);
+      },
+      (channel) => {
+        subscribed.push(channel);
+        return () => {};
+      },
+    ) as unknown as Record<string, Record<string, (...a: unknown[]) => unknown>>;
+    for (const channel of INVOKE_CHANNELS) {
+      const [feature, action] = channel.split(':') as [string, string];
+      void api[feature]![action]!('a', 2);
+    }
+    for (const channel of EVENT_CHANNELS) {
+      const feature = channel.split(':')[0]!;
+      api[feature]![eventMethodName(channel)]!(() => {});
+    }
+    expect(sent).toEqual(INVOKE_CHANNELS.map((c) => [c, ['a', 2]]));
+    expect(subscribed).toEqual(EVENT_CHANNELS);
+    // Nothing beyond the contract: each group holds exactly its channels' methods.
+    const methods = Object.entries(api).flatMap(([f, g]) => Object.keys(g).map((m) => `${f}.${m}`));
+    expect(methods).toHaveLength(INVOKE_CHANNELS.length + EVENT_CHANNELS.length);
   });
 });

@@ -11,6 +11,7 @@
  * Importable by the renderer: zod and pure app/ types only, no node or electron imports.
  */
 import { z } from 'zod';
+import type { ErrorCode } from '../errors';
 import {
   ApiVersionSchema,
   APPROVAL_MODES,
@@ -458,6 +459,22 @@ export type BundleImportOptions = z.input<typeof BundleImportOptionsSchema>;
 
 const bundleFingerprint = z.string().regex(/^ed25519:[A-Za-z0-9+/]{43}$/, 'an ed25519:... fingerprint');
 
+/** A chip id (cpu0-id, 64 bytes) as 128 hex digits. */
+const chipIdHex = z.string().regex(/^[0-9a-fA-F]{128}$/, 'a chip id: 128 hex digits');
+/** A CEK certificate (2084 bytes) in standard base64. */
+const cekBase64 = z
+  .string()
+  .length(2780, 'a CEK certificate: base64 of 2084 bytes')
+  .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'standard base64');
+
+/** A CEK the owner pinned for a chip (the key server's, imported once by an offline owner). */
+export interface PinnedCekView {
+  /** Lower-case hex. */
+  chipId: string;
+  label?: string;
+  pinnedAt: string;
+}
+
 /** Every request channel: name → call signature (what `window.api.<feature>.<action>` is). */
 export interface InvokeChannels {
   'profiles:list': () => Promise<VmProfile[]>;
@@ -524,6 +541,12 @@ export interface InvokeChannels {
   /** True when the key was trusted and no longer is. */
   'bundles:untrust': (fingerprint: string) => Promise<boolean>;
 
+  'chips:list': () => Promise<PinnedCekView[]>;
+  /** Pins the ASK-signed CEK AMD's key server gives for the chip: it proves that chip's cpu-id claims. */
+  'chips:pinCek': (chipId: string, cekBase64: string, label?: string) => Promise<PinnedCekView>;
+  /** True when a CEK was pinned for the chip and no longer is. */
+  'chips:unpin': (chipId: string) => Promise<boolean>;
+
   'app:info': () => Promise<AppInfo>;
   'app:completeFirstRun': () => Promise<void>;
 
@@ -587,6 +610,9 @@ export const invokeArgSchemas = {
   'bundles:trusted': z.tuple([]),
   'bundles:trust': z.tuple([z.string().min(1).max(4096), z.string().max(200).optional()]),
   'bundles:untrust': z.tuple([bundleFingerprint]),
+  'chips:list': z.tuple([]),
+  'chips:pinCek': z.tuple([chipIdHex, cekBase64, z.string().max(200).optional()]),
+  'chips:unpin': z.tuple([chipIdHex]),
   'app:info': z.tuple([]),
   'app:completeFirstRun': z.tuple([]),
   'shell:openExternal': z.tuple([ExternalUrlSchema]),
@@ -628,7 +654,7 @@ export function isEventChannel(name: string): name is EventChannel {
 // ---------------------------------------------------------------------------------------------------------
 
 /** What main sends back for every call: a value, or a structured error (never a stack). */
-export type IpcResponse<T> = { ok: true; value: T } | { ok: false; error: string; message: string };
+export type IpcResponse<T> = { ok: true; value: T } | { ok: false; error: ErrorCode; message: string };
 
 export { ApiError, apiErrorOf, encodeApiErrorMessage } from './api-error';
 
@@ -693,3 +719,41 @@ export function isAllowedExternalUrl(raw: string): boolean {
 
 /** Re-exported so the renderer gets the option lists from one place. */
 export { APPROVAL_MODES, SCHEMES, VMSA_VARIANTS, ApiVersionSchema };
+
+// ---------------------------------------------------------------------------------------------------------
+// window.api written once from the channel lists (the browser bridge and the component-test fake)
+// ---------------------------------------------------------------------------------------------------------
+
+/** Sends one request channel's arguments; resolves with its result. */
+export type InvokeTransport = <K extends InvokeChannel>(
+  channel: K,
+  ...args: InvokeArgs<K>
+) => Promise<InvokeResult<K>>;
+/** Subscribes one listener to a push channel. */
+export type SubscribeTransport = <K extends EventChannel>(
+  channel: K,
+  listener: EventChannels[K],
+) => Unsubscribe;
+
+/**
+ * Every `window.api` method except `files`, derived from INVOKE_CHANNELS and EVENT_CHANNELS: `f.a(...)`
+ * calls `invoke('f:a', ...)` and `f.onA(cb)` calls `subscribe('f:a', cb)`. A channel added to the contract
+ * appears here with no further code.
+ */
+export function apiFromTransport(
+  invoke: InvokeTransport,
+  subscribe: SubscribeTransport,
+): Omit<SevAttestApi, 'files'> {
+  const api: Record<string, Record<string, unknown>> = {};
+  const group = (channel: string) => (api[channel.slice(0, channel.indexOf(':'))] ??= {});
+  for (const channel of INVOKE_CHANNELS) {
+    const action = channel.slice(channel.indexOf(':') + 1);
+    group(channel)[action] = (...args: unknown[]) =>
+      (invoke as (c: string, ...a: unknown[]) => Promise<unknown>)(channel, ...args);
+  }
+  for (const channel of EVENT_CHANNELS) {
+    group(channel)[eventMethodName(channel)] = (listener: unknown) =>
+      (subscribe as (c: string, l: unknown) => Unsubscribe)(channel, listener);
+  }
+  return api as unknown as Omit<SevAttestApi, 'files'>;
+}

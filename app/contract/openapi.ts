@@ -21,6 +21,9 @@ import {
   ApprovalSchema,
   BundleImportRequestSchema,
   BundleImportResponseSchema,
+  PinCekRequestSchema,
+  PinnedCekSchema,
+  PinnedCekListResponseSchema,
 } from './rest';
 
 type Json = Record<string, unknown>;
@@ -43,6 +46,9 @@ const NAMED: Record<string, z.ZodType> = {
   BundleImportRequest: BundleImportRequestSchema,
   BundleImportResponse: BundleImportResponseSchema,
   Health: HealthResponseSchema,
+  PinCekRequest: PinCekRequestSchema,
+  PinnedCek: PinnedCekSchema,
+  PinnedCekList: PinnedCekListResponseSchema,
 };
 
 function rewriteRefs(v: unknown): unknown {
@@ -116,8 +122,11 @@ export function buildOpenApiDocument(version = '0.1.0'): Json {
           headers: { 'Retry-After': { schema: { type: 'integer' } } },
           content: json('PendingResponse'),
         },
-        '403': err('chain-not-trusted | policy-not-allowed | cpu-id-not-allowed | denied'),
+        '403': err(
+          'chain-not-trusted | policy-not-allowed | cpu-id-not-allowed | cpu-id-unproven | cek-unknown-chip | denied',
+        ),
         '404': err('unknown-vm'),
+        '502': err('kds-unavailable (with Retry-After)'),
         ...COMMON_ERRORS,
       },
     },
@@ -212,6 +221,22 @@ export function buildOpenApiDocument(version = '0.1.0'): Json {
             '404': err('unknown-approval'),
             '409': err('approval-decided'),
           },
+        }),
+      },
+      '/v1/chips': {
+        get: owner('Chips whose key-server CEK the owner pinned', {
+          responses: { '200': { description: 'pinned CEKs', content: json('PinnedCekList') } },
+        }),
+      },
+      '/v1/chips/{chipid}/cek': {
+        put: owner("Pin a chip's key-server CEK (offline owners); it proves that chip's cpu-id", {
+          parameters: [pathParam('chipid', 'the chip id (cpu0-id), 128 hex digits')],
+          requestBody: body('PinCekRequest'),
+          responses: { '200': { description: 'pinned', content: json('PinnedCek') }, ...COMMON_ERRORS },
+        }),
+        delete: owner("Remove a chip's pinned CEK", {
+          parameters: [pathParam('chipid', 'the chip id (cpu0-id), 128 hex digits')],
+          responses: { '204': { description: 'unpinned' }, '404': err('not-found') },
         }),
       },
       '/v1/events': {

@@ -4,6 +4,7 @@
  * these, the OpenAPI document is generated from them, and the docs describe them. Field names are
  * kebab-case as in libvirt's proposal; binary values are standard base64 (RFC 4648 §4, padded).
  */
+import { DomainError } from '../errors';
 import { z } from 'zod';
 import {
   APPROVAL_MODES,
@@ -90,6 +91,8 @@ export const ERROR_STATUS = {
   'chain-not-trusted': 403,
   'policy-not-allowed': 403,
   'cpu-id-not-allowed': 403,
+  'cpu-id-unproven': 403,
+  'cek-unknown-chip': 403,
   denied: 403,
   'measurement-mismatch': 403,
   'policy-mismatch': 403,
@@ -112,6 +115,7 @@ export const ERROR_STATUS = {
   internal: 500,
   'kds-unavailable': 502,
   'secret-store-unavailable': 503,
+  'audit-full': 503,
   // Measurement bundles (docs/bundles.md; server/listener/bundle-routes.ts).
   'bundle-invalid': 400,
   'bundle-bad-selection': 400,
@@ -132,21 +136,25 @@ export const ErrorBodySchema = z
   .meta({ id: 'Error' });
 export type ErrorBody = z.infer<typeof ErrorBodySchema>;
 
-/** An error with a contract code: thrown by services, answered by the listener with its status. */
-export class ApiError extends Error {
+/**
+ * A DomainError whose code the REST contract lists (ERROR_STATUS). The listener alone turns a code into an
+ * HTTP status; `headers` carries extra response headers (Retry-After).
+ */
+export class ApiError extends DomainError<ApiErrorCode> {
   constructor(
-    readonly code: ApiErrorCode,
+    code: ApiErrorCode,
     message: string,
     /** Extra response headers (Retry-After). */
     readonly headers: Record<string, string> = {},
   ) {
-    super(message);
+    super(code, message);
     this.name = 'ApiError';
   }
+}
 
-  get status(): number {
-    return ERROR_STATUS[this.code];
-  }
+/** True for a code the REST contract answers with (and so has a status in ERROR_STATUS). */
+export function isApiErrorCode(code: string): code is ApiErrorCode {
+  return Object.prototype.hasOwnProperty.call(ERROR_STATUS, code);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -394,6 +402,28 @@ export const BundleImportResponseSchema = z
   })
   .meta({ id: 'BundleImportResponse' });
 
+/** PUT /v1/chips/{chipid}/cek: the ASK-signed CEK AMD's key server gives for that chip, pinned. */
+export const PinCekRequestSchema = z
+  .strictObject({
+    cek: base64Exact(SIZES.sevCert, 'cek'),
+    label: z.string().max(200).optional(),
+  })
+  .meta({ id: 'PinCekRequest' });
+export type PinCekRequest = z.infer<typeof PinCekRequestSchema>;
+
+export const PinnedCekSchema = z
+  .object({
+    'chip-id': z.string().regex(/^[0-9a-f]{128}$/),
+    label: z.string().optional(),
+    'pinned-at': z.string(),
+  })
+  .meta({ id: 'PinnedCek' });
+export type PinnedCekBody = z.infer<typeof PinnedCekSchema>;
+
+export const PinnedCekListResponseSchema = z
+  .object({ chips: z.array(PinnedCekSchema) })
+  .meta({ id: 'PinnedCekList' });
+
 export const HealthResponseSchema = z
   .object({
     status: z.literal('ok'),
@@ -403,6 +433,15 @@ export const HealthResponseSchema = z
     'uptime-seconds': z.number(),
     connections: z.number().int(),
     'pending-approvals': z.number().int(),
+    /** The retained audit stream (releases, decisions, profile changes) against its disk budget. */
+    audit: z
+      .object({
+        'retained-bytes': z.number().int(),
+        'retained-budget-bytes': z.number().int(),
+        /** The budget is reached: secret releases are refused (audit-full) until the owner makes room. */
+        full: z.boolean(),
+      })
+      .optional(),
   })
   .meta({ id: 'Health' });
 export type HealthResponse = z.infer<typeof HealthResponseSchema>;

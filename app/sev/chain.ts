@@ -205,6 +205,14 @@ function sameCekKey(a: Uint8Array, b: Uint8Array): boolean {
   return bytesEqual(a.subarray(0x08, SEV_CERT_BODY_SIZE), b.subarray(0x08, SEV_CERT_BODY_SIZE));
 }
 
+/**
+ * True when two CEK certificates (2084 bytes each, signed or not) hold the same public key: e.g. the
+ * cert-chain's CEK and the CEK AMD's key server gives for a chip id, which proves the chain is that chip's.
+ */
+export function cekKeysEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === SEV_CERT_SIZE && b.length === SEV_CERT_SIZE && sameCekKey(a, b);
+}
+
 export const CEK_UNSIGNED_MESSAGE =
   'the CEK in the cert-chain is unsigned (both signature slots empty, as current firmware exports it); ' +
   'PEK -> PDH and OCA -> PEK verified, but anchoring to AMD needs the ASK-signed CEK: ' +

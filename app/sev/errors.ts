@@ -24,6 +24,7 @@ export type SevErrorCode =
   | 'chain-not-trusted'
   | 'cek-unsigned'
   | 'kds-unavailable'
+  | 'cek-unknown-chip'
   | 'measurement-mismatch'
   | 'mac-mismatch'
   | 'api-too-old'

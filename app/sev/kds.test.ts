@@ -158,11 +158,11 @@ describe('KdsClient against a local stand-in KDS', () => {
     expect(sleeps).toEqual([100]);
   });
 
-  it('rejects wrong sizes, unsigned CEKs and 404 without retrying', async () => {
-    for (const [body, status, msg] of [
-      [new Uint8Array(100), 200, 'expected a 2084-byte CEK certificate, got 100 bytes'],
-      [unsignedCek, 200, 'carries no ASK signature'],
-      [new Uint8Array(0), 404, 'has no CEK for this chip id (HTTP 404)'],
+  it('rejects wrong sizes, unsigned CEKs and 404 without retrying (404: AMD does not know the chip)', async () => {
+    for (const [body, status, msg, code] of [
+      [new Uint8Array(100), 200, 'expected a 2084-byte CEK certificate, got 100 bytes', 'kds-unavailable'],
+      [unsignedCek, 200, 'carries no ASK signature', 'kds-unavailable'],
+      [new Uint8Array(0), 404, 'has no CEK for this chip id (HTTP 404)', 'cek-unknown-chip'],
     ] as const) {
       requests.length = 0;
       script = [
@@ -172,7 +172,7 @@ describe('KdsClient against a local stand-in KDS', () => {
         },
       ];
       const e = await kdsError(client().c.getCek(chipId));
-      expect(e.code).toBe('kds-unavailable');
+      expect(e.code).toBe(code);
       expect(e.message).toContain(msg);
       expect(requests).toHaveLength(1);
     }

@@ -96,6 +96,13 @@ export function retryAfterMs(value: string | null, now: number): number | undefi
   return Math.max(0, t - now);
 }
 
+/** fetch() hides the reason (ECONNREFUSED, ENOTFOUND, "bad port"…) in `cause`; name it. */
+function causeCode(e: unknown): string {
+  const cause = (e as { cause?: { code?: unknown; message?: unknown } } | undefined)?.cause;
+  const why = typeof cause?.code === 'string' ? cause.code : cause?.message;
+  return typeof why === 'string' && why ? ` (${why})` : '';
+}
+
 class RetryableError extends Error {
   constructor(
     message: string,
@@ -105,11 +112,18 @@ class RetryableError extends Error {
   }
 }
 
-/** Downloads ASK-signed CEKs from AMD KDS (or a stand-in at baseUrl). */
-export class KdsClient {
-  private readonly baseUrl: string;
+/** The answer of KdsHttp.get: the body of a 200, or "no such object" (404). */
+export type KdsGetResult = { status: 200; body: Uint8Array } | { status: 404 };
+
+/**
+ * GET against an AMD key server with bounded retries: network errors, timeouts, 429 and 5xx are retried
+ * (Retry-After honoured, else exponential backoff); 404 is returned as such; any other status, or a 200
+ * body that `validate` rejects, is a SevError('kds-unavailable') at once. Shared by the SEV CEK client
+ * below and the SNP VCEK/chain/CRL client (app/snp/kds.ts).
+ */
+export class KdsHttp {
+  readonly baseUrl: string;
   private readonly fetchFn: FetchLike;
-  private readonly cache: CekCache | undefined;
   private readonly maxAttempts: number;
   private readonly timeoutMs: number;
   private readonly sleep: (ms: number) => Promise<void>;
@@ -117,10 +131,9 @@ export class KdsClient {
   private readonly maxDelayMs: number;
   private readonly now: () => number;
 
-  constructor(opts: KdsClientOptions = {}) {
+  constructor(opts: Omit<KdsClientOptions, 'cache'> = {}) {
     this.baseUrl = (opts.baseUrl ?? KDS_DEFAULT_BASE_URL).replace(/\/+$/, '');
     this.fetchFn = opts.fetch ?? (globalThis.fetch as unknown as FetchLike);
-    this.cache = opts.cache;
     this.maxAttempts = Math.max(1, opts.maxAttempts ?? 4);
     this.timeoutMs = opts.timeoutMs ?? 15_000;
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
@@ -129,9 +142,79 @@ export class KdsClient {
     this.now = opts.now ?? Date.now;
   }
 
+  /**
+   * Fetches `url`. `what` names the object in the give-up message ("the signed CEK"); `validate` throws
+   * (a SevError, not retried) when a 200 body is not what was asked for.
+   */
+  async get(
+    url: string,
+    req: { accept: string; what: string; validate?: (body: Uint8Array) => void },
+  ): Promise<KdsGetResult> {
+    let last = '';
+    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
+      try {
+        return await this.attempt(url, req);
+      } catch (e) {
+        if (!(e instanceof RetryableError)) throw e;
+        last = e.message;
+        if (attempt === this.maxAttempts) break;
+        const backoff = this.backoffMs * 2 ** (attempt - 1);
+        await this.sleep(Math.min(e.retryAfter ?? backoff, this.maxDelayMs));
+      }
+    }
+    throw new SevError(
+      'kds-unavailable',
+      `AMD KDS (${url}) did not deliver ${req.what} after ${this.maxAttempts} attempt(s): ${last}`,
+    );
+  }
+
+  private async attempt(
+    url: string,
+    req: { accept: string; validate?: (body: Uint8Array) => void },
+  ): Promise<KdsGetResult> {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), this.timeoutMs);
+    let status: number;
+    let body: Uint8Array;
+    let retryAfter: string | null;
+    try {
+      const res = await this.fetchFn(url, { signal: ctl.signal, headers: { accept: req.accept } });
+      status = res.status;
+      retryAfter = res.headers.get('retry-after');
+      body = new Uint8Array(await res.arrayBuffer());
+    } catch (e) {
+      const msg = ctl.signal.aborted
+        ? `no answer within ${this.timeoutMs} ms`
+        : `network error: ${(e as Error).message}${causeCode(e)}`;
+      throw new RetryableError(msg, undefined);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (status === 429 || status >= 500) {
+      throw new RetryableError(`HTTP ${status}`, retryAfterMs(retryAfter, this.now()));
+    }
+    if (status === 404) return { status: 404 };
+    if (status !== 200) {
+      throw new SevError('kds-unavailable', `AMD KDS (${url}) answered HTTP ${status}`);
+    }
+    req.validate?.(body);
+    return { status: 200, body };
+  }
+}
+
+/** Downloads ASK-signed CEKs from AMD KDS (or a stand-in at baseUrl). */
+export class KdsClient {
+  private readonly http: KdsHttp;
+  private readonly cache: CekCache | undefined;
+
+  constructor(opts: KdsClientOptions = {}) {
+    this.http = new KdsHttp(opts);
+    this.cache = opts.cache;
+  }
+
   /** The URL the CEK of this chip is fetched from. */
   cekUrl(chipId: Uint8Array): string {
-    return `${this.baseUrl}/cek/id/${chipIdHex(chipId)}`;
+    return `${this.http.baseUrl}/cek/id/${chipIdHex(chipId)}`;
   }
 
   /**
@@ -152,59 +235,17 @@ export class KdsClient {
       }
     }
     const url = this.cekUrl(chipId);
-    let last = '';
-    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
-      try {
-        const cek = await this.attempt(url);
-        if (this.cache) await this.cache.put(hex, cek).catch(() => undefined);
-        return cek;
-      } catch (e) {
-        if (!(e instanceof RetryableError)) throw e;
-        last = e.message;
-        if (attempt === this.maxAttempts) break;
-        const backoff = this.backoffMs * 2 ** (attempt - 1);
-        await this.sleep(Math.min(e.retryAfter ?? backoff, this.maxDelayMs));
-      }
+    const r = await this.http.get(url, {
+      accept: 'application/octet-stream',
+      what: 'the signed CEK',
+      validate: (body) => checkSignedCek(body, `AMD KDS answer from ${url}`),
+    });
+    if (r.status === 404) {
+      // Not an outage: AMD does not know this chip (a made-up or non-AMD chip id).
+      throw new SevError('cek-unknown-chip', `AMD KDS (${url}) has no CEK for this chip id (HTTP 404)`);
     }
-    throw new SevError(
-      'kds-unavailable',
-      `AMD KDS (${url}) did not deliver the signed CEK after ${this.maxAttempts} attempt(s): ${last}`,
-    );
-  }
-
-  private async attempt(url: string): Promise<Uint8Array> {
-    const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(), this.timeoutMs);
-    let status: number;
-    let body: Uint8Array;
-    let retryAfter: string | null;
-    try {
-      const res = await this.fetchFn(url, {
-        signal: ctl.signal,
-        headers: { accept: 'application/octet-stream' },
-      });
-      status = res.status;
-      retryAfter = res.headers.get('retry-after');
-      body = new Uint8Array(await res.arrayBuffer());
-    } catch (e) {
-      const msg = ctl.signal.aborted
-        ? `no answer within ${this.timeoutMs} ms`
-        : `network error: ${(e as Error).message}`;
-      throw new RetryableError(msg, undefined);
-    } finally {
-      clearTimeout(timer);
-    }
-    if (status === 429 || status >= 500) {
-      throw new RetryableError(`HTTP ${status}`, retryAfterMs(retryAfter, this.now()));
-    }
-    if (status === 404) {
-      throw new SevError('kds-unavailable', `AMD KDS (${url}) has no CEK for this chip id (HTTP 404)`);
-    }
-    if (status !== 200) {
-      throw new SevError('kds-unavailable', `AMD KDS (${url}) answered HTTP ${status}`);
-    }
-    checkSignedCek(body, `AMD KDS answer from ${url}`);
-    return body;
+    if (this.cache) await this.cache.put(hex, r.body).catch(() => undefined);
+    return r.body;
   }
 }
 

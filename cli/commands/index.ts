@@ -31,4 +31,14 @@ export const commands: readonly CliCommandEntry[] = [
     summary: 'export, sign, verify and import measurement bundles',
     load: () => import('./bundle').then((m) => m.bundleCommand),
   },
+  {
+    name: 'snp',
+    summary: 'SEV-SNP: expected launch digest, OVMF hash, ID blocks, report verification',
+    load: () => import('./snp').then((m) => m.snpCommand),
+  },
+  {
+    name: 'chips',
+    summary: "pin chips' key-server CEKs for offline owners",
+    load: () => import('./chips').then((m) => m.chipsCommand),
+  },
 ];

@@ -3,6 +3,7 @@
  * `owner-token-file <path>`, `tls-fingerprint <sha256>`, with --ui `ui <url>` and `ui-login <link>`),
  * runs until SIGTERM / SIGINT, then drains and exits 0.
  */
+import { isDomainError } from '../../app/errors';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -29,9 +30,14 @@ const usage = `usage: sev-attest serve --listen HOST:PORT --data-dir DIR [option
   --tunnel-remote-port N    the port bound on the SSH server's loopback (required with --tunnel)
   --tunnel-identity FILE    private key for the tunnel (ssh -i)
   --tunnel-known-hosts FILE known_hosts holding the SSH server's host key
+  --require-host-token      refuse to start without a host token (SEV_ATTEST_HOST_TOKEN or DIR/host-token)
+  --audit-retained-budget MB
+                            disk budget of the retained audit stream (releases, decisions, profile
+                            changes; default 256): once reached, releases are refused, nothing is dropped
 
-The owner token comes from SEV_ATTEST_OWNER_TOKEN, else DIR/owner-token (generated, mode 0600).
-The optional host token comes from SEV_ATTEST_HOST_TOKEN.`;
+The owner token comes from SEV_ATTEST_OWNER_TOKEN (at least 32 characters), else DIR/owner-token
+(generated, mode 0600). The optional host token comes from SEV_ATTEST_HOST_TOKEN, else DIR/host-token.
+One serve per data directory (DIR/serve.lock holds its pid).`;
 
 /** Parses HOST:PORT ([v6]:PORT too). */
 export function parseListen(s: string): { host: string; port: number } {
@@ -107,6 +113,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       'tunnel-remote-port': { type: 'string' },
       'tunnel-identity': { type: 'string' },
       'tunnel-known-hosts': { type: 'string' },
+      'require-host-token': { type: 'boolean' },
+      'audit-retained-budget': { type: 'string' },
     },
   });
   const remotePort = Number(values['tunnel-remote-port']);
@@ -134,6 +142,23 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   if (values['kds-url'] !== undefined && !/^https?:\/\/[^\s]+$/.test(values['kds-url'])) {
     throw new CliError(`--kds-url must be an http(s) URL, got '${values['kds-url']}'`);
   }
+  let retainedBudgetBytes: number | undefined;
+  if (values['audit-retained-budget'] !== undefined) {
+    const mb = Number(values['audit-retained-budget']);
+    if (!/^\d+(\.\d+)?$/.test(values['audit-retained-budget']) || !(mb >= 1)) {
+      throw new CliError(
+        `--audit-retained-budget must be a size in MB (at least 1), got '${values['audit-retained-budget']}'`,
+      );
+    }
+    retainedBudgetBytes = Math.floor(mb * 1024 * 1024);
+  }
+  const ownerTokenEnv = io.env.SEV_ATTEST_OWNER_TOKEN;
+  if (ownerTokenEnv && ownerTokenEnv.trim().length < 32) {
+    throw new CliError(
+      `SEV_ATTEST_OWNER_TOKEN must be at least 32 characters (it has ${ownerTokenEnv.trim().length}); ` +
+        'unset it to use the generated DIR/owner-token, or make a long one: openssl rand -base64 32',
+    );
+  }
   const dataDir = resolve(io.cwd, values['data-dir']);
   let svc: RunningService;
   try {
@@ -144,7 +169,9 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       secretStore: store,
       ...(values['kds-url'] !== undefined ? { kdsUrl: values['kds-url'] } : {}),
       ...(values.tls === true ? { tls: true } : {}),
-      ...(io.env.SEV_ATTEST_OWNER_TOKEN ? { ownerToken: io.env.SEV_ATTEST_OWNER_TOKEN } : {}),
+      ...(ownerTokenEnv ? { ownerToken: ownerTokenEnv } : {}),
+      ...(values['require-host-token'] === true ? { requireHostToken: true } : {}),
+      ...(retainedBudgetBytes !== undefined ? { audit: { retainedBudgetBytes } } : {}),
       ...(io.env.SEV_ATTEST_HOST_TOKEN ? { hostToken: io.env.SEV_ATTEST_HOST_TOKEN } : {}),
       ...(values['allowed-host'] ? { allowedHosts: values['allowed-host'] } : {}),
       log: (line) => io.err(`sev-attest serve: ${line}\n`),
@@ -154,8 +181,12 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     if (err.code === 'EADDRINUSE' || err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL') {
       throw new CliError(`cannot listen on ${values.listen ?? 'the stored address'}: ${err.message}`, 1);
     }
-    if (e instanceof Error && /^--trust-ca|owner token|keychain/i.test(e.message))
-      throw new CliError(e.message, 1);
+    // A bad option or setting (a short owner token, an unusable data directory, a bad --trust-ca file) is
+    // the user's to fix: a plain sentence and exit 2, never "internal error".
+    if (isDomainError(e)) {
+      const usage = e.code === 'bad-arguments' || e.code === 'host-token-required';
+      throw new CliError(e.message, usage ? 2 : 1);
+    }
     throw e;
   }
   if (store === 'memory')
@@ -172,6 +203,19 @@ async function run(argv: string[], io: CliIo): Promise<number> {
         } (or run with --secret-store memory, which keeps nothing)\n`,
       );
     }
+  }
+  if (svc.listenerStatus().hostTokenRecommended) {
+    io.err(
+      'sev-attest serve: warning: a VM asks for manual approval and no host token is set: anyone who reaches ' +
+        'the listener can queue launches for you to approve. Set SEV_ATTEST_HOST_TOKEN (or generate one in ' +
+        'the UI) and give it to your hosts; --require-host-token makes it mandatory\n',
+    );
+  }
+  const retained = svc.audit.retainedStatus();
+  if (retained?.full) {
+    io.err(
+      `sev-attest serve: warning: the retained audit stream in ${retained.dir} is at its budget: secret releases are refused until archived segment files are moved away or --audit-retained-budget is raised\n`,
+    );
   }
   io.out(`listening ${svc.url}\n`);
   io.out(`port ${svc.port}\n`);

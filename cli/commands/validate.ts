@@ -19,11 +19,11 @@ import {
   computeMeasurement,
   requireMinimumApi,
   splitMeasurementBlob,
-  verifyMeasurement,
   type ApiVersion,
 } from '../../app/sev/measurement';
 import { parsePolicy } from '../../app/sev/policy';
-import { LUKS_PASSPHRASE_GUID, SecretTable, packageSecret, type SecretPadding } from '../../app/sev/secret';
+import { LUKS_PASSPHRASE_GUID, SecretTable, type SecretPadding } from '../../app/sev/secret';
+import { matchMeasurement, releaseSecret } from '../../app/decision';
 import type { CliCommand, CliIo } from '../io';
 
 export const EXIT_OK = 0;
@@ -362,7 +362,13 @@ async function validate(v: Values, io: CliIo): Promise<number> {
       throw new ValidateError((e as Error).message, EXIT_MISMATCH);
     }
   }
-  if (!verifyMeasurement({ tik, apiMajor, apiMinor, build, policy, digest, measurement: blob })) {
+  // The one measurement check (app/decision): only a match yields the VerifiedLaunch a secret needs.
+  const { verified } = matchMeasurement(
+    { tek, tik },
+    { apiMajor, apiMinor, buildId: build, policy, measurement: blob },
+    [{ profile: 'command line', expected: [{ digest }] }],
+  );
+  if (!verified) {
     throw new ValidateError('Measurement does not match, VM is not trustworthy', EXIT_MISMATCH);
   }
   if (!quiet) io.out('OK: Looks good to me\n');
@@ -372,14 +378,7 @@ async function validate(v: Values, io: CliIo): Promise<number> {
     const table = await buildSecretTable(secrets, at, (m) => {
       if (!quiet) io.err(m + '\n');
     });
-    const packet = packageSecret({
-      tek,
-      tik,
-      table: table.build({ padding }),
-      measurement: measure,
-      apiMajor,
-      apiMinor,
-    });
+    const packet = releaseSecret(verified, table.build({ padding }));
     debug(`Header: ${toBase64(packet.header)} (${packet.header.length} bytes)`);
     debug(`Secret: ${toBase64(packet.payload)} (${packet.payload.length} bytes)`);
     await writeFile(at(v['secret-header']!), toBase64(packet.header));

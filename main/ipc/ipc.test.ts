@@ -1,4 +1,5 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { DomainError } from '../../app/errors';
 import { INVOKE_CHANNELS, type InvokeHandlers } from '../../app/contract/ipc';
 
 const registered = new Map<string, (event: unknown, ...args: unknown[]) => Promise<unknown>>();
@@ -127,11 +128,11 @@ describe('IPC registration and checks', () => {
   it('returns a coded error for expected failures and hides unexpected ones', async () => {
     const ev = { ...known, senderFrame: known.mainFrame };
     vi.mocked(handlers['profiles:delete']).mockRejectedValueOnce(
-      Object.assign(new Error('the keychain is locked'), { code: 'keychain-unavailable' }),
+      new DomainError('secret-store-unavailable', 'the keychain is locked'),
     );
     expect(await registered.get('profiles:delete')!(ev, 'vm1')).toEqual({
       ok: false,
-      error: 'keychain-unavailable',
+      error: 'secret-store-unavailable',
       message: 'the keychain is locked',
     });
     vi.mocked(handlers['profiles:list']).mockRejectedValueOnce(

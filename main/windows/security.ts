@@ -5,13 +5,12 @@
  */
 import { shell, type App, type Session } from 'electron';
 import { isAllowedExternalUrl } from '../../app/contract/ipc';
+import { DomainError } from '../../app/errors';
 
 /** Opens an allow-listed https URL in the system browser; refuses anything else (checklist: openExternal). */
 export async function openExternalChecked(url: string): Promise<void> {
   if (!isAllowedExternalUrl(url)) {
-    throw Object.assign(new Error(`not an allowed external link: ${url.slice(0, 200)}`), {
-      code: 'url-not-allowed',
-    });
+    throw new DomainError('url-not-allowed', `not an allowed external link: ${url.slice(0, 200)}`);
   }
   await shell.openExternal(url);
 }

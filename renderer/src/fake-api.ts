@@ -3,7 +3,7 @@
  * implementation, and every subscription records its listener so the test can push events.
  */
 import { vi, type Mock } from 'vitest';
-import type { EventChannels, SevAttestApi } from '../../app/contract/ipc';
+import { apiFromTransport, type EventChannels, type SevAttestApi } from '../../app/contract/ipc';
 
 type Listeners = { [K in keyof EventChannels]: EventChannels[K][] };
 
@@ -35,65 +35,19 @@ export function createFakeApi(overrides: DeepPartial<SevAttestApi> = {}): FakeAp
         listeners[channel] = listeners[channel].filter((f) => f !== fn) as Listeners[K];
       };
     };
-  const base: SevAttestApi = {
-    profiles: {
-      list: unused('profiles.list'),
-      get: unused('profiles.get'),
-      save: unused('profiles.save'),
-      duplicate: unused('profiles.duplicate'),
-      delete: unused('profiles.delete'),
-    },
-    secrets: {
-      set: unused('secrets.set'),
-      reveal: unused('secrets.reveal'),
-      delete: unused('secrets.delete'),
-    },
-    artifacts: {
-      list: unused('artifacts.list'),
-      import: unused('artifacts.import'),
-      cancelImport: unused('artifacts.cancelImport'),
-      inspect: unused('artifacts.inspect'),
-      onProgress: sub('artifacts:progress'),
-    },
-    digests: { preview: unused('digests.preview') },
-    approvals: {
-      list: unused('approvals.list'),
-      decide: unused('approvals.decide'),
-      onChanged: sub('approvals:changed'),
-    },
-    events: {
-      list: unused('events.list'),
-      export: unused('events.export'),
-      onAppended: sub('events:appended'),
-    },
-    listener: {
-      status: unused('listener.status'),
-      configure: unused('listener.configure'),
-      tokens: unused('listener.tokens'),
-      onChanged: sub('listener:changed'),
-    },
-    tunnel: {
-      status: unused('tunnel.status'),
-      configure: unused('tunnel.configure'),
-      onChanged: sub('tunnel:changed'),
-    },
-    hostSetup: { get: unused('hostSetup.get') },
-    demo: { run: unused('demo.run') },
-    bundles: {
-      preview: unused('bundles.preview'),
-      export: unused('bundles.export'),
-      verify: unused('bundles.verify'),
-      import: unused('bundles.import'),
-      key: unused('bundles.key'),
-      keygen: unused('bundles.keygen'),
-      trusted: unused('bundles.trusted'),
-      trust: unused('bundles.trust'),
-      untrust: unused('bundles.untrust'),
-    },
-    app: { info: unused('app.info'), completeFirstRun: unused('app.completeFirstRun') },
-    shell: { openExternal: unused('shell.openExternal') },
-    files: { pathFor: (file: File) => `upload:${file.name}` },
-  };
+  // Every method from the contract's channel lists; each call is its own vi.fn, rejecting until given one.
+  const fromContract = apiFromTransport(
+    (channel, ..._args) => Promise.reject(new Error(`${channel} was not expected in this test`)),
+    (channel, fn) => sub(channel)(fn as never),
+  );
+  const base = { files: { pathFor: (file: File) => `upload:${file.name}` } } as SevAttestApi;
+  for (const [feature, group] of Object.entries(fromContract)) {
+    const methods: Record<string, unknown> = {};
+    for (const [name, fn] of Object.entries(group as Record<string, (...a: unknown[]) => unknown>)) {
+      methods[name] = name.startsWith('on') ? fn : unused(`${feature}.${name}`);
+    }
+    (base as unknown as Record<string, object>)[feature] = methods;
+  }
   for (const [feature, group] of Object.entries(overrides)) {
     Object.assign((base as unknown as Record<string, object>)[feature]!, group);
   }

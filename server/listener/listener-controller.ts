@@ -51,6 +51,8 @@ export interface ListenerControllerDeps {
   /** Called after a successful move to a new address (the SSH tunnel follows it). */
   onMoved?: () => Promise<void>;
   log: (line: string) => void;
+  /** More status the owner should see (host token recommended, audit stream full). */
+  statusExtras?: () => Pick<ListenerStatus, 'hostTokenRecommended' | 'auditFull'>;
 }
 
 /** True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost). */
@@ -123,6 +125,7 @@ export class ListenerController {
       tls: this.tls !== undefined,
       hostTokenRequired: this.token !== undefined,
     };
+    Object.assign(st, this.deps.statusExtras?.());
     if (this.state === 'running') st.url = this.bound.url;
     if (this.tls) st.tlsFingerprint = this.tls.fingerprint;
     if (this.lastError !== undefined) st.error = this.lastError;

@@ -1,9 +1,20 @@
-/** A token bucket per client address: `capacity` requests in a burst, refilled at `perSecond`. */
+/**
+ * Token buckets for the listener. `RateLimiter`: one bucket per key, `capacity` requests in a burst,
+ * refilled at `perSecond`. Keys are client groups (clientGroup): one IPv4 /24 or one IPv6 /64 counts as
+ * one client, so a host with many addresses in its subnet gets one budget, not one per address.
+ */
+export { clientGroup } from '../services/client-group';
+
 export interface RateLimitOptions {
   capacity: number;
   perSecond: number;
-  /** Most addresses tracked at once; idle full buckets are dropped first (default 10000). */
+  /** Most keys tracked at once; idle full buckets are dropped first (default 10000). */
   maxClients?: number;
+  /**
+   * One budget shared by every unauthenticated host request, whatever its address (default: 4x the
+   * per-client budget). Many source addresses cannot add up to more than this.
+   */
+  global?: { capacity: number; perSecond: number } | false;
   now?: () => number;
 }
 
@@ -24,6 +35,13 @@ export class RateLimiter {
 
   /** Takes one token; returns 0 when allowed, else the seconds until a token is available. */
   take(client: string): number {
+    const wait = this.peek(client);
+    if (wait === 0) this.buckets.get(client)!.tokens -= 1;
+    return wait;
+  }
+
+  /** Like take() but only looks: 0 when a token is available now (the bucket is refilled either way). */
+  peek(client: string): number {
     const now = this.now();
     let b = this.buckets.get(client);
     if (!b) {
@@ -34,10 +52,7 @@ export class RateLimiter {
       b.tokens = Math.min(this.opts.capacity, b.tokens + ((now - b.at) / 1000) * this.opts.perSecond);
       b.at = now;
     }
-    if (b.tokens >= 1) {
-      b.tokens -= 1;
-      return 0;
-    }
+    if (b.tokens >= 1) return 0;
     return Math.max(1, Math.ceil((1 - b.tokens) / this.opts.perSecond));
   }
 

@@ -11,13 +11,17 @@ import * as https from 'node:https';
 import { isIP, type AddressInfo, type Socket } from 'node:net';
 import type { z } from 'zod';
 import { AuditFilterSchema, AUDIT_EVENT_TYPES, type AuditEvent } from '../../app/audit';
+import { isDomainError } from '../../app/errors';
+import { isSevError } from '../../app/sev/errors';
 import { buildOpenApiDocument } from '../../app/contract/openapi';
 import {
   ApiError,
+  isApiErrorCode,
   DecisionRequestSchema,
   describeZodError,
   ERROR_STATUS,
   LaunchRequestSchema,
+  PinCekRequestSchema,
   ValidateRequestSchema,
   VmPutRequestSchema,
   type ApiErrorCode,
@@ -25,8 +29,9 @@ import {
 import { VmIdSchema } from '../../app/profile';
 import type { AttestationService, ClientInfo } from '../services/attestation';
 import { MAX_ARTIFACT_BYTES, type OwnerService } from '../services/owner-service';
-import { SecretStoreUnavailableError } from '../services/secret-store';
-import { RateLimiter, type RateLimitOptions } from './rate-limit';
+import { isBundleError } from '../../app/bundle/errors';
+import { clientGroup, RateLimiter, type RateLimitOptions } from './rate-limit';
+import { launchAnswerOf, launchEvidenceOf, launchReportOf, validateAnswerOf } from './host-mapping';
 
 export interface ListenerLimits {
   /** Host routes: launch/validate bodies are a few KiB (default 64 KiB). */
@@ -41,6 +46,10 @@ export interface ListenerLimits {
   requestTimeoutMs: number;
   /** Idle keep-alive sockets are closed after this (default 5 s). */
   keepAliveTimeoutMs: number;
+  /** Open connections per client group (IPv4 /24, IPv6 /64); more are closed at once (default 64). */
+  maxConnectionsPerClient: number;
+  /** Open connections in all (default 1024). */
+  maxConnections: number;
 }
 
 export const DEFAULT_LIMITS: ListenerLimits = {
@@ -50,7 +59,23 @@ export const DEFAULT_LIMITS: ListenerLimits = {
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 60_000,
   keepAliveTimeoutMs: 5_000,
+  maxConnectionsPerClient: 64,
+  maxConnections: 1024,
 };
+
+/**
+ * TLS 1.2 suites offered: forward-secret AEAD only (ECDHE with AES-GCM or ChaCha20-Poly1305); no CBC,
+ * no SHA-1 MACs, no static RSA. TLS 1.3 keeps its defaults (all AEAD).
+ */
+export const TLS12_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+const TLS13_CIPHERS = 'TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256';
 
 export interface ListenerOptions {
   host: string;
@@ -64,7 +89,11 @@ export interface ListenerOptions {
   attestation: AttestationService;
   owner: OwnerService;
   limits?: Partial<ListenerLimits>;
-  /** Per client address; false disables (default 120 burst, 40/s). */
+  /**
+   * Per client group (IPv4 /24, IPv6 /64) plus one global budget for unauthenticated host requests;
+   * false disables (default 120 burst, 40/s per client; global 4x that). Requests with the owner token
+   * are never limited; requests with the host token have their own per-client budget.
+   */
   rateLimit?: Omit<RateLimitOptions, 'now'> | false;
   /** Operational log lines (never secrets). */
   log?: (line: string) => void;
@@ -122,21 +151,68 @@ function sendError(
   sendJson(res, ERROR_STATUS[code], { error: code, message }, headers);
 }
 
-/** A raw HTTP/1.1 JSON error on a socket the parser gave up on (timeouts, malformed requests). */
-function rawError(socket: Socket, status: number, code: string, message: string): void {
+/**
+ * A raw HTTP/1.1 JSON error on a socket the parser gave up on (timeouts, malformed requests), then the
+ * socket is destroyed: the server is allowHalfOpen, so end() alone would leave the descriptor open for as
+ * long as a client that never reads nor closes wants.
+ */
+export function rawError(socket: Socket, status: number, code: string, message: string): void {
   const body = JSON.stringify({ error: code, message });
   const reason = http.STATUS_CODES[status] ?? 'Error';
+  const kill = setTimeout(() => socket.destroy(), 1000);
+  kill.unref();
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    () => {
+      clearTimeout(kill);
+      socket.destroy();
+    },
   );
+}
+
+/**
+ * Counts open sockets per client group and closes those over the cap at once (no reply: the client is
+ * already holding too many). Logs one line per refused client and minute, never a stack.
+ */
+export class ConnectionCap {
+  private readonly open = new Map<string, number>();
+  private readonly logged = new Map<string, number>();
+  constructor(
+    private readonly perClient: number,
+    private readonly log: (line: string) => void,
+    private readonly group: (address: string) => string = clientGroup,
+    private readonly what = 'listener',
+  ) {}
+
+  /** Call on 'connection'; destroys the socket when its client is over the cap. */
+  admit(socket: Socket): void {
+    const key = this.group(normalizeAddress(socket.remoteAddress));
+    const n = this.open.get(key) ?? 0;
+    if (n >= this.perClient) {
+      socket.destroy();
+      const now = Date.now();
+      if ((this.logged.get(key) ?? 0) < now - 60_000) {
+        if (this.logged.size > 10_000) this.logged.clear();
+        this.logged.set(key, now);
+        this.log(`${this.what}: refused connections from ${key}: over ${this.perClient} open connections`);
+      }
+      return;
+    }
+    this.open.set(key, n + 1);
+    socket.once('close', () => {
+      const m = (this.open.get(key) ?? 1) - 1;
+      if (m <= 0) this.open.delete(key);
+      else this.open.set(key, m);
+    });
+  }
 }
 
 function digestToken(t: string): Buffer {
   return createHash('sha256').update(t, 'utf8').digest();
 }
 
-function normalizeAddress(a: string | undefined): string {
+export function normalizeAddress(a: string | undefined): string {
   if (!a) return 'unknown';
   return a.startsWith('::ffff:') && isIP(a.slice(7)) === 4 ? a.slice(7) : a;
 }
@@ -156,6 +232,7 @@ export class Listener {
   private readonly routes: Route[];
   private readonly limits: ListenerLimits;
   private readonly limiter: RateLimiter | undefined;
+  private readonly globalLimiter: RateLimiter | undefined;
   private readonly ownerTokenDigest: Buffer;
   private readonly hostTokenDigest: Buffer | undefined;
   private readonly allowedHosts: Set<string>;
@@ -168,10 +245,10 @@ export class Listener {
 
   constructor(private readonly opts: ListenerOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
-    this.limiter =
-      opts.rateLimit === false
-        ? undefined
-        : new RateLimiter(opts.rateLimit ?? { capacity: 120, perSecond: 40 });
+    const rl = opts.rateLimit === false ? undefined : (opts.rateLimit ?? { capacity: 120, perSecond: 40 });
+    this.limiter = rl ? new RateLimiter(rl) : undefined;
+    const global = rl?.global ?? (rl ? { capacity: rl.capacity * 4, perSecond: rl.perSecond * 4 } : false);
+    this.globalLimiter = global ? new RateLimiter(global) : undefined;
     if (opts.ownerToken.length < 16) throw new Error('the owner token must be at least 16 characters');
     this.ownerTokenDigest = digestToken(opts.ownerToken);
     this.hostTokenDigest = opts.hostToken ? digestToken(opts.hostToken) : undefined;
@@ -198,6 +275,10 @@ export class Listener {
             key: this.opts.tls.keyPem,
             cert: this.opts.tls.certPem,
             minVersion: 'TLSv1.2',
+            ciphers: `${TLS13_CIPHERS}:${TLS12_CIPHERS}`,
+            honorCipherOrder: true,
+            // A TLS client that never finishes its handshake: the HTTP timeouts do not cover it yet.
+            handshakeTimeout: this.limits.headersTimeoutMs,
             connectionsCheckingInterval,
           },
           handler,
@@ -207,6 +288,12 @@ export class Listener {
     server.requestTimeout = this.limits.requestTimeoutMs;
     server.keepAliveTimeout = this.limits.keepAliveTimeoutMs;
     server.maxHeadersCount = 100;
+    server.maxConnections = this.limits.maxConnections;
+    const cap = new ConnectionCap(this.limits.maxConnectionsPerClient, this.log);
+    server.on('connection', (socket: Socket) => cap.admit(socket));
+    if (this.opts.tls) {
+      (server as https.Server).on('tlsClientError', (_e: Error, socket: Socket) => socket.destroy());
+    }
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
       if (!socket.writable || err.code === 'ECONNRESET') {
         socket.destroy();
@@ -270,6 +357,7 @@ export class Listener {
     const client: ClientInfo = {
       address: normalizeAddress(req.socket.remoteAddress),
       port: req.socket.remotePort,
+      hostToken: false,
     };
     if (this.closing) res.setHeader('Connection', 'close');
     // 1. Host header: IP literals and known names only (a rebinding page carries its DNS name).
@@ -278,12 +366,25 @@ export class Listener {
       sendError(res, 'misdirected', 'the Host header names no address this listener serves');
       return;
     }
-    // 2. Rate limit per client address.
-    if (this.limiter) {
-      const wait = this.limiter.take(client.address);
+    // 2. Rate limits: the owner is never limited; a host with the host token has its own budget per
+    // client group; everyone else shares a per-group budget and one global budget.
+    const bearer = this.bearerKind(req.headers.authorization);
+    client.hostToken = bearer === 'host';
+    if (this.limiter && bearer !== 'owner') {
+      const group = clientGroup(client.address);
+      let wait: number;
+      if (bearer === 'host') wait = this.limiter.take(`host-token ${group}`);
+      else {
+        wait = this.limiter.peek(group);
+        if (wait === 0 && this.globalLimiter) wait = this.globalLimiter.take('*');
+        if (wait === 0) wait = this.limiter.take(group);
+      }
       if (wait > 0) {
         req.resume();
-        sendError(res, 'rate-limited', 'too many requests; slow down', { 'Retry-After': String(wait) });
+        sendError(res, 'rate-limited', 'too many requests; slow down', {
+          'Retry-After': String(wait),
+          Connection: 'close',
+        });
         return;
       }
     }
@@ -330,6 +431,8 @@ export class Listener {
       );
       return;
     }
+    // A host route passed the host-token check with a token: the client is that token's holder.
+    client.hostToken = hit.r.auth === 'host' && this.hostTokenDigest !== undefined;
     let params: string[];
     try {
       params = hit.m.slice(1).map((p) => decodeURIComponent(p));
@@ -338,6 +441,16 @@ export class Listener {
       return;
     }
     await hit.r.handle({ req, res, params, client, url });
+  }
+
+  /** Which token the Authorization header carries (both compared in constant time). */
+  private bearerKind(header: string | undefined): 'owner' | 'host' | 'none' {
+    const m = header === undefined ? null : /^Bearer ([\x21-\x7e]{1,512})$/.exec(header);
+    if (!m) return 'none';
+    const given = digestToken(m[1]!);
+    if (timingSafeEqual(given, this.ownerTokenDigest)) return 'owner';
+    if (this.hostTokenDigest && timingSafeEqual(given, this.hostTokenDigest)) return 'host';
+    return 'none';
   }
 
   private authorized(auth: Auth, header: string | undefined): boolean {
@@ -350,14 +463,21 @@ export class Listener {
     return timingSafeEqual(given, expected) && m !== null;
   }
 
+  /**
+   * The one place a failure becomes an HTTP status: a DomainError with a REST code answers with that
+   * code's status and its host-safe message; a core error the schema let through (a malformed value) is a
+   * bad request; anything else is a bug (500, logged here, never shown).
+   */
   private answerError(res: http.ServerResponse, e: unknown): void {
-    if (e instanceof ApiError) {
-      sendError(res, e.code, e.message, e.headers);
-    } else if (e instanceof BodyTooLarge) {
+    if (e instanceof BodyTooLarge) {
       sendError(res, 'payload-too-large', e.message, { Connection: 'close' });
-    } else if (e instanceof SecretStoreUnavailableError) {
-      this.log(`secret store unavailable: ${e.detail}`);
-      sendError(res, 'secret-store-unavailable', "the owner's secret store is unavailable");
+    } else if (isDomainError(e) && isApiErrorCode(e.code)) {
+      if (e.code === 'secret-store-unavailable') this.log(`secret store unavailable: ${e.message}`);
+      const headers: Record<string, string> = e instanceof ApiError ? { ...e.headers } : {};
+      if (e.retryAfterSeconds !== undefined) headers['Retry-After'] = String(e.retryAfterSeconds);
+      sendError(res, e.code, e.hostMessage, headers);
+    } else if (isDomainError(e) && (isSevError(e) || isBundleError(e))) {
+      sendError(res, 'bad-request', e.message);
     } else {
       this.log(`internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
       sendError(res, 'internal', 'internal error');
@@ -458,7 +578,9 @@ export class Listener {
     });
     const launch = async (ctx: Ctx, vmId: string | undefined) => {
       const body = await this.readJson(ctx.req, host, LaunchRequestSchema);
-      const out = await a.launch(vmId === undefined ? {} : { vmId }, body, ctx.client);
+      const out = launchAnswerOf(
+        await a.launch(vmId === undefined ? {} : { vmId }, launchEvidenceOf(body), ctx.client),
+      );
       if (out.status === 202) sendJson(ctx.res, 202, out.body, { 'Retry-After': String(out.retryAfter) });
       else sendJson(ctx.res, 200, out.body);
     };
@@ -477,11 +599,21 @@ export class Listener {
       r('POST', `/v1/vm/${seg}/validate`, 'host', async (ctx) => {
         const vmId = vmIdOr404(ctx.params[0]!);
         const body = await this.readJson(ctx.req, host, ValidateRequestSchema);
-        sendJson(ctx.res, 200, await a.validate({ vmId }, body, ctx.client));
+        sendJson(
+          ctx.res,
+          200,
+          validateAnswerOf(await a.validate({ vmId }, launchReportOf(body), ctx.client)),
+        );
       }),
       r('POST', `/v1/connections/${seg}/validate`, 'host', async (ctx) => {
         const body = await this.readJson(ctx.req, host, ValidateRequestSchema);
-        sendJson(ctx.res, 200, await a.validate({ connection: ctx.params[0]! }, body, ctx.client));
+        sendJson(
+          ctx.res,
+          200,
+          validateAnswerOf(
+            await a.validate({ connection: ctx.params[0]! }, launchReportOf(body), ctx.client),
+          ),
+        );
       }),
       r('GET', '/v1/vm', 'owner', async (ctx) => sendJson(ctx.res, 200, { vms: o.listVms() })),
       r('PUT', `/v1/vm/${seg}`, 'owner', putVm),
@@ -512,6 +644,16 @@ export class Listener {
       r('POST', `/v1/approvals/${seg}`, 'owner', async (ctx) => {
         const body = await this.readJson(ctx.req, host, DecisionRequestSchema);
         sendJson(ctx.res, 200, o.decide(ctx.params[0]!, body.decision));
+      }),
+      r('GET', '/v1/chips', 'owner', async (ctx) => sendJson(ctx.res, 200, { chips: o.listPinnedCeks() })),
+      r('PUT', `/v1/chips/${seg}/cek`, 'owner', async (ctx) => {
+        const body = await this.readJson(ctx.req, host, PinCekRequestSchema);
+        sendJson(ctx.res, 200, await o.pinCek(ctx.params[0]!, body));
+      }),
+      r('DELETE', `/v1/chips/${seg}/cek`, 'owner', async (ctx) => {
+        await o.unpinCek(ctx.params[0]!);
+        ctx.res.writeHead(204, { 'Cache-Control': 'no-store' });
+        ctx.res.end();
       }),
       r('GET', '/v1/events', 'owner', (ctx) => this.events(ctx)),
       r('GET', '/v1/health', 'owner', async (ctx) => sendJson(ctx.res, 200, o.health())),

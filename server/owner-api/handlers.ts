@@ -18,6 +18,7 @@ import type { RunningService } from '../serve/serve';
 import type { TunnelController } from '../serve/tunnel-controller';
 import type { UiEventBus } from './event-bus';
 import { bundleHandlers } from './bundle-handlers';
+import type { PinnedCekStore } from '../services/pinned-ceks';
 
 /** The contract's view of an approval. */
 export function approvalView(a: Approval): ApprovalView {
@@ -173,6 +174,38 @@ export function listenerHandlers(deps: {
   };
 }
 
+/** `chips:*`: CEKs pinned per chip, through OwnerService (the same checks and audit events as /v1/chips). */
+export function chipHandlers(deps: {
+  pinnedCeks: Pick<PinnedCekStore, 'list'>;
+  owner: Pick<OwnerService, 'pinCek' | 'unpinCek'>;
+}): Handlers<'chips'> {
+  return {
+    'chips:list': async () =>
+      deps.pinnedCeks.list().map((p) => ({
+        chipId: p.chipId,
+        ...(p.label !== undefined ? { label: p.label } : {}),
+        pinnedAt: p.pinnedAt,
+      })),
+    'chips:pinCek': async (chipId, cekBase64, label) => {
+      const b = await deps.owner.pinCek(chipId, {
+        cek: cekBase64,
+        ...(label !== undefined ? { label } : {}),
+      });
+      return {
+        chipId: b['chip-id'],
+        ...(b.label !== undefined ? { label: b.label } : {}),
+        pinnedAt: b['pinned-at'],
+      };
+    },
+    'chips:unpin': async (chipId) => {
+      const id = chipId.toLowerCase();
+      if (!deps.pinnedCeks.list().some((p) => p.chipId === id)) return false;
+      await deps.owner.unpinCek(id);
+      return true;
+    },
+  };
+}
+
 /** Builds every contract handler, each group from the services it uses. */
 export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
   const { service } = ctx;
@@ -186,6 +219,7 @@ export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
     // Without a vmId: the first-run demo profile, created (firmware, demo passphrase) on first use.
     'demo:run': async (options) => service.demo.run(options),
     ...bundleHandlers(service),
+    ...chipHandlers(service),
     'app:info': async () => ({
       version: ctx.version,
       mode: ctx.mode,

@@ -70,9 +70,71 @@ export function resolveOwnerToken(
   return { token, file };
 }
 
-/** Builds the services (server/compose.ts), starts the listener and a stored tunnel. */
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * One service per data directory (the audit log has one writer): DIR/serve.lock is created exclusively
+ * with this process's pid. A lock whose pid is no longer running (a kill -9) is stale and replaced.
+ * Returns the release function (removes the lock if it is still ours).
+ */
+export function acquireDataDirLock(dataDir: string): () => void {
+  const file = join(dataDir, 'serve.lock');
+  for (let attempt = 0; attempt < 3; attempt++) {
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'wx', 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      let text: string;
+      try {
+        text = fs.readFileSync(file, 'utf8').trim();
+      } catch {
+        continue; // removed meanwhile: try again
+      }
+      const pid = Number(text);
+      if (/^\d+$/.test(text) && pid > 0 && pidAlive(pid)) {
+        throw new DomainError(
+          'data-dir-locked',
+          `another sev-attest serve (pid ${pid}) is using the data directory ${dataDir}: only one process may ` +
+            `write its audit log. Stop that one first, or use another --data-dir (if pid ${pid} is not a ` +
+            `sev-attest process, delete ${file})`,
+        );
+      }
+      // Stale (its process is gone) or a half-written lock of a process killed while creating it.
+      if (text === '' && Date.now() - fs.statSync(file).mtimeMs < 2000) {
+        throw new DomainError(
+          'data-dir-locked',
+          `another sev-attest serve is starting on ${dataDir} (${file})`,
+        );
+      }
+      fs.rmSync(file, { force: true });
+      continue;
+    }
+    fs.writeSync(fd, `${process.pid}\n`);
+    fs.closeSync(fd);
+    return () => {
+      try {
+        if (fs.readFileSync(file, 'utf8').trim() === String(process.pid)) fs.rmSync(file, { force: true });
+      } catch {
+        // Already gone.
+      }
+    };
+  }
+  throw new DomainError('data-dir-locked', `could not take the lock ${file}`);
+}
+
+/**
+ * Builds the services (server/compose.ts), starts the listener and a stored tunnel; holds DIR/serve.lock
+ * until close().
+ */
 export async function startService(opts: ServeOptions): Promise<RunningService> {
-  const log = opts.log ?? (() => {});
   try {
     fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
     fs.accessSync(opts.dataDir, fs.constants.W_OK);
@@ -82,9 +144,32 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
       `the data directory ${opts.dataDir} cannot be used: ${messageOf(e)}`,
     );
   }
+  const release = acquireDataDirLock(opts.dataDir);
+  let svc: RunningService;
+  try {
+    svc = await startServiceLocked(opts);
+  } catch (e) {
+    release();
+    throw e;
+  }
+  const close = svc.close;
+  svc.close = () => close().finally(release);
+  return svc;
+}
+
+async function startServiceLocked(opts: ServeOptions): Promise<RunningService> {
+  const log = opts.log ?? (() => {});
   const { token: ownerToken, file: ownerTokenFile } = resolveOwnerToken(opts.dataDir, opts.ownerToken);
   const services = composeServices(opts, ownerToken);
   const { listener, settings, tunnel, audit } = services;
+  if (opts.requireHostToken && !listener.hostToken) {
+    await services.close();
+    throw new DomainError(
+      'host-token-required',
+      'a host token is required (--require-host-token) but none is set: set SEV_ATTEST_HOST_TOKEN ' +
+        `(at least 16 characters) or generate one in the UI (Listener, Host token), stored in ${join(opts.dataDir, 'host-token')}`,
+    );
+  }
   const stored = settings.get().listener;
   try {
     await listener.start({

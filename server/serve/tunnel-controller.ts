@@ -4,6 +4,7 @@
  * current port, restarted when the listener moves, configured from the UI (stored in settings.tunnel)
  * or for one run by `serve --tunnel` (not stored).
  */
+import { DomainError } from '../../app/errors';
 import type { TunnelStatus as UiTunnelStatus } from '../../app/status';
 import { SshTunnel, type SshTunnelOptions, type TunnelStatus } from '../services/ssh-tunnel';
 import type { SettingsStore } from '../services/settings-store';
@@ -29,10 +30,6 @@ export interface TunnelControllerDeps {
   log?: (line: string) => void;
   /** The ssh program (default `ssh` on PATH; tests pass a stand-in). */
   sshPath?: string;
-}
-
-function coded(code: string, message: string): Error {
-  return Object.assign(new Error(message), { code });
 }
 
 /** The contract's view of an SshTunnel state. */
@@ -137,7 +134,7 @@ export class TunnelController {
       // The constructor validates target and ports; nothing runs until start().
       new SshTunnel({ ...spec, localPort: this.deps.localPort() });
     } catch (e) {
-      throw coded('bad-arguments', e instanceof Error ? e.message : String(e));
+      throw new DomainError('bad-arguments', e instanceof Error ? e.message : String(e));
     }
   }
 

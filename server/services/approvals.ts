@@ -1,6 +1,6 @@
 /**
  * Owner approvals of launch requests. A pending approval is keyed by the request's fingerprint (client,
- * VM and the hash of what the host sent), so a host repeating the same request keeps waiting on the same
+ * VM and the hash of what the host sent, cpu-id and CEK included), so a host repeating the same request keeps waiting on the same
  * approval instead of queueing another. approve / deny / timeout (= deny) decide it; an approval is
  * consumed by the one launch it admits.
  */
@@ -19,6 +19,17 @@ export interface ApprovalRequestInfo {
   firmwareApi?: { major: number; minor: number };
 }
 
+/**
+ * Whose budget a new pending approval counts against: the client group (IPv4 /24, IPv6 /64), the
+ * platform (a hash of the PDH) and whether the host presented the host token (a separate budget, so a
+ * flood of anonymous requests cannot lock out a host with the token).
+ */
+export interface ApprovalQuota {
+  client: string;
+  platform: string;
+  authenticated: boolean;
+}
+
 export interface Approval extends ApprovalRequestInfo {
   readonly id: string;
   readonly fingerprint: string;
@@ -29,6 +40,7 @@ export interface Approval extends ApprovalRequestInfo {
   /** When a pending approval times out (denied), or when a decided one is forgotten. */
   expiresAt: number;
   decidedAt: number | undefined;
+  readonly quota?: ApprovalQuota;
 }
 
 export type ApprovalListener = (a: Approval) => void;
@@ -38,8 +50,14 @@ export interface ApprovalServiceOptions {
   timeoutSeconds?: number | (() => number);
   /** How long a decision is remembered for the host to pick up (default 10 minutes). */
   decisionTtlMs?: number;
-  /** At most this many pending approvals at once (default 1000): more is a flood, answered 429. */
+  /** At most this many pending approvals of anonymous hosts at once (default 1000): more is a flood, answered 429. */
   maxPending?: number;
+  /** Pending approvals per client group (default 4). */
+  maxPendingPerClient?: number;
+  /** Pending approvals per platform (PDH; default 4): a replayed public chain fills only its own. */
+  maxPendingPerPlatform?: number;
+  /** Pending approvals of hosts that presented the host token, counted apart (default 1000). */
+  maxPendingAuthenticated?: number;
   now?: () => number;
 }
 
@@ -59,6 +77,35 @@ export function approvalFingerprint(
     .digest('hex');
 }
 
+/** What a launch approval is given for: everything the host sent that the launch depends on. */
+export interface LaunchApprovalMaterial {
+  pdh: Uint8Array;
+  certChain: Uint8Array;
+  policy: number;
+  /** The claimed cpu-id: an approval for one chip does not admit a launch claiming another. */
+  chipId: Uint8Array | undefined;
+  /** The host-supplied CEK: an approval for one CEK does not admit a launch with another. */
+  cek: Uint8Array | undefined;
+}
+
+/** The fingerprint of a launch approval: client, VM, PDH, chain, policy, cpu-id and CEK. */
+export function launchApprovalFingerprint(
+  client: string,
+  vmId: string | undefined,
+  m: LaunchApprovalMaterial,
+): string {
+  const policy = new Uint8Array(4);
+  new DataView(policy.buffer).setUint32(0, m.policy >>> 0, true);
+  // An absent cpu-id or CEK is a zero-length part: length-prefixed, it differs from any present value.
+  return approvalFingerprint(client, vmId, [
+    m.pdh,
+    m.certChain,
+    policy,
+    m.chipId ?? new Uint8Array(0),
+    m.cek ?? new Uint8Array(0),
+  ]);
+}
+
 /** Pending and recently decided approvals, in memory. */
 export class ApprovalService {
   private readonly byId = new Map<string, Approval>();
@@ -68,6 +115,9 @@ export class ApprovalService {
   private readonly timeout: () => number;
   private readonly decisionTtlMs: number;
   private readonly maxPending: number;
+  private readonly maxPerClient: number;
+  private readonly maxPerPlatform: number;
+  private readonly maxAuthenticated: number;
   private readonly now: () => number;
 
   constructor(opts: ApprovalServiceOptions = {}) {
@@ -75,6 +125,9 @@ export class ApprovalService {
     this.timeout = typeof t === 'function' ? t : () => t;
     this.decisionTtlMs = opts.decisionTtlMs ?? 10 * 60_000;
     this.maxPending = opts.maxPending ?? 1000;
+    this.maxPerClient = opts.maxPendingPerClient ?? 4;
+    this.maxPerPlatform = opts.maxPendingPerPlatform ?? 4;
+    this.maxAuthenticated = opts.maxPendingAuthenticated ?? 1000;
     this.now = opts.now ?? Date.now;
   }
 
@@ -82,20 +135,21 @@ export class ApprovalService {
    * The approval for this fingerprint: the existing one if the same request was seen (pending or
    * decided and not yet consumed), else a new pending one. `created` tells which.
    */
-  request(fingerprint: string, info: ApprovalRequestInfo): { approval: Approval; created: boolean } {
+  request(
+    fingerprint: string,
+    info: ApprovalRequestInfo,
+    quota?: ApprovalQuota,
+  ): { approval: Approval; created: boolean } {
     this.forgetExpired();
     const existingId = this.byFingerprint.get(fingerprint);
     const existing = existingId ? this.byId.get(existingId) : undefined;
     if (existing && existing.state !== 'used') return { approval: existing, created: false };
-    if (this.pendingCount >= this.maxPending) {
-      throw new ApiError('rate-limited', 'too many launches are waiting for the owner; try later', {
-        'Retry-After': '30',
-      });
-    }
+    this.checkQuota(quota);
     const now = this.now();
     const timeoutMs = Math.max(1, this.timeout()) * 1000;
     const a: Approval = {
       ...info,
+      ...(quota ? { quota } : {}),
       id: randomUUID(),
       fingerprint,
       state: 'pending',
@@ -111,6 +165,29 @@ export class ApprovalService {
     this.timers.set(a.id, timer);
     this.emit(a);
     return { approval: a, created: true };
+  }
+
+  /** Refuses (429) a new pending approval over its budgets: per client, per platform, in all. */
+  private checkQuota(q: ApprovalQuota | undefined): void {
+    const authenticated = q?.authenticated === true;
+    let total = 0;
+    let client = 0;
+    let platform = 0;
+    for (const a of this.byId.values()) {
+      if (a.state !== 'pending' || (a.quota?.authenticated === true) !== authenticated) continue;
+      total++;
+      if (q && a.quota?.client === q.client) client++;
+      if (q && a.quota?.platform === q.platform) platform++;
+    }
+    const refuse = (message: string) => {
+      throw new ApiError('rate-limited', message, { 'Retry-After': '30' });
+    };
+    if (total >= (authenticated ? this.maxAuthenticated : this.maxPending))
+      refuse('too many launches are waiting for the owner; try later');
+    if (q && client >= this.maxPerClient)
+      refuse('too many launches from this client are waiting for the owner');
+    if (q && platform >= this.maxPerPlatform)
+      refuse('too many launches of this platform are waiting for the owner');
   }
 
   /** The owner's decision. Throws unknown-approval / approval-decided. */

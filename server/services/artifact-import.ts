@@ -9,6 +9,7 @@
  * The worker is a string evaluated with `new Worker(code, { eval: true })` using node built-ins only, so
  * it needs no separate file in any bundle (vitest, esbuild's dist/ CLI, electron-vite).
  */
+import { DomainError, type ErrorCode } from '../../app/errors';
 import { promises as fsp } from 'node:fs';
 import { basename } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -33,12 +34,9 @@ import { ArtifactError, type ArtifactInfo, type ArtifactStore } from './artifact
 import { describeBytes } from './owner-service';
 
 /** A coded error for the UI ('cancelled', 'import-in-progress', 'bad-format' ...). */
-export class ImportError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
+export class ImportError extends DomainError {
+  constructor(code: ErrorCode, message: string) {
+    super(code, message);
     this.name = 'ImportError';
   }
 }
@@ -253,7 +251,7 @@ export class ArtifactImportService {
       return await this.inspect(stored.sha256);
     } catch (e) {
       const cancelled = job.cancelled || (e instanceof ArtifactError && e.code === 'artifact-aborted');
-      const tooLarge = e instanceof ArtifactError && e.code === 'artifact-too-large';
+      const tooLarge = e instanceof ArtifactError && e.code === 'payload-too-large';
       const err = cancelled
         ? new ImportError('cancelled', 'the import was cancelled')
         : tooLarge

@@ -65,7 +65,7 @@ describe('ArtifactStore', () => {
     );
     const err = await store.importStream(big, { maxBytes: 10_000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ArtifactError);
-    expect((err as ArtifactError).code).toBe('artifact-too-large');
+    expect((err as ArtifactError).code).toBe('payload-too-large');
     expect((err as Error).message).toMatch(/larger than the limit of 10000 bytes/);
     expect(tmpFiles()).toEqual([]);
     expect(store.list().map((i) => i.sha256)).toEqual([ok.sha256]);

@@ -4,6 +4,7 @@
  * always holds exactly those bytes, and no import holds a whole file in memory.
  * A small index (`dir/index.json`, written through temp + fsync + rename) keeps names and import times.
  */
+import { DomainError } from '../../app/errors';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, promises as fsp, readFileSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
@@ -37,17 +38,15 @@ export interface ImportOptions {
   signal?: AbortSignal;
 }
 
-export class ArtifactError extends Error {
+export class ArtifactError extends DomainError<
+  'payload-too-large' | 'artifact-not-found' | 'artifact-aborted' | 'artifact-bad-digest' | 'artifact-io'
+> {
   constructor(
-    readonly code:
-      | 'artifact-too-large'
-      | 'artifact-not-found'
-      | 'artifact-aborted'
-      | 'artifact-bad-digest'
-      | 'artifact-io',
+    code:
+      'payload-too-large' | 'artifact-not-found' | 'artifact-aborted' | 'artifact-bad-digest' | 'artifact-io',
     message: string,
   ) {
-    super(message);
+    super(code, message);
     this.name = 'ArtifactError';
   }
 }
@@ -109,7 +108,7 @@ export class ArtifactStore {
   }
 
   /**
-   * Stores a stream (PUT /v1/artifacts, browser uploads); aborts with 'artifact-too-large' past maxBytes.
+   * Stores a stream (PUT /v1/artifacts, browser uploads); aborts with 'payload-too-large' past maxBytes.
    * The source must not reuse a chunk's memory after yielding it (Node streams never do).
    */
   async importStream(
@@ -265,7 +264,7 @@ export class ArtifactStore {
         size += bytes.length;
         if (options.maxBytes !== undefined && size > options.maxBytes) {
           throw new ArtifactError(
-            'artifact-too-large',
+            'payload-too-large',
             `the artifact is larger than the limit of ${options.maxBytes} bytes`,
           );
         }

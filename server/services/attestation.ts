@@ -1,46 +1,65 @@
 /**
- * The attestation logic, free of HTTP so the Electron main process reuses it: launch (verify the
- * platform chain, apply the owner's rules, ask the owner when the VM wants manual approval, create a
- * fresh launch session) and validate (check the reported measurement against every digest the owner's
- * profile admits, then package the VM's secrets for LAUNCH_SECRET). Deny by default: anything the owner
- * did not allow is refused with its contract code. Every step is an audit event; the host only ever
- * learns the code, the owner sees the evidence.
+ * The attestation service: orchestrates the stores, approvals, connections and the audit log around the
+ * decision (app/decision), free of transports so the listener and the Electron main process share it.
+ *
+ * launch: verify the platform chain, prove a claimed chip when an allow list needs it, apply the owner's
+ * rules, ask the owner when the VM wants manual approval, create a fresh launch session.
+ * validate: check the reported measurement against every digest the owner's profile admits (the one
+ * measurement check, which alone creates a VerifiedLaunch), then release the VM's secrets for it.
+ *
+ * Deny by default. Every step is an audit event; a refusal is a DomainError whose hostMessage (all a host
+ * reads) is generic, while the evidence goes to the owner's audit event only.
  */
-import { timingSafeEqual, createHmac } from 'node:crypto';
-import {
-  ApiError,
-  type ApiErrorCode,
-  type LaunchRequest,
-  type LaunchResponse,
-  type PendingResponse,
-  type ValidateRequest,
-  type ValidateResponse,
-} from '../../app/contract/rest';
+import { createHash } from 'node:crypto';
 import type { AuditEventInput } from '../../app/audit';
-import type { DigestCandidate } from '../../app/contract/ipc';
-import { secretAccount, type VmProfile } from '../../app/profile';
-import { fromBase64, toBase64, toHex, u32le, wipe } from '../../app/sev/bytes';
+import { DomainError, isDomainError } from '../../app/errors';
+import {
+  admitFirmware,
+  admitLaunch,
+  afterChipProof,
+  cekProvesChip,
+  HOST_MESSAGES,
+  matchMeasurement,
+  needsChipProof,
+  refusal,
+  releaseSecret,
+  validateCandidates,
+  type Admission,
+  type ChipProof,
+  type DecisionCode,
+  type LaunchEvidence,
+  type LaunchReport,
+  type LaunchTarget,
+  type ProfileSource,
+  type VerifiedLaunch,
+} from '../../app/decision';
+import { secretAccount } from '../../app/profile';
+import { toHex, wipe } from '../../app/sev/bytes';
 import { verifyChain, VerifiedLinkCache, type ChainInput, type ChainResult } from '../../app/sev/chain';
 import { isSevError } from '../../app/sev/errors';
-import { measurementHasPrefix, splitMeasurementBlob } from '../../app/sev/measurement';
-import { decodePolicy, policyHex } from '../../app/sev/policy';
+import { policyHex } from '../../app/sev/policy';
 import { anchorName, type TrustStore } from '../../app/sev/roots';
-import { packageSecret, SecretTable } from '../../app/sev/secret';
+import { SecretTable } from '../../app/sev/secret';
 import { LaunchSession } from '../../app/sev/session';
-import { approvalFingerprint, type ApprovalService } from './approvals';
+import { launchApprovalFingerprint, type ApprovalService } from './approvals';
+import { clientGroup } from './client-group';
 import type { Connection, ConnectionTable } from './connections';
 import { digestCandidate, profileKernelHashes } from './digest-candidates';
 import type { ExpectedDigest, ExpectedDigests } from './expected-digests';
 import { SecretStoreUnavailableError, type SecretStore } from './secret-store';
 import { VerifiedChainCache, verifyChainCached } from './verified-chains';
 
+export type { LaunchEvidence, LaunchReport, LaunchTarget, ProfileSource } from '../../app/decision';
+
 /** Who sent a request. The address identifies the host for approvals; the port is only logged. */
 export interface ClientInfo {
   address: string;
   port?: number;
+  /** Whether the request carried the valid host token (set by the listener). */
+  hostToken: boolean;
 }
 
-export function clientLabel(c: ClientInfo): string {
+export function clientLabel(c: Pick<ClientInfo, 'address' | 'port'>): string {
   return c.port === undefined
     ? c.address
     : c.address.includes(':')
@@ -48,14 +67,19 @@ export function clientLabel(c: ClientInfo): string {
       : `${c.address}:${c.port}`;
 }
 
-export interface ProfileSource {
-  get(id: string): VmProfile | undefined;
-  list(): VmProfile[];
+/** The identity a VM-path validate is bound to: the launching client's address and host-token use. */
+export function clientKey(c: ClientInfo): string {
+  return `${c.address}|${c.hostToken ? 'host-token' : 'no-host-token'}`;
 }
 
-/** Where the ASK-signed CEK comes from when the chain's is unsigned (AMD's key server, cached). */
+/** Where the ASK-signed CEK of a chip comes from (AMD's key server, cached). */
 export interface CekSource {
   getCek(chipId: Uint8Array): Promise<Uint8Array>;
+}
+
+/** CEKs the owner pinned per chip (lower-case hex); they take precedence over the key server. */
+export interface PinnedCekSource {
+  get(chipIdHex: string): Uint8Array | undefined;
 }
 
 export interface AuditSink {
@@ -74,47 +98,25 @@ export interface AttestationDeps {
   digests: ExpectedDigests;
   audit: AuditSink;
   kds?: CekSource;
+  pinnedCeks?: PinnedCekSource;
   /** Seconds a host should wait before repeating a pending launch (default 2). */
   retryAfterSeconds?: number;
+  /** Seconds a host should wait after a key-server outage (default 30). */
+  kdsRetryAfterSeconds?: number;
 }
 
+/** A launch's answer: a session for the host's LAUNCH_START, or "the owner has not decided yet". */
 export type LaunchOutcome =
-  { status: 200; body: LaunchResponse } | { status: 202; body: PendingResponse; retryAfter: number };
+  | { status: 'ready'; connection: string; session: Uint8Array; ownerCert: Uint8Array; policy: number }
+  | { status: 'pending'; approval: string; retryAfter: number; message: string };
 
-export type LaunchTarget = { vmId: string } | { vmId?: undefined };
+/** The LAUNCH_SECRET packet: header (flags || IV || MAC) and the encrypted secret table. */
+export interface ValidateOutcome {
+  header: Uint8Array;
+  payload: Uint8Array;
+}
+
 export type ValidateTarget = { vmId: string } | { connection: string };
-
-/** A refusal: the code for the host, the evidence for the owner's audit event. */
-class Refusal extends Error {
-  constructor(
-    readonly code: ApiErrorCode,
-    message: string,
-    readonly details: Record<string, unknown> = {},
-    readonly hostMessage = message,
-  ) {
-    super(message);
-  }
-}
-
-const HOST_MESSAGES: Partial<Record<ApiErrorCode, string>> = {
-  'measurement-mismatch': 'the launch measurement matches no launch the owner allows',
-  denied: 'the owner did not allow this',
-};
-
-function matchMeasure(
-  tik: Uint8Array,
-  r: ValidateRequest,
-  digest: Uint8Array,
-  mnonce: Uint8Array,
-  measure: Uint8Array,
-): boolean {
-  const h = createHmac('sha256', tik);
-  if (measurementHasPrefix(r['api-major'], r['api-minor'])) {
-    h.update(Uint8Array.of(0x04, r['api-major'], r['api-minor'], r['build-id']));
-  }
-  h.update(u32le(r.policy)).update(digest).update(mnonce);
-  return timingSafeEqual(h.digest(), measure);
-}
 
 /** The attestation service: launch and validate. */
 export class AttestationService {
@@ -122,42 +124,64 @@ export class AttestationService {
   /** Whole verified chains, so a platform that launches again skips every signature check. */
   private readonly chainCache: VerifiedChainCache;
   private readonly retryAfter: number;
+  private readonly kdsRetryAfter: number;
 
   constructor(private readonly deps: AttestationDeps) {
     this.retryAfter = deps.retryAfterSeconds ?? 2;
+    this.kdsRetryAfter = deps.kdsRetryAfterSeconds ?? 30;
     this.chainCache = new VerifiedChainCache(deps.trust);
   }
 
-  /** POST /v1/vm/{vmid}/launch and POST /v1/launch. Throws ApiError on refusal. */
-  async launch(target: LaunchTarget, req: LaunchRequest, client: ClientInfo): Promise<LaunchOutcome> {
+  /** POST /v1/vm/{vmid}/launch and POST /v1/launch. Throws DomainError on refusal. */
+  async launch(target: LaunchTarget, ev: LaunchEvidence, client: ClientInfo): Promise<LaunchOutcome> {
     const base: AuditEventInput = { type: 'launch', result: 'refused', client: clientLabel(client) };
     if (target.vmId !== undefined) base.vmId = target.vmId;
-    const chipId = req['cpu-id'] !== undefined ? fromBase64(req['cpu-id']) : undefined;
-    if (chipId) base.chipId = toHex(chipId);
+    const claimed = ev.chipId !== undefined ? toHex(ev.chipId) : undefined;
+    // The chip is a claim until proven: audited as such, and base.chipId is set only once proven.
+    const details: Record<string, unknown> = {};
+    base.details = details;
+    if (claimed) details.chip = { claimed, proven: false };
     try {
-      const { policy, candidates } = this.launchCandidates(target, req, base.chipId);
-      base.details = { policy: policyHex(policy) };
-      const chain = await this.verifyPlatform(req, chipId);
+      let admission = admitLaunch(target, ev, claimed, this.deps.profiles);
+      details.policy = policyHex(admission.policy);
+      const proofNeeded = needsChipProof(admission.candidates);
+      // On /v1/launch some candidates may admit any chip: they need no proof, so a failed one only drops
+      // the allow-listed candidates (afterChipProof) instead of refusing the whole launch.
+      const proofRequired = proofNeeded && admission.candidates.every((p) => p.allowedCpuIds !== undefined);
+      const { chain, proof } = await this.verifyPlatform(ev, claimed, proofNeeded, proofRequired);
       base.anchor = anchorName(chain.anchor);
-      (base.details as Record<string, unknown>).cekSource = chain.cekSource;
+      details.cekSource = chain.cekSource;
+      if (claimed) details.chip = { claimed, proven: proof.proven, source: proof.source };
+      if (proof.proven) base.chipId = claimed;
+      admission = afterChipProof(admission, proof);
+      const { policy, candidates } = admission;
 
       const manual = candidates.some((p) => p.approval === 'manual');
       let approvalId: string | undefined;
       if (manual) {
-        const pdh = fromBase64(req.pdh);
-        const fp = approvalFingerprint(client.address, target.vmId, [
-          pdh,
-          fromBase64(req['cert-chain']),
-          u32le(policy),
-        ]);
-        const { approval, created } = this.deps.approvals.request(fp, {
-          vmId: target.vmId,
-          client: clientLabel(client),
-          chipId: base.chipId,
-          anchor: base.anchor,
+        const fp = launchApprovalFingerprint(client.address, target.vmId, {
+          pdh: ev.pdh,
+          certChain: ev.certChain,
           policy,
-          firmwareApi: { major: chain.apiMajor, minor: chain.apiMinor },
+          chipId: ev.chipId,
+          cek: ev.cek,
         });
+        const { approval, created } = this.deps.approvals.request(
+          fp,
+          {
+            vmId: target.vmId,
+            client: clientLabel(client),
+            chipId: base.chipId,
+            anchor: base.anchor,
+            policy,
+            firmwareApi: { major: chain.apiMajor, minor: chain.apiMinor },
+          },
+          {
+            client: clientGroup(client.address),
+            platform: createHash('sha256').update(ev.pdh).digest('hex'),
+            authenticated: client.hostToken === true,
+          },
+        );
         approvalId = approval.id;
         if (approval.state === 'pending') {
           if (created) {
@@ -166,23 +190,18 @@ export class AttestationService {
               result: 'pending',
               reason: 'approval-required',
               message: `waiting for the owner to approve (approval ${approval.id})`,
-              details: { ...base.details, approval: approval.id },
+              details: { ...details, approval: approval.id },
             });
           }
-          const retryAfter = Math.min(this.retryAfter, this.deps.approvals.secondsLeft(approval));
           return {
-            status: 202,
-            retryAfter,
-            body: {
-              status: 'pending',
-              approval: approval.id,
-              'retry-after': retryAfter,
-              message: 'the owner has not decided yet; repeat the same request',
-            },
+            status: 'pending',
+            approval: approval.id,
+            retryAfter: Math.min(this.retryAfter, this.deps.approvals.secondsLeft(approval)),
+            message: 'the owner has not decided yet; repeat the same request',
           };
         }
         if (approval.state === 'denied') {
-          throw new Refusal(
+          throw refusal(
             'denied',
             approval.reason === 'timeout'
               ? 'the owner did not decide in time'
@@ -193,18 +212,25 @@ export class AttestationService {
         this.deps.approvals.consume(approval);
       }
 
-      const session = await LaunchSession.createAsync({ pdh: fromBase64(req.pdh), policy });
+      const session = await LaunchSession.createAsync({ pdh: ev.pdh, policy });
       let conn: Connection;
+      let answer: { session: Uint8Array; ownerCert: Uint8Array };
       try {
         conn = this.deps.connections.create({
           vmId: target.vmId,
+          profileRevision: target.vmId !== undefined ? candidates[0]!.revision : undefined,
           policy,
           client: clientLabel(client),
+          clientKey: clientKey(client),
           chipId: base.chipId,
           anchor: base.anchor,
           tek: session.tek,
           tik: session.tik,
         });
+        answer = {
+          session: Uint8Array.from(session.sessionBlob),
+          ownerCert: Uint8Array.from(session.ownerCert),
+        };
       } finally {
         session.wipe();
       }
@@ -216,40 +242,29 @@ export class AttestationService {
           ? 'launch session created'
           : `launch session created for ${candidates.length} candidate VM(s)`,
         details: {
-          ...base.details,
+          ...details,
           ...(approvalId ? { approval: approvalId } : {}),
           ...(target.vmId ? {} : { candidates: candidates.map((p) => p.id) }),
         },
       });
-      return {
-        status: 200,
-        body: {
-          connection: conn.id,
-          session: session.sessionBlobBase64,
-          'owner-cert': session.ownerCertBase64,
-          policy,
-        },
-      };
+      return { status: 'ready', connection: conn.id, ...answer, policy };
     } catch (e) {
       throw this.refuse(base, e);
     }
   }
 
-  /** POST /v1/vm/{vmid}/validate and POST /v1/connections/{id}/validate. Throws ApiError on refusal. */
-  async validate(
-    target: ValidateTarget,
-    req: ValidateRequest,
-    client: ClientInfo,
-  ): Promise<ValidateResponse> {
+  /** POST /v1/vm/{vmid}/validate and POST /v1/connections/{id}/validate. Throws DomainError on refusal. */
+  async validate(target: ValidateTarget, report: LaunchReport, client: ClientInfo): Promise<ValidateOutcome> {
     const base: AuditEventInput = { type: 'validate', result: 'refused', client: clientLabel(client) };
     let connId: string | undefined;
     if ('vmId' in target) {
       base.vmId = target.vmId;
-      connId = this.deps.connections.latestFor(target.vmId);
+      // Only a connection this client launched: another client's validate never spends or shadows it.
+      connId = this.deps.connections.latestFor(target.vmId, clientKey(client));
       if (!connId) {
         throw this.refuse(
           base,
-          new Refusal('unknown-connection', `VM ${target.vmId} has no launch connection`),
+          refusal('unknown-connection', `VM ${target.vmId} has no launch connection from this client`),
         );
       }
     } else connId = target.connection;
@@ -262,92 +277,36 @@ export class AttestationService {
           : taken.reason === 'connection-expired'
             ? 'this connection expired; launch again'
             : 'no such connection';
-      throw this.refuse(base, new Refusal(taken.reason, msg));
+      throw this.refuse(base, refusal(taken.reason, msg));
     }
     const conn = taken.connection;
     if (conn.vmId !== undefined) base.vmId = conn.vmId;
     if (conn.chipId !== undefined) base.chipId = conn.chipId;
     base.anchor = conn.anchor;
     const reported = {
-      apiMajor: req['api-major'],
-      apiMinor: req['api-minor'],
-      buildId: req['build-id'],
-      policy: req.policy,
-      ...(req['cpu-count'] !== undefined ? { cpuCount: req['cpu-count'] } : {}),
-      measurement: req.measurement,
+      apiMajor: report.apiMajor,
+      apiMinor: report.apiMinor,
+      buildId: report.buildId,
+      policy: report.policy,
+      ...(report.cpuCount !== undefined ? { cpuCount: report.cpuCount } : {}),
+      measurement: Buffer.from(report.measurement).toString('base64'),
     };
     base.details = { reported };
+    let verified: VerifiedLaunch<ExpectedDigest> | undefined;
     try {
-      if (req.policy !== conn.policy) {
-        throw new Refusal(
+      if (report.policy !== conn.policy) {
+        throw refusal(
           'policy-mismatch',
-          `the reported policy ${policyHex(req.policy)} differs from the launch policy ${policyHex(conn.policy)}`,
+          `the reported policy ${policyHex(report.policy)} differs from the launch policy ${policyHex(conn.policy)}`,
         );
       }
-      const { measure, mnonce } = splitMeasurementBlob(fromBase64(req.measurement));
-      const candidates = this.validateCandidates(conn);
-      const admitted: VmProfile[] = [];
-      let firstRefusal: Refusal | undefined;
-      for (const p of candidates) {
-        const r = this.firmwareRules(p, req);
-        if (r) firstRefusal ??= r;
-        else admitted.push(p);
-      }
-      if (admitted.length === 0) {
-        throw (
-          firstRefusal ?? new Refusal('measurement-mismatch', 'no VM of the owner uses this launch policy')
-        );
-      }
-      const tik = conn.tik!;
-      // What the owner sees on a mismatch: each expected digest with the inputs behind it (contract shape).
-      const tried: Array<DigestCandidate & { vmId: string; match?: boolean; error?: string }> = [];
-      const matched: Array<{ profile: VmProfile; digest: ExpectedDigest }> = [];
-      for (const p of admitted) {
-        let expected: ExpectedDigest[];
-        try {
-          expected = await this.deps.digests.forProfile(p);
-        } catch (e) {
-          tried.push({
-            vmId: p.id,
-            launchDigest: '',
-            inputs: { scheme: p.scheme, policy: p.policy },
-            error: e instanceof Error ? e.message : String(e),
-          });
-          continue;
-        }
-        const kernelHashes = await profileKernelHashes(p);
-        const hint = req['cpu-count'];
-        // The hint orders the tries; the whole set is always checked.
-        const ordered =
-          hint === undefined
-            ? expected
-            : [...expected].sort((a, b) => Number(b.inputs.cpus === hint) - Number(a.inputs.cpus === hint));
-        let hit: ExpectedDigest | undefined;
-        for (const d of ordered) {
-          const ok = matchMeasure(tik, req, d.digest, mnonce, measure);
-          tried.push({ ...digestCandidate(p, d, kernelHashes), vmId: p.id, match: ok });
-          if (ok && !hit) hit = d;
-        }
-        if (hit) matched.push({ profile: p, digest: hit });
-      }
-      if (matched.length !== 1) {
-        const ambiguous = matched.length > 1;
-        throw new Refusal(
-          'measurement-mismatch',
-          ambiguous
-            ? `the measurement matches ${matched.length} VMs (${matched.map((m) => m.profile.id).join(', ')}); refusing to guess`
-            : `the measurement matches none of the ${tried.length} expected launch digest(s) (each is listed with its inputs)`,
-          {
-            mismatch: { tried, reported },
-            ...(ambiguous ? { ambiguous: matched.map((m) => m.profile.id) } : {}),
-          },
-        );
-      }
-      const { profile, digest } = matched[0]!;
+      const admitted = admitFirmware(validateCandidates(conn, this.deps.profiles), report);
+      verified = await this.checkMeasurement(conn, report, admitted, reported);
+      const profile = verified.profile;
       base.vmId = profile.id;
-      const match = { digest: digest.hex, inputs: digest.inputs };
+      const match = { digest: verified.digest.hex, inputs: verified.digest.inputs };
       this.audit({ ...base, result: 'ok', message: 'measurement verified', details: { reported, match } });
-      const packet = await this.release(profile, conn, req, measure);
+      const packet = await this.release(verified);
       // The release is on disk before the secret leaves: a crash cannot leave a released secret unaudited.
       // A log that cannot be written refuses the release (a 500 for the host).
       await this.deps.audit.appendDurable({
@@ -357,127 +316,110 @@ export class AttestationService {
         message: `released ${profile.secrets.length} secret(s)`,
         details: { guids: profile.secrets.map((s) => s.guid), tableBytes: packet.payload.length },
       });
-      return { 'secret-header': toBase64(packet.header), 'secret-table': toBase64(packet.payload) };
+      return packet;
     } catch (e) {
       throw this.refuse(base, e);
     } finally {
+      verified?.discard();
       this.deps.connections.finish(conn);
     }
   }
 
-  private launchCandidates(
-    target: LaunchTarget,
-    req: LaunchRequest,
-    chipHex: string | undefined,
-  ): { policy: number; candidates: VmProfile[] } {
-    if (target.vmId !== undefined) {
-      const p = this.deps.profiles.get(target.vmId);
-      if (!p) throw new Refusal('unknown-vm', `no VM registered as ${target.vmId}`);
-      if (req.policy !== undefined && req.policy !== p.policy) {
-        throw new Refusal(
-          'policy-not-allowed',
-          `policy ${policyHex(req.policy)} is not the owner's policy ${policyHex(p.policy)} for ${p.id}`,
-        );
-      }
-      this.checkScheme(req, p.policy);
-      if (req.scheme !== undefined && req.scheme !== p.scheme) {
-        throw new Refusal('policy-not-allowed', `scheme ${req.scheme} is not the owner's scheme ${p.scheme}`);
-      }
-      this.checkChip(p, chipHex);
-      return { policy: p.policy, candidates: [p] };
-    }
-    if (req.policy === undefined) throw new ApiError('bad-request', 'policy: required on /v1/launch');
-    const policy = req.policy;
-    this.checkScheme(req, policy);
-    const byPolicy = this.deps.profiles.list().filter((p) => p.policy === policy);
-    if (byPolicy.length === 0) {
-      throw new Refusal('policy-not-allowed', `no VM of the owner uses policy ${policyHex(policy)}`);
-    }
-    const candidates = byPolicy.filter((p) => this.chipAllowed(p, chipHex));
-    if (candidates.length === 0) {
-      throw new Refusal(
-        'cpu-id-not-allowed',
-        chipHex
-          ? 'this chip is in no allow list of the VMs with this policy'
-          : 'the VMs with this policy need a cpu-id',
-      );
-    }
-    return { policy, candidates };
-  }
-
-  private checkScheme(req: LaunchRequest, policy: number): void {
-    let es: boolean;
-    try {
-      es = decodePolicy(policy).es;
-    } catch (e) {
-      throw new ApiError('bad-request', `policy: ${e instanceof Error ? e.message : String(e)}`);
-    }
-    if (req.scheme !== undefined && (req.scheme === 'amd-sev-es') !== es) {
-      throw new ApiError('bad-request', `scheme: ${req.scheme} disagrees with the policy's ES bit`);
-    }
-  }
-
-  private chipAllowed(p: VmProfile, chipHex: string | undefined): boolean {
-    if (p.allowedCpuIds === undefined) return true;
-    return chipHex !== undefined && p.allowedCpuIds.includes(chipHex);
-  }
-
-  private checkChip(p: VmProfile, chipHex: string | undefined): void {
-    if (!this.chipAllowed(p, chipHex)) {
-      throw new Refusal(
-        'cpu-id-not-allowed',
-        chipHex
-          ? `chip ${chipHex.slice(0, 16)}... is not in ${p.id}'s allow list`
-          : `${p.id} allows listed chips only: send cpu-id`,
-      );
-    }
-  }
-
-  private async verifyPlatform(req: LaunchRequest, chipId: Uint8Array | undefined): Promise<ChainResult> {
-    const input = {
-      pdh: fromBase64(req.pdh),
-      certChain: fromBase64(req['cert-chain']),
-      ...(req.cek !== undefined ? { cek: fromBase64(req.cek) } : {}),
+  /** Prove the claimed chip (if any) and verify the chain, fetching the signed CEK when needed. */
+  private async verifyPlatform(
+    ev: LaunchEvidence,
+    claimed: string | undefined,
+    proofNeeded: boolean,
+    proofRequired = proofNeeded,
+  ): Promise<{ chain: ChainResult; proof: ChipProof }> {
+    const input: ChainInput = {
+      pdh: ev.pdh,
+      certChain: ev.certChain,
+      ...(ev.cek !== undefined ? { cek: ev.cek } : {}),
     };
+    const none: ChipProof = { claimed, proven: false, source: claimed ? 'unproven' : 'none' };
     try {
-      return this.verifyChainOnce(input);
+      const chain = this.verifyChainOnce(input);
+      if (!claimed || !proofNeeded) return { chain, proof: none };
+      // The host's cek proves nothing about its cpu-id: compare with the reference for the claimed chip.
+      let ref: { cek: Uint8Array; source: 'pinned' | 'key-server' };
+      try {
+        ref = await this.referenceCek(ev.chipId!, claimed);
+      } catch (e) {
+        if (proofRequired || !isDomainError(e)) throw e;
+        return { chain, proof: { ...none, why: `no reference CEK for that chip (${e.code}: ${e.message})` } };
+      }
+      return cekProvesChip(ev.certChain, ref.cek)
+        ? { chain, proof: { claimed, proven: true, source: ref.source } }
+        : {
+            chain,
+            proof: {
+              ...none,
+              why: `the chain's CEK is not the ${ref.source === 'pinned' ? 'pinned' : "key server's"} CEK for that chip`,
+            },
+          };
     } catch (e) {
       if (!isSevError(e)) throw e;
       if (e.code !== 'cek-unsigned' || input.cek !== undefined) {
-        throw new Refusal('chain-not-trusted', `platform chain: ${e.message}`, { coreCode: e.code });
+        throw refusal('chain-not-trusted', `platform chain: ${e.message}`, { coreCode: e.code });
       }
     }
-    // The chain's CEK is unsigned: fetch the signed one by chip id.
-    if (!chipId || !this.deps.kds) {
-      throw new Refusal(
-        'chain-not-trusted',
-        chipId
-          ? "the chain's CEK is unsigned and no key server is configured: send the ASK-signed CEK in cek"
-          : "the chain's CEK is unsigned: send the ASK-signed CEK in cek, or cpu-id so it can be fetched from AMD's key server",
-        { coreCode: 'cek-unsigned' },
+    // The chain's CEK is unsigned: the signed one comes from a pin or the key server, by chip id.
+    if (!ev.chipId || !claimed) {
+      const m =
+        "the chain's CEK is unsigned: send the ASK-signed CEK in cek, or cpu-id so it can be fetched from AMD's key server";
+      throw refusal('chain-not-trusted', m, { coreCode: 'cek-unsigned' }, { hostMessage: m });
+    }
+    const ref = await this.referenceCek(ev.chipId!, claimed!);
+    try {
+      const chain = this.verifyChainOnce({ ...input, cek: ref.cek });
+      // verifyChain required the reference CEK to hold the chain CEK's key: the claimed chip is proven.
+      return { chain, proof: { claimed, proven: true, source: ref.source } };
+    } catch (e) {
+      if (!isSevError(e)) throw e;
+      if (e.code === 'bad-key') {
+        throw refusal(
+          'cpu-id-unproven',
+          `the chain's CEK is not the ${ref.source === 'pinned' ? 'pinned' : "key server's"} CEK for the claimed chip ${claimed!.slice(0, 16)}...: ${e.message}`,
+          { coreCode: e.code, chip: { claimed, proven: false } },
+        );
+      }
+      throw refusal('chain-not-trusted', `platform chain with the ${ref.source} CEK: ${e.message}`, {
+        coreCode: e.code,
+      });
+    }
+  }
+
+  /** The CEK the claimed chip must have: the owner's pin first, else AMD's key server (cached). */
+  private async referenceCek(
+    chipId: Uint8Array,
+    hex: string,
+  ): Promise<{ cek: Uint8Array; source: 'pinned' | 'key-server' }> {
+    const pinned = this.deps.pinnedCeks?.get(hex);
+    if (pinned) return { cek: pinned, source: 'pinned' };
+    if (!this.deps.kds) {
+      throw refusal(
+        'kds-unavailable',
+        'no key server is configured and no CEK is pinned for this chip',
+        {},
+        { retryAfterSeconds: this.kdsRetryAfter },
       );
     }
-    let cek: Uint8Array;
     try {
-      cek = await this.deps.kds.getCek(chipId);
+      return { cek: await this.deps.kds.getCek(chipId), source: 'key-server' };
     } catch (e) {
-      if (isSevError(e) && e.code !== 'kds-unavailable') {
-        throw new Refusal('chain-not-trusted', `key server CEK: ${e.message}`, { coreCode: e.code });
+      if (isSevError(e) && e.code === 'cek-unknown-chip') {
+        throw refusal('cek-unknown-chip', `key server CEK: ${e.message}`, { coreCode: e.code });
       }
-      throw new Refusal(
+      if (isSevError(e) && e.code !== 'kds-unavailable') {
+        throw refusal('chain-not-trusted', `key server CEK: ${e.message}`, { coreCode: e.code });
+      }
+      throw refusal(
         'kds-unavailable',
         `AMD's key server: ${e instanceof Error ? e.message : String(e)}`,
         {},
-        "the signed CEK could not be fetched from AMD's key server; send it in cek",
+        { retryAfterSeconds: this.kdsRetryAfter },
       );
-    }
-    try {
-      return this.verifyChainOnce({ ...input, cek });
-    } catch (e) {
-      if (!isSevError(e)) throw e;
-      throw new Refusal('chain-not-trusted', `platform chain with the key server's CEK: ${e.message}`, {
-        coreCode: e.code,
-      });
     }
   }
 
@@ -487,56 +429,72 @@ export class AttestationService {
     );
   }
 
-  private validateCandidates(conn: Connection): VmProfile[] {
-    if (conn.vmId !== undefined) {
-      const p = this.deps.profiles.get(conn.vmId);
-      if (!p) throw new Refusal('denied', `VM ${conn.vmId} was deleted after its launch`);
-      if (p.policy !== conn.policy) {
-        throw new Refusal(
-          'policy-mismatch',
-          `VM ${p.id}'s policy changed to ${policyHex(p.policy)} after the launch`,
-        );
-      }
-      return [p];
-    }
-    return this.deps.profiles
-      .list()
-      .filter((p) => p.policy === conn.policy && this.chipAllowed(p, conn.chipId));
-  }
-
-  /** Minimum API and build allow list; undefined when the profile admits the reported firmware. */
-  private firmwareRules(p: VmProfile, r: ValidateRequest): Refusal | undefined {
-    const min = p.minApi;
-    if (min && (r['api-major'] < min.major || (r['api-major'] === min.major && r['api-minor'] < min.minor))) {
-      return new Refusal(
-        'api-too-old',
-        `firmware API ${r['api-major']}.${r['api-minor']} is below ${p.id}'s minimum ${min.major}.${min.minor}`,
-      );
-    }
-    if (p.allowedBuildIds !== undefined && !p.allowedBuildIds.includes(r['build-id'])) {
-      return new Refusal(
-        'build-not-allowed',
-        `firmware build ${r['build-id']} is not in ${p.id}'s allowed builds`,
-      );
-    }
-    return undefined;
-  }
-
-  private async release(
-    profile: VmProfile,
+  /** The measurement check over every expected digest of the admitted profiles (mismatch details audited). */
+  private async checkMeasurement(
     conn: Connection,
-    req: ValidateRequest,
-    measure: Uint8Array,
-  ): Promise<{ header: Uint8Array; payload: Uint8Array }> {
+    report: LaunchReport,
+    admitted: Admission['candidates'],
+    reported: Record<string, unknown>,
+  ): Promise<VerifiedLaunch<ExpectedDigest>> {
+    const candidates: Array<{ profile: Admission['candidates'][number]; expected: ExpectedDigest[] }> = [];
+    const failed: Array<Record<string, unknown>> = [];
+    for (const p of admitted) {
+      try {
+        const expected = await this.deps.digests.forProfile(p);
+        const hint = report.cpuCount;
+        // The hint orders the tries; the whole set is always checked.
+        const ordered =
+          hint === undefined
+            ? expected
+            : [...expected].sort((a, b) => Number(b.inputs.cpus === hint) - Number(a.inputs.cpus === hint));
+        candidates.push({ profile: p, expected: ordered });
+      } catch (e) {
+        failed.push({
+          vmId: p.id,
+          launchDigest: '',
+          inputs: { scheme: p.scheme, policy: p.policy },
+          error: e instanceof Error ? e.message : String(e),
+        });
+      }
+    }
+    const outcome = matchMeasurement({ tek: conn.tek!, tik: conn.tik! }, report, candidates);
+    if (outcome.verified) return outcome.verified;
+    // What the owner sees on a mismatch: each expected digest with the inputs behind it (the UI's shape).
+    const tried: Array<Record<string, unknown>> = [...failed];
+    const hashes = new Map<string, Awaited<ReturnType<typeof profileKernelHashes>>>();
+    for (const t of outcome.tried) {
+      if (!hashes.has(t.profile.id)) hashes.set(t.profile.id, await profileKernelHashes(t.profile));
+      tried.push({
+        ...digestCandidate(t.profile, t.digest, hashes.get(t.profile.id)),
+        vmId: t.profile.id,
+        match: t.match,
+      });
+    }
+    const ambiguous = outcome.matched.length > 1;
+    throw refusal(
+      'measurement-mismatch',
+      ambiguous
+        ? `the measurement matches ${outcome.matched.length} VMs (${outcome.matched.map((m) => m.profile.id).join(', ')}); refusing to guess`
+        : `the measurement matches none of the ${tried.length} expected launch digest(s) (each is listed with its inputs)`,
+      {
+        mismatch: { tried, reported },
+        ...(ambiguous ? { ambiguous: outcome.matched.map((m) => m.profile.id) } : {}),
+      },
+    );
+  }
+
+  /** Reads the verified profile's secrets and packages them for the verified launch (the only path). */
+  private async release(verified: VerifiedLaunch<ExpectedDigest>): Promise<ValidateOutcome> {
+    const profile = verified.profile;
     if (profile.secrets.length === 0)
-      throw new Refusal('denied', `${profile.id} has no secrets to release`, { reason: 'no-secrets' });
+      throw refusal('denied', `${profile.id} has no secrets to release`, { reason: 'no-secrets' });
     const table = new SecretTable();
     const values: Uint8Array[] = [];
     try {
       for (const s of profile.secrets) {
         const v = await this.deps.secrets.get(secretAccount(profile.id, s.guid));
         if (!v)
-          throw new Refusal(
+          throw refusal(
             'denied',
             `secret ${s.guid} of ${profile.id} is missing from the ${this.deps.secrets.kind} store`,
             { reason: 'secret-missing' },
@@ -550,19 +508,12 @@ export class AttestationService {
       } catch (e) {
         // The owner's secrets do not fit LAUNCH_SECRET (e.g. larger than 0x5000 bytes): the owner's problem, not the host's.
         if (!isSevError(e)) throw e;
-        throw new Refusal('denied', `${profile.id}'s secrets cannot be packaged: ${e.message}`, {
+        throw refusal('denied', `${profile.id}'s secrets cannot be packaged: ${e.message}`, {
           reason: 'secret-table',
         });
       }
       try {
-        return packageSecret({
-          tek: conn.tek!,
-          tik: conn.tik!,
-          table: plain,
-          measurement: measure,
-          apiMajor: req['api-major'],
-          apiMinor: req['api-minor'],
-        });
+        return releaseSecret(verified, plain);
       } finally {
         wipe(plain);
       }
@@ -580,9 +531,24 @@ export class AttestationService {
     }
   }
 
-  /** Audits a failure and turns it into the ApiError the host sees. */
-  private refuse(base: AuditEventInput, e: unknown): ApiError {
-    if (e instanceof Refusal) {
+  /** Audits a failure and turns it into the DomainError the host sees (its hostMessage is generic). */
+  private refuse(base: AuditEventInput, e: unknown): DomainError {
+    if (e instanceof SecretStoreUnavailableError) {
+      this.audit({ ...base, result: 'error', reason: 'secret-store-unavailable', message: e.message });
+      return refusal('secret-store-unavailable', e.message);
+    }
+    if (isSevError(e)) {
+      // Malformed values the schema let through (e.g. a PDH that is not a P-384 point): the host's own data.
+      this.audit({
+        ...base,
+        result: 'refused',
+        reason: 'bad-request',
+        message: e.message,
+        details: { ...base.details, coreCode: e.code },
+      });
+      return refusal('bad-request', e.message, { coreCode: e.code }, { hostMessage: e.message });
+    }
+    if (isDomainError(e)) {
       this.audit({
         ...base,
         result: 'refused',
@@ -590,29 +556,35 @@ export class AttestationService {
         message: e.message,
         details: { ...base.details, ...e.details },
       });
-      return new ApiError(e.code, e.code in HOST_MESSAGES ? HOST_MESSAGES[e.code]! : e.hostMessage);
-    }
-    if (e instanceof ApiError) {
-      this.audit({ ...base, result: 'refused', reason: e.code, message: e.message });
-      return e;
-    }
-    if (e instanceof SecretStoreUnavailableError) {
-      this.audit({ ...base, result: 'error', reason: 'secret-store-unavailable', message: e.message });
-      return new ApiError('secret-store-unavailable', "the owner's secret store is unavailable; try later");
-    }
-    if (isSevError(e)) {
-      // Malformed values the schema let through (e.g. a PDH that is not a P-384 point).
-      this.audit({
-        ...base,
-        result: 'refused',
-        reason: 'bad-request',
-        message: e.message,
-        details: { coreCode: e.code },
+      // A refusal of the decision carries its generic host message; anything else gets the code's.
+      const host = e.code in HOST_MESSAGES ? e.hostMessage : HOST_MESSAGES.internal;
+      return new DomainError(e.code, e.message, {
+        hostMessage: host,
+        details: e.details,
+        ...(e.retryAfterSeconds !== undefined ? { retryAfterSeconds: e.retryAfterSeconds } : {}),
       });
-      return new ApiError('bad-request', e.message);
+    }
+    // A coded error of a collaborator not yet on DomainError (e.g. the approval queue's rate-limited, whose
+    // message is written for hosts): same code, its Retry-After kept.
+    const coded = e as { code?: unknown; headers?: Record<string, string> };
+    if (e instanceof Error && typeof coded.code === 'string' && coded.code in HOST_MESSAGES) {
+      const code = coded.code as DecisionCode;
+      this.audit({ ...base, result: 'refused', reason: code, message: e.message });
+      const retry = Number(coded.headers?.['Retry-After']);
+      return refusal(
+        code,
+        e.message,
+        {},
+        {
+          hostMessage: e.message,
+          ...(Number.isFinite(retry) && retry > 0 ? { retryAfterSeconds: retry } : {}),
+        },
+      );
     }
     const msg = e instanceof Error ? e.message : String(e);
     this.audit({ ...base, result: 'error', reason: 'internal', message: msg });
-    return new ApiError('internal', 'internal error');
+    return refusal('internal', msg);
   }
 }
+
+export type { DecisionCode };

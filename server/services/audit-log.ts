@@ -7,11 +7,22 @@
  * repaired on the next open); events already acknowledged as durable are never lost.
  * Bounded: past maxEntries the newest maxEntries/2 are rewritten to a temp file and renamed over the log,
  * in the same writer as the appends, so a batch never lands in the replaced file.
- * One process writes a log file at a time (the app or `sev-attest serve`).
+ * One process writes a log file at a time (the app or `sev-attest serve`; serve holds DIR/serve.lock).
+ *
+ * What a flood cannot evict: releases, owner decisions and profile/secret changes (RETAINED_TYPES) also go
+ * to a retained stream (DIR/audit-retained/: current.log, rotated into segment-<first>-<last>.log files) in
+ * the same write + fdatasync as the main log, and are never dropped by the compaction. The stream has a
+ * disk budget; once it is reached the log says so (warn, retainedStatus().full) and refuses new releases
+ * (audit-full) rather than drop a retained event; owner events are still written (the owner frees room by
+ * moving segment files away). What a flood produces instead is aggregated: the first refused launch (or
+ * validate of an unknown, used or expired connection) of a client (address, port ignored) and reason in
+ * a window is logged in full, the others are counted into one "launch refused ×N" event when the window
+ * ends. Validates refused on their evidence (a mismatch) are always logged in full.
  */
+import { DomainError } from '../../app/errors';
 import { randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import {
   AuditEventInputSchema,
@@ -21,6 +32,7 @@ import {
   type AuditEventInput,
   type AuditFilter,
 } from '../../app/audit';
+import { ApiError } from '../../app/contract/rest';
 import { zodIssues } from './store-util';
 
 const writeAsync = promisify(fs.write);
@@ -29,10 +41,41 @@ const closeAsync = promisify(fs.close);
 const openAsync = promisify(fs.open);
 const fsyncAsync = promisify(fs.fsync);
 
+/** Event types kept in the retained stream, never dropped to make room. */
+export const RETAINED_TYPES: ReadonlySet<string> = new Set([
+  'secret-release',
+  'decision',
+  'secret',
+  'profile',
+]);
+
+export interface RetainedStreamOptions {
+  /** Default: DIR/audit-retained next to the log file. */
+  dir?: string;
+  /** A segment is rotated past this size (default 4 MiB). */
+  segmentBytes?: number;
+  /** The stream's disk budget (default 256 MiB); reaching it refuses new releases (audit-full). */
+  budgetBytes?: number;
+}
+
+export interface RetainedStatus {
+  dir: string;
+  bytes: number;
+  budgetBytes: number;
+  /** The budget is reached: new releases are refused until segments are moved away. */
+  full: boolean;
+}
+
 export interface AuditLogOptions {
   file: string;
   /** Default 10000. */
   maxEntries?: number;
+  /** The retained stream (default on); false keeps the main log only. */
+  retained?: RetainedStreamOptions | false;
+  /** Window for aggregating refused launches/validates per client and reason (ms; default off, serve: 10 s). */
+  aggregateWindowMs?: number;
+  /** Operational warnings (the retained budget reached). */
+  warn?: (line: string) => void;
   now?: () => Date;
   idGenerator?: () => string;
 }
@@ -48,19 +91,59 @@ export interface AuditOpenReport {
   warnings: string[];
 }
 
-export class AuditInputError extends Error {
-  readonly code = 'audit-invalid';
+export class AuditInputError extends DomainError<'audit-invalid'> {
   constructor(message: string) {
-    super(message);
+    super('audit-invalid', message);
     this.name = 'AuditInputError';
   }
 }
 
+/** The retained stream's disk budget is reached: a release is refused rather than a retained event dropped. */
+export class AuditFullError extends ApiError {
+  constructor() {
+    super('audit-full', "the owner's audit log is full: no secret is released until the owner makes room");
+    this.name = 'AuditFullError';
+  }
+}
+
+/** The client's address without its port ("[::1]:5" -> "::1", "1.2.3.4:5" -> "1.2.3.4"). */
+function clientAddress(label: string): string {
+  const v6 = /^\[([^\]]+)\](?::\d+)?$/.exec(label);
+  if (v6) return v6[1]!;
+  const v4 = /^([^:]+):\d+$/.exec(label);
+  return v4 ? v4[1]! : label;
+}
+
+/**
+ * Refusals a flood can produce: every refused launch, and validates of connections that do not exist,
+ * were used or expired. A validate refused on its evidence (measurement mismatch, policy, firmware) is
+ * always logged in full: it needs a fresh connection from a successful launch, so it cannot flood.
+ */
+const FLOODABLE_VALIDATE_REASONS = new Set([
+  'unknown-connection',
+  'connection-used',
+  'connection-expired',
+  'bad-request',
+  'rate-limited',
+]);
+function aggregatable(input: Omit<AuditEvent, 'id' | 'seq' | 'time'> | undefined): boolean {
+  if (input?.result !== 'refused') return false;
+  if (input.type === 'launch') return true;
+  return input.type === 'validate' && FLOODABLE_VALIDATE_REASONS.has(input.reason ?? '');
+}
+
+interface Aggregate {
+  start: number;
+  count: number;
+  first: AuditEvent;
+  input: AuditEventInput;
+}
+
 /** A write or fdatasync of the log failed: the log takes no more events (fail closed). */
-export class AuditWriteError extends Error {
-  readonly code = 'audit-write-failed';
+export class AuditWriteError extends DomainError<'audit-write-failed'> {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('audit-write-failed', message);
+    if (options?.cause !== undefined) this.cause = options.cause;
     this.name = 'AuditWriteError';
   }
 }
@@ -160,16 +243,120 @@ export class AuditLog {
   private failure: AuditWriteError | undefined;
   /** flushed() callers, in seq order. */
   private waiters: Array<{ seq: number; resolve: () => void; reject: (e: Error) => void }> = [];
+  // The retained stream.
+  private readonly retainedDir: string | undefined;
+  private readonly segmentBytes: number;
+  private readonly budgetBytes: number;
+  private retainedFd: number | undefined;
+  private retainedCurrentBytes = 0;
+  private retainedOtherBytes = 0;
+  private retainedFirstSeq = 0;
+  private retainedLastSeq = 0;
+  private pendingRetained: Array<{ seq: number; line: string }> = [];
+  /** Retained events that left the main window (newest maxEntries), for list(). */
+  private retainedEvents: AuditEvent[] = [];
+  private warnedFull = false;
+  private readonly warn: (line: string) => void;
+  // Aggregation of refused host requests.
+  private readonly aggregateWindowMs: number;
+  private readonly aggregates = new Map<string, Aggregate>();
+  private aggregateTimer: NodeJS.Timeout | undefined;
 
   constructor(options: AuditLogOptions) {
     this.file = options.file;
     this.maxEntries = Math.max(2, Math.floor(options.maxEntries ?? 10_000));
     this.now = options.now ?? (() => new Date());
     this.newId = options.idGenerator ?? randomUUID;
+    this.warn = options.warn ?? (() => {});
+    this.aggregateWindowMs = options.aggregateWindowMs ?? 0;
+    const r = options.retained === false ? undefined : (options.retained ?? {});
+    this.retainedDir = r ? (r.dir ?? join(dirname(this.file), 'audit-retained')) : undefined;
+    this.segmentBytes = Math.max(1024, r?.segmentBytes ?? 4 * 1024 * 1024);
+    this.budgetBytes = Math.max(1, r?.budgetBytes ?? 256 * 1024 * 1024);
     fs.mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
     this.openReport = this.load();
     this.syncedSeq = this.lastSeq;
     this.fd = fs.openSync(this.file, 'a', 0o600);
+    if (this.retainedDir) this.openRetained();
+  }
+
+  /** The retained stream's size against its budget (undefined when it is off). */
+  retainedStatus(): RetainedStatus | undefined {
+    if (!this.retainedDir) return undefined;
+    const bytes = this.retainedCurrentBytes + this.retainedOtherBytes;
+    return { dir: this.retainedDir, bytes, budgetBytes: this.budgetBytes, full: bytes >= this.budgetBytes };
+  }
+
+  /** Reads the retained stream at open: repairs a torn line, adds what the main log has and it lacks. */
+  private openRetained(): void {
+    const dir = this.retainedDir!;
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const current = join(dir, 'current.log');
+    let lastSeq = 0;
+    let firstSeq = 0;
+    for (const name of fs.readdirSync(dir)) {
+      const m = /^segment-(\d+)-(\d+)\.log$/.exec(name);
+      if (!m) continue;
+      this.retainedOtherBytes += fs.statSync(join(dir, name)).size;
+      lastSeq = Math.max(lastSeq, Number(m[2]));
+    }
+    let text = '';
+    try {
+      text = fs.readFileSync(current, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    const lines = text.split('\n');
+    const tail = lines.pop() ?? '';
+    if (tail !== '') {
+      fs.truncateSync(current, Buffer.byteLength(text, 'utf8') - Buffer.byteLength(tail, 'utf8'));
+      this.openReport.warnings.push(`${current}: dropped an incomplete last line (an event cut by a crash)`);
+    }
+    const kept: AuditEvent[] = [];
+    for (const line of lines) {
+      const e = line.trim() === '' ? undefined : parseEvent(line);
+      if (!e) continue;
+      if (firstSeq === 0) firstSeq = e.seq;
+      lastSeq = Math.max(lastSeq, e.seq);
+      kept.push(e);
+    }
+    this.retainedFd = fs.openSync(current, 'a', 0o600);
+    this.retainedCurrentBytes = fs.fstatSync(this.retainedFd).size;
+    // A crash between the main write and the retained one: the main log has events the stream lacks.
+    const missing = this.events.filter((e) => RETAINED_TYPES.has(e.type) && e.seq > lastSeq);
+    if (missing.length > 0) {
+      const add = missing.map((e) => `${JSON.stringify(e)}\n`).join('');
+      fs.writeSync(this.retainedFd, add);
+      fs.fdatasyncSync(this.retainedFd);
+      this.retainedCurrentBytes += Buffer.byteLength(add);
+      kept.push(...missing);
+      if (firstSeq === 0) firstSeq = missing[0]!.seq;
+      lastSeq = missing[missing.length - 1]!.seq;
+    }
+    this.retainedFirstSeq = firstSeq;
+    this.retainedLastSeq = lastSeq;
+    this.retainedEvents = kept.slice(-this.maxEntries);
+    if (this.retainedStatus()!.full) this.noteFull();
+  }
+
+  private rescanRetained(): void {
+    let other = 0;
+    for (const name of fs.readdirSync(this.retainedDir!)) {
+      if (/^segment-\d+-\d+\.log$/.test(name)) other += fs.statSync(join(this.retainedDir!, name)).size;
+    }
+    this.retainedOtherBytes = other;
+    if (!this.retainedStatus()!.full) this.warnedFull = false;
+  }
+
+  private noteFull(): void {
+    if (this.warnedFull) return;
+    this.warnedFull = true;
+    const st = this.retainedStatus()!;
+    this.warn(
+      `the retained audit stream in ${st.dir} reached its budget (${st.bytes} of ${st.budgetBytes} bytes): ` +
+        'new secret releases are refused (audit-full) until archived segment-*.log files are moved away ' +
+        'or the budget is raised; no audit event is dropped',
+    );
   }
 
   /** Opens (creating if needed) the log, repairing a torn last line; see openReport. */
@@ -194,6 +381,72 @@ export class AuditLog {
   append(input: Omit<AuditEvent, 'id' | 'seq' | 'time'>): AuditEvent {
     if (this.closed) throw new AuditInputError(`the audit log ${this.file} is closed`);
     if (this.failure) throw this.failure;
+    if (this.aggregateWindowMs > 0 && aggregatable(input)) {
+      const address = clientAddress(input.client ?? 'unknown');
+      let key = `${input.type}\n${address}\n${input.reason ?? ''}`;
+      if (!this.aggregates.has(key) && this.aggregates.size >= 10_000)
+        key = `${input.type}\n*\n${input.reason ?? ''}`;
+      const agg = this.aggregates.get(key);
+      if (agg) {
+        agg.count++;
+        return agg.first;
+      }
+      const first = this.appendNow(input);
+      this.aggregates.set(key, {
+        start: this.now().getTime(),
+        count: 0,
+        first,
+        input: {
+          type: input.type,
+          result: 'refused',
+          client: key.split('\n')[1]!,
+          ...(input.reason !== undefined ? { reason: input.reason } : {}),
+        },
+      });
+      this.aggregateTimer ??= setInterval(
+        () => this.flushAggregates(false),
+        Math.max(50, this.aggregateWindowMs / 4),
+      );
+      this.aggregateTimer.unref();
+      return first;
+    }
+    return this.appendNow(input);
+  }
+
+  /** Writes the summary of every aggregation window that ended (all of them when `all`). */
+  private flushAggregates(all: boolean): void {
+    const now = this.now().getTime();
+    for (const [key, agg] of this.aggregates) {
+      if (!all && now - agg.start < this.aggregateWindowMs) continue;
+      this.aggregates.delete(key);
+      if (agg.count === 0 || this.failure) continue;
+      const seconds = Math.max(1, Math.round((now - agg.start) / 1000));
+      this.appendNow({
+        ...agg.input,
+        message: `${agg.input.type} refused ×${agg.count} more (${agg.input.reason ?? 'refused'}) from ${agg.input.client} in ${seconds} s`,
+        details: {
+          aggregated: agg.count,
+          firstEvent: agg.first.seq,
+          from: new Date(agg.start).toISOString(),
+          to: new Date(now).toISOString(),
+        },
+      });
+    }
+    if (this.aggregates.size === 0 && this.aggregateTimer) {
+      clearInterval(this.aggregateTimer);
+      this.aggregateTimer = undefined;
+    }
+  }
+
+  private appendNow(input: Omit<AuditEvent, 'id' | 'seq' | 'time'>): AuditEvent {
+    if (input?.type === 'secret-release' && this.retainedDir && this.retainedStatus()!.full) {
+      // The owner may have moved segments away since: look again before refusing.
+      this.rescanRetained();
+      if (this.retainedStatus()!.full) {
+        this.noteFull();
+        throw new AuditFullError();
+      }
+    }
     // An overlong message is cut rather than refused: losing an audit event is worse than a long line.
     const cut =
       typeof input?.message === 'string' && input.message.length > MAX_MESSAGE
@@ -222,11 +475,21 @@ export class AuditLog {
       time: this.now().toISOString(),
       ...body,
     };
-    this.pending.push(`${JSON.stringify(event)}\n`);
+    const line = `${JSON.stringify(event)}\n`;
+    this.pending.push(line);
+    if (this.retainedDir && RETAINED_TYPES.has(event.type))
+      this.pendingRetained.push({ seq: event.seq, line });
     this.lastSeq = event.seq;
     this.events.push(event);
     if (this.events.length > this.maxEntries) {
-      this.events = this.events.slice(-Math.floor(this.maxEntries / 2));
+      const cut = this.events.length - Math.floor(this.maxEntries / 2);
+      if (this.retainedDir) {
+        for (const e of this.events.slice(0, cut))
+          if (RETAINED_TYPES.has(e.type)) this.retainedEvents.push(e);
+        if (this.retainedEvents.length > this.maxEntries)
+          this.retainedEvents = this.retainedEvents.slice(-this.maxEntries);
+      }
+      this.events = this.events.slice(cut);
       this.compactDue = true;
     }
     this.kick();
@@ -262,7 +525,10 @@ export class AuditLog {
 
   /** Matching events, newest last; `limit` keeps the newest ones. */
   list(filter?: AuditFilter): AuditEvent[] {
-    const matched = this.events.filter((e) => auditEventMatches(e, filter));
+    const first = this.events[0]?.seq ?? Infinity;
+    // Retained events that left the window come first (older), then the window.
+    const all = [...this.retainedEvents.filter((e) => e.seq < first), ...this.events];
+    const matched = all.filter((e) => auditEventMatches(e, filter));
     const limited = filter?.limit !== undefined ? matched.slice(-filter.limit) : matched;
     return limited.map((e) => structuredClone(e));
   }
@@ -277,12 +543,16 @@ export class AuditLog {
 
   /** Takes no more events, writes the pending ones, then closes the file. Safe to call twice. */
   async close(): Promise<void> {
+    if (!this.closed) this.flushAggregates(true);
     this.closed = true;
     this.subscribers.clear();
     while (this.writer) await this.writer;
     const fd = this.fd;
     this.fd = undefined;
     if (fd !== undefined) await closeAsync(fd).catch(() => {});
+    const rfd = this.retainedFd;
+    this.retainedFd = undefined;
+    if (rfd !== undefined) await closeAsync(rfd).catch(() => {});
   }
 
   /** Starts the writer unless one runs (it picks up whatever is pending when it loops). */
@@ -296,7 +566,7 @@ export class AuditLog {
   /** The only code that touches the file after open: batches, then compactions, one at a time. */
   private async drain(): Promise<void> {
     try {
-      while (this.pending.length > 0 || this.compactDue) {
+      while (this.pending.length > 0 || this.compactDue || this.pendingRetained.length > 0) {
         const upTo = this.lastSeq;
         if (this.compactDue) {
           // The kept events already include every pending one still in the window.
@@ -313,6 +583,8 @@ export class AuditLog {
           }
           await fdatasyncAsync(this.fd!);
         }
+        // After the main log: a crash in between is repaired at the next open (openRetained).
+        if (this.pendingRetained.length > 0) await this.writeRetained();
         this.syncedSeq = upTo;
         this.settle();
       }
@@ -328,6 +600,37 @@ export class AuditLog {
       this.writing = false;
       this.writer = undefined;
     }
+  }
+
+  /** Appends the pending retained events to current.log (write + fdatasync), rotating it when too big. */
+  private async writeRetained(): Promise<void> {
+    const items = this.pendingRetained;
+    this.pendingRetained = [];
+    const batch = Buffer.from(items.map((i) => i.line).join(''), 'utf8');
+    let off = 0;
+    while (off < batch.length) {
+      off += (await writeAsync(this.retainedFd!, batch, off, batch.length - off)).bytesWritten;
+    }
+    await fdatasyncAsync(this.retainedFd!);
+    if (this.retainedFirstSeq === 0) this.retainedFirstSeq = items[0]!.seq;
+    this.retainedLastSeq = items[items.length - 1]!.seq;
+    this.retainedCurrentBytes += batch.length;
+    if (this.retainedCurrentBytes >= this.segmentBytes) {
+      const dir = this.retainedDir!;
+      const seg = join(
+        dir,
+        `segment-${String(this.retainedFirstSeq).padStart(10, '0')}-${String(this.retainedLastSeq).padStart(10, '0')}.log`,
+      );
+      await fs.promises.rename(join(dir, 'current.log'), seg);
+      const old = this.retainedFd;
+      this.retainedFd = await openAsync(join(dir, 'current.log'), 'a', 0o600);
+      await fsyncDirAsync(dir);
+      if (old !== undefined) await closeAsync(old);
+      this.retainedOtherBytes += this.retainedCurrentBytes;
+      this.retainedCurrentBytes = 0;
+      this.retainedFirstSeq = 0;
+    }
+    if (this.retainedStatus()!.full) this.noteFull();
   }
 
   private settle(): void {

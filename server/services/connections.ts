@@ -2,11 +2,12 @@
  * Launch connections: the TEK/TIK of each launch session, held in memory only, for the time between
  * launch and validate. A connection releases its secrets once; keys are wiped on use and on expiry; ids
  * are random UUIDs and never reused. Used and expired connections leave a key-free tombstone so a late
- * or replayed validate gets 409 / 410 instead of 404.
+ * or replayed validate gets 409 / 410 instead of 404. A VM's "latest connection" is kept per client: a
+ * validate by VM id only ever reaches a connection the same client launched.
  */
 import { randomUUID } from 'node:crypto';
 import { wipe } from '../../app/sev/bytes';
-import { ApiError } from '../../app/contract/rest';
+import { DomainError } from '../../app/errors';
 
 export type ConnectionState = 'open' | 'in-use' | 'used' | 'expired';
 
@@ -16,6 +17,11 @@ export interface Connection {
   readonly vmId: string | undefined;
   readonly policy: number;
   readonly client: string;
+  /** Who launched it (address and host-token identity): only that client's VM-path validate finds it. */
+  readonly clientKey: string;
+  /** The revision of the VM's profile at launch (see VmProfile.revision). */
+  readonly profileRevision: string | undefined;
+  /** The PROVEN chip id (hex); a claimed but unproven cpu-id is not kept here. */
   readonly chipId: string | undefined;
   readonly anchor: string;
   readonly createdAt: number;
@@ -30,6 +36,9 @@ export interface NewConnection {
   vmId: string | undefined;
   policy: number;
   client: string;
+  /** Default: the client label. */
+  clientKey?: string;
+  profileRevision?: string | undefined;
   chipId: string | undefined;
   anchor: string;
   tek: Uint8Array;
@@ -74,8 +83,8 @@ export class ConnectionTable {
     this.sweep();
     if (this.byId.size >= this.maxEntries) this.evictTombstones();
     if (this.byId.size >= this.maxEntries) {
-      throw new ApiError('rate-limited', 'too many launches are waiting for their validate; try later', {
-        'Retry-After': '30',
+      throw new DomainError('rate-limited', 'too many launches are waiting for their validate; try later', {
+        retryAfterSeconds: 30,
       });
     }
     const now = this.now();
@@ -84,6 +93,8 @@ export class ConnectionTable {
       vmId: c.vmId,
       policy: c.policy,
       client: c.client,
+      clientKey: c.clientKey ?? c.client,
+      profileRevision: c.profileRevision,
       chipId: c.chipId,
       anchor: c.anchor,
       createdAt: now,
@@ -93,13 +104,16 @@ export class ConnectionTable {
       tik: Uint8Array.from(c.tik),
     };
     this.byId.set(conn.id, conn);
-    if (c.vmId !== undefined) this.latestByVm.set(c.vmId, conn.id);
+    if (c.vmId !== undefined) this.latestByVm.set(latestKey(c.vmId, conn.clientKey), conn.id);
     return conn;
   }
 
-  /** The id of the VM's latest connection, if any. */
-  latestFor(vmId: string): string | undefined {
-    return this.latestByVm.get(vmId);
+  /**
+   * The id of the VM's latest connection launched by this client (its clientKey), if any. Another
+   * client's launch of the same VM never shadows it, and another client never reaches it.
+   */
+  latestFor(vmId: string, clientKey: string): string | undefined {
+    return this.latestByVm.get(latestKey(vmId, clientKey));
   }
 
   /**
@@ -143,7 +157,7 @@ export class ConnectionTable {
       this.expireIfDue(c);
       if ((c.state === 'used' || c.state === 'expired') && now > c.expiresAt + this.tombstoneMs) {
         this.byId.delete(id);
-        if (c.vmId !== undefined && this.latestByVm.get(c.vmId) === id) this.latestByVm.delete(c.vmId);
+        this.forgetLatest(c);
       }
     }
   }
@@ -163,6 +177,12 @@ export class ConnectionTable {
     }
   }
 
+  private forgetLatest(c: Connection): void {
+    if (c.vmId === undefined) return;
+    const key = latestKey(c.vmId, c.clientKey);
+    if (this.latestByVm.get(key) === c.id) this.latestByVm.delete(key);
+  }
+
   private expireIfDue(c: Connection): void {
     if (c.state === 'open' && this.now() >= c.expiresAt) {
       wipe(c.tek);
@@ -178,8 +198,12 @@ export class ConnectionTable {
       if (this.byId.size < this.maxEntries) return;
       if (c.state === 'used' || c.state === 'expired') {
         this.byId.delete(id);
-        if (c.vmId !== undefined && this.latestByVm.get(c.vmId) === id) this.latestByVm.delete(c.vmId);
+        this.forgetLatest(c);
       }
     }
   }
+}
+
+function latestKey(vmId: string, clientKey: string): string {
+  return `${vmId}\n${clientKey}`;
 }

@@ -10,6 +10,7 @@
  * labelled DEMO_ANCHOR_LABEL, so every audit event of a demo launch names it (never an AMD root). Its RSA
  * keys are generated in this process and never leave it, so nothing else can sign under that anchor.
  */
+import { DomainError } from '../../app/errors';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -30,12 +31,9 @@ export const DEMO_ANCHOR_LABEL = 'demo: simulated platform (not AMD)';
 export type DemoRunParsed = ParsedArgs<'demo:run'>[0];
 
 /** A demo that cannot start (unknown VM, no firmware to launch): a coded error for the UI. */
-export class DemoError extends Error {
-  constructor(
-    readonly code: 'unknown-vm' | 'demo-not-possible',
-    message: string,
-  ) {
-    super(message);
+export class DemoError extends DomainError<'unknown-vm' | 'demo-not-possible'> {
+  constructor(code: 'unknown-vm' | 'demo-not-possible', message: string) {
+    super(code, message);
     this.name = 'DemoError';
   }
 }

@@ -3,6 +3,7 @@
  * `conf` directly; the Electron side passes an electron-store instance (electron-store extends conf), which
  * satisfies the same interface. Nothing here may import electron or electron-store.
  */
+import { DomainError } from '../../app/errors';
 import Conf, { type Options as ConfOptions } from 'conf';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
@@ -15,13 +16,15 @@ export interface KeyValueBackend<T extends Record<string, unknown>> {
 }
 
 /** The backing JSON file cannot be read as JSON: the store refuses to run rather than overwrite it. */
-export class StoreCorruptError extends Error {
-  readonly code = 'store-corrupt';
+export class StoreCorruptError extends DomainError<'store-corrupt'> {
   constructor(
     readonly path: string,
     detail: string,
   ) {
-    super(`${path} is not valid JSON (${detail}): fix it by hand or move it away; it was left untouched`);
+    super(
+      'store-corrupt',
+      `${path} is not valid JSON (${detail}): fix it by hand or move it away; it was left untouched`,
+    );
     this.name = 'StoreCorruptError';
   }
 }

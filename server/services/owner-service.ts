@@ -12,6 +12,8 @@ import {
   vmBodyToProfileFields,
   type ApprovalBody,
   type HealthResponse,
+  type PinCekRequest,
+  type PinnedCekBody,
   type VmPutRequest,
   type VmPutResponse,
   type VmResponse,
@@ -27,6 +29,7 @@ import type { ConnectionTable } from './connections';
 import type { ExpectedDigests } from './expected-digests';
 import { ProfileValidationError, type ProfileStore } from './profile-store';
 import type { SecretActor, SecretService, SecretValueInput } from './secret-service';
+import { normalizeChipIdHex, type PinnedCek, type PinnedCekStore } from './pinned-ceks';
 
 export interface OwnerServiceDeps {
   profiles: ProfileStore;
@@ -36,6 +39,8 @@ export interface OwnerServiceDeps {
   connections: ConnectionTable;
   digests: ExpectedDigests;
   audit: AuditLog;
+  /** CEKs pinned per chip (offline owners); absent: pinning is refused. */
+  pinnedCeks?: PinnedCekStore;
   /** What /v1/health reports about TLS. */
   tls?: () => { enabled: boolean; fingerprint?: string };
   version?: string;
@@ -79,6 +84,14 @@ export function approvalToBody(a: Approval): ApprovalBody {
   if (a.anchor !== undefined) out.anchor = a.anchor;
   if (a.decidedAt !== undefined) out['decided-at'] = new Date(a.decidedAt).toISOString();
   return out;
+}
+
+export function pinnedCekToBody(p: PinnedCek): PinnedCekBody {
+  return {
+    'chip-id': p.chipId,
+    ...(p.label !== undefined ? { label: p.label } : {}),
+    'pinned-at': p.pinnedAt,
+  };
 }
 
 export class OwnerService {
@@ -254,11 +267,53 @@ export class OwnerService {
       const info = await this.deps.artifacts.importStream(stream, { ...options, maxBytes });
       return { sha256: info.sha256, size: info.size };
     } catch (e) {
-      if (e instanceof ArtifactError && e.code === 'artifact-too-large') {
+      if (e instanceof ArtifactError && e.code === 'payload-too-large') {
         throw new ApiError('payload-too-large', `artifacts are limited to ${describeBytes(maxBytes)}`);
       }
       throw e;
     }
+  }
+
+  /** The chips whose key-server CEK the owner pinned. */
+  listPinnedCeks(): PinnedCekBody[] {
+    return (this.deps.pinnedCeks?.list() ?? []).map(pinnedCekToBody);
+  }
+
+  /**
+   * Pins the ASK-signed CEK AMD's key server gives for a chip (offline owners import it once): it then
+   * proves that chip's cpu-id claims, before any key-server fetch.
+   */
+  async pinCek(chipIdHex: string, body: PinCekRequest): Promise<PinnedCekBody> {
+    const store = this.requirePinnedCeks();
+    const entry = store.pin(chipIdHex, fromBase64(body.cek), body.label);
+    await this.deps.audit.appendDurable({
+      type: 'profile',
+      result: 'ok',
+      chipId: entry.chipId,
+      message: `CEK pinned for chip ${entry.chipId.slice(0, 16)}...`,
+      details: { pinnedCek: true, ...(body.label !== undefined ? { label: body.label } : {}) },
+    });
+    return pinnedCekToBody(entry);
+  }
+
+  /** Removes a chip's pinned CEK. */
+  async unpinCek(chipIdHex: string): Promise<void> {
+    const chipId = normalizeChipIdHex(chipIdHex);
+    if (!this.requirePinnedCeks().unpin(chipId)) {
+      throw new ApiError('not-found', 'no CEK is pinned for that chip');
+    }
+    await this.deps.audit.appendDurable({
+      type: 'profile',
+      result: 'ok',
+      chipId,
+      message: `CEK unpinned for chip ${chipId.slice(0, 16)}...`,
+      details: { pinnedCek: false },
+    });
+  }
+
+  private requirePinnedCeks(): PinnedCekStore {
+    if (!this.deps.pinnedCeks) throw new ApiError('bad-request', 'this service keeps no pinned CEKs');
+    return this.deps.pinnedCeks;
   }
 
   listApprovals(): ApprovalBody[] {
@@ -287,6 +342,12 @@ export class OwnerService {
       'uptime-seconds': Math.round(((this.deps.now ?? Date.now)() - this.startedAt) / 1000),
       connections: this.deps.connections.openCount,
       'pending-approvals': this.deps.approvals.pendingCount,
+      ...(() => {
+        const r = this.deps.audit.retainedStatus?.();
+        return r
+          ? { audit: { 'retained-bytes': r.bytes, 'retained-budget-bytes': r.budgetBytes, full: r.full } }
+          : {};
+      })(),
     };
   }
 

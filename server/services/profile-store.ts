@@ -4,6 +4,8 @@
  * problems() and skipped, never fatal, and never rewritten behind the owner's back. The schema check of an
  * entry is cached against the entry's exact JSON, so only an entry that changed is parsed again.
  */
+import { randomUUID } from 'node:crypto';
+import { DomainError } from '../../app/errors';
 import { VmIdSchema, VmProfileSchema, type VmProfile } from '../../app/profile';
 import type { KeyValueBackend } from './kv-backend';
 import { zodIssues } from './store-util';
@@ -11,10 +13,9 @@ import { zodIssues } from './store-util';
 export type ProfileBackend = KeyValueBackend<{ profiles: Record<string, VmProfile> }>;
 
 /** A profile that does not satisfy VmProfileSchema. */
-export class ProfileValidationError extends Error {
-  readonly code = 'profile-invalid';
+export class ProfileValidationError extends DomainError<'profile-invalid'> {
   constructor(readonly issues: Array<{ path: string; message: string }>) {
-    super(`invalid profile: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
+    super('profile-invalid', `invalid profile: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
     this.name = 'ProfileValidationError';
   }
 }
@@ -58,7 +59,10 @@ export class ProfileStore {
     return this.lastProblems.map((p) => ({ ...p }));
   }
 
-  /** Validates and stores a profile (create or replace); keeps createdAt, sets updatedAt. */
+  /**
+   * Validates and stores a profile (create or replace); keeps createdAt, sets updatedAt and a new
+   * revision (connections launched for the previous revision no longer release secrets).
+   */
   put(input: unknown): VmProfile {
     const parsed = VmProfileSchema.safeParse(input);
     if (!parsed.success) throw new ProfileValidationError(zodIssues(parsed.error));
@@ -69,6 +73,7 @@ export class ProfileStore {
       ...parsed.data,
       createdAt: previous.success ? (previous.data.createdAt ?? time) : time,
       updatedAt: time,
+      revision: randomUUID(),
     };
     // Other entries are written back exactly as read, valid or not (hence the cast).
     this.backend.set('profiles', { ...raw, [profile.id]: profile } as Record<string, VmProfile>);

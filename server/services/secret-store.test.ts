@@ -129,7 +129,7 @@ describe('KeytarSecretStore with an injected keytar', () => {
     ]) {
       const err = await op().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(SecretStoreUnavailableError);
-      expect((err as SecretStoreUnavailableError).code).toBe('keychain-unavailable');
+      expect((err as SecretStoreUnavailableError).code).toBe('secret-store-unavailable');
       expect((err as Error).message).toMatch(
         /locked or not running .*--secret-store memory.*locked collection/,
       );
@@ -194,10 +194,10 @@ describe('KeytarSecretStore in a child process without a usable keychain', () =>
     });
     const results = JSON.parse(stdout) as Array<Record<string, unknown>>;
     expect(results.map((r) => [r.what, r.ok, r.unavailable, r.code])).toEqual([
-      ['set', false, true, 'keychain-unavailable'],
-      ['get', false, true, 'keychain-unavailable'],
-      ['list', false, true, 'keychain-unavailable'],
-      ['delete', false, true, 'keychain-unavailable'],
+      ['set', false, true, 'secret-store-unavailable'],
+      ['get', false, true, 'secret-store-unavailable'],
+      ['list', false, true, 'secret-store-unavailable'],
+      ['delete', false, true, 'secret-store-unavailable'],
     ]);
     expect(String(results[0]?.message)).toMatch(/Could not connect/);
     expect(filesContaining(dataDir, secret)).toEqual([]);

@@ -3,6 +3,7 @@
  * Never on disk under our control: when the keychain cannot be reached we fail with
  * SecretStoreUnavailableError; there is no file fallback.
  */
+import { DomainError } from '../../app/errors';
 import { fromBase64, toBase64 } from '../../app/sev/bytes';
 
 export interface SecretStore {
@@ -23,14 +24,16 @@ const UNAVAILABLE_HINT =
   'the OS keychain is locked or not running (Secret Service on D-Bus): unlock it, or run with --secret-store memory, which keeps nothing';
 
 /** The OS keychain cannot be used right now (locked, no D-Bus, no Secret Service, keytar not loadable). */
-export class SecretStoreUnavailableError extends Error {
-  readonly code = 'keychain-unavailable';
+export class SecretStoreUnavailableError extends DomainError<'secret-store-unavailable'> {
   constructor(
     /** What the keychain library said, for logs. */
     readonly detail: string,
     options?: { cause?: unknown },
   ) {
-    super(`${UNAVAILABLE_HINT} (${detail})`, options);
+    super('secret-store-unavailable', `${UNAVAILABLE_HINT} (${detail})`, {
+      hostMessage: "the owner's secret store is unavailable; try later",
+    });
+    if (options?.cause !== undefined) this.cause = options.cause;
     this.name = 'SecretStoreUnavailableError';
   }
 }
@@ -190,10 +193,10 @@ function decodeValue(account: string, value: string): Uint8Array {
 }
 
 /** A keychain item under our service that is not base64 (not written by this store). */
-export class SecretFormatError extends Error {
-  readonly code = 'secret-format';
+export class SecretFormatError extends DomainError<'secret-format'> {
   constructor(readonly account: string) {
     super(
+      'secret-format',
       `the keychain item "${account}" is not base64: it was not written by sev-attest; delete or re-enter it`,
     );
     this.name = 'SecretFormatError';

@@ -2,6 +2,7 @@
  * Non-secret settings of the listener and the app. The host token and the owner token are secrets: they
  * live in the SecretStore, never here.
  */
+import { DomainError } from '../../app/errors';
 import { z } from 'zod';
 import type { KeyValueBackend } from './kv-backend';
 import { zodIssues } from './store-util';
@@ -82,10 +83,9 @@ export type SettingsUpdate = Partial<
   }
 >;
 
-export class SettingsValidationError extends Error {
-  readonly code = 'settings-invalid';
+export class SettingsValidationError extends DomainError<'settings-invalid'> {
   constructor(readonly issues: Array<{ path: string; message: string }>) {
-    super(`invalid settings: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
+    super('settings-invalid', `invalid settings: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
     this.name = 'SettingsValidationError';
   }
 }

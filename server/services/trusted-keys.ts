@@ -2,6 +2,7 @@
  * The Ed25519 keys the owner trusts to sign measurement bundles (their own signing key and colleagues'),
  * in DIR/trusted-keys.json. Public keys only; nothing here is secret.
  */
+import { DomainError } from '../../app/errors';
 import { z } from 'zod';
 import { isFingerprint, keyFingerprint, type TrustedKey } from '../../app/bundle/bundle';
 import { fromBase64 } from '../../app/sev/bytes';
@@ -18,10 +19,9 @@ export type StoredTrustedKey = z.infer<typeof StoredKeySchema>;
 export type TrustedKeysBackend = KeyValueBackend<{ keys: StoredTrustedKey[] }>;
 
 /** A fingerprint or public key the owner typed that is neither. */
-export class TrustedKeyFormatError extends Error {
-  readonly code = 'bad-key';
+export class TrustedKeyFormatError extends DomainError<'bad-key'> {
   constructor(message: string) {
-    super(message);
+    super('bad-key', message);
     this.name = 'TrustedKeyFormatError';
   }
 }

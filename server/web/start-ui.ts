@@ -3,6 +3,7 @@
  * loopback port, with the same contract handlers as the desktop app plus the browser's differences
  * (imports arrive as uploads, external links are opened by the browser itself).
  */
+import { DomainError } from '../../app/errors';
 import type { ArtifactInspection, InvokeHandlers } from '../../app/contract/ipc';
 import type { RunningService } from '../serve/serve';
 import { connectUiEvents, createInvokeHandlers, settingsFirstRun } from '../owner-api/handlers';
@@ -30,10 +31,6 @@ export interface RunningUi {
   close(): Promise<void>;
 }
 
-function coded(code: string, message: string): Error {
-  return Object.assign(new Error(message), { code });
-}
-
 /** Starts the UI server for `service`; close() stops it (the service itself is closed by its owner). */
 export async function startUi(service: RunningService, opts: StartUiOptions): Promise<RunningUi> {
   const bus = new UiEventBus();
@@ -45,14 +42,14 @@ export async function startUi(service: RunningService, opts: StartUiOptions): Pr
     dataDir: opts.dataDir,
     firstRun: settingsFirstRun(service),
     openExternal: async () => {
-      throw coded('not-supported', 'the browser opens external links itself');
+      throw new DomainError('not-supported', 'the browser opens external links itself');
     },
   });
   const handlers: InvokeHandlers = {
     ...base,
     // A path on the server's disk is not the browser user's file: imports come as uploads.
     'artifacts:import': async () => {
-      throw coded('not-supported', 'in the browser, artifacts are uploaded (PUT /ui/upload)');
+      throw new DomainError('not-supported', 'in the browser, artifacts are uploaded (PUT /ui/upload)');
     },
   };
   const maxUploadBytes = opts.maxUploadBytes ?? MAX_ARTIFACT_BYTES;

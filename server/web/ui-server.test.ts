@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { DomainError } from '../../app/errors';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -59,9 +60,7 @@ const server = new UiServer({
       bytes += (c as Buffer).length;
       // What the store does past its limit on a body without a length: stop reading and refuse.
       if (bytes > 1_000_000) {
-        throw Object.assign(new Error('artifacts are limited to 976.6 KiB (1000000 bytes)'), {
-          code: 'payload-too-large',
-        });
+        throw new DomainError('payload-too-large', 'artifacts are limited to 976.6 KiB (1000000 bytes)');
       }
     }
     uploads.push({ meta, bytes });
@@ -114,7 +113,8 @@ describe('UI server authentication', () => {
       body: 'token=wrong',
     });
     expect(bad.status).toBe(401);
-    expect(bad.headers['set-cookie']).toBeUndefined();
+    // Only the sign-in form's CSRF cookie, never a session.
+    expect((bad.headers['set-cookie'] ?? []).join(';')).not.toMatch(/sev_attest_ui=/);
     const good = await request(`${base}/ui/login`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', origin: base },
@@ -133,7 +133,8 @@ describe('UI server authentication', () => {
     expect(first.headers['set-cookie']).toBeDefined();
     const second = await request(link);
     expect(second.status).toBe(401);
-    expect(second.headers['set-cookie']).toBeUndefined();
+    // Only the sign-in form's CSRF cookie, never a session.
+    expect((second.headers['set-cookie'] ?? []).join(';')).not.toMatch(/sev_attest_ui=/);
   });
 
   it('refuses a foreign Origin, a missing CSRF header and a foreign Host', async () => {

@@ -7,13 +7,18 @@
  *   PUT  /ui/upload         artifact bytes (browser import), `?importId&kind&name` (name: the file's name,
  *                           checked by uploadName); at most maxUploadBytes (413 payload-too-large)
  * Authentication: the owner token (login form) or a one-time login link, exchanged once for an HttpOnly,
- * SameSite=Strict session cookie. CSRF: that cookie, a required custom header and an Origin check.
+ * SameSite=Strict session cookie. CSRF: that cookie, a required custom header and an Origin check. The
+ * sign-in form carries its own CSRF token (double submit: a hidden field and a SameSite=Strict cookie set
+ * with the page), because Chromium posts a form from a no-referrer page with `Origin: null`; wrong tokens
+ * back off per client and overall (429, Retry-After, said on the page). Errors of page routes are pages.
  * DNS rebinding: the Host header must name the loopback address we listen on.
+ * Slow or silent clients: header, request and keep-alive timeouts, a cap on open connections per address,
+ * sockets destroyed after an error reply; one log line per refused client, never a stack.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import path from 'node:path';
 import {
   ARTIFACT_KINDS,
@@ -26,9 +31,11 @@ import { describeBytes, MAX_ARTIFACT_BYTES } from '../services/owner-service';
 import { dispatch } from '../owner-api/dispatch';
 import { errorResponse } from '../owner-api/errors';
 import type { UiEventBus } from '../owner-api/event-bus';
+import { ConnectionCap, normalizeAddress, rawError } from '../listener/server';
 
 export const UI_CSRF_HEADER = 'x-sev-attest-ui';
 export const UI_SESSION_COOKIE = 'sev_attest_ui';
+export const UI_LOGIN_CSRF_COOKIE = 'sev_attest_login';
 const MAX_JSON_BODY = 1024 * 1024;
 const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
 const LOGIN_LINK_TTL_MS = 10 * 60 * 1000;
@@ -67,6 +74,86 @@ export interface UiServerOptions {
   host?: string;
   port?: number;
   log?: (line: string) => void;
+  /** Time to receive request headers (default 10 s). */
+  headersTimeoutMs?: number;
+  /** Time to receive a whole request other than an upload (default 30 s; sign-in bodies: 10 s). */
+  requestTimeoutMs?: number;
+  /** Idle keep-alive sockets are closed after this (default 5 s). */
+  keepAliveTimeoutMs?: number;
+  /** Open connections per client address (default 64). */
+  maxConnectionsPerAddress?: number;
+  /** Sign-in back-off (defaults: 5 wrong tokens per client, 20 overall, then doubling waits). */
+  signInBackoff?: Partial<SignInBackoffOptions>;
+}
+
+export interface SignInBackoffOptions {
+  /** Wrong tokens a client may send before it must wait. */
+  perClientFree: number;
+  /** Wrong tokens from all clients together before everyone must wait. */
+  overallFree: number;
+  /** The first wait (seconds); it doubles with each further wrong token, up to maxWaitSeconds. */
+  firstWaitSeconds: number;
+  maxWaitSeconds: number;
+  /** Failures are forgotten after this long without one (ms). */
+  forgetAfterMs: number;
+}
+
+const DEFAULT_BACKOFF: SignInBackoffOptions = {
+  perClientFree: 5,
+  overallFree: 20,
+  firstWaitSeconds: 1,
+  maxWaitSeconds: 60,
+  forgetAfterMs: 15 * 60_000,
+};
+
+interface Failures {
+  count: number;
+  last: number;
+  blockedUntil: number;
+}
+
+/** Wrong sign-in tokens per client address and overall; a client (or everyone) waits once over budget. */
+export class SignInBackoff {
+  private readonly opts: SignInBackoffOptions;
+  private readonly perClient = new Map<string, Failures>();
+  private readonly overall: Failures = { count: 0, last: 0, blockedUntil: 0 };
+  constructor(
+    opts: Partial<SignInBackoffOptions> = {},
+    private readonly now: () => number = Date.now,
+  ) {
+    this.opts = { ...DEFAULT_BACKOFF, ...opts };
+  }
+
+  /** Seconds this client must still wait (0: it may try). */
+  waitSeconds(client: string): number {
+    const now = this.now();
+    const f = this.perClient.get(client);
+    const until = Math.max(f?.blockedUntil ?? 0, this.overall.blockedUntil);
+    return until > now ? Math.ceil((until - now) / 1000) : 0;
+  }
+
+  failed(client: string): void {
+    const now = this.now();
+    if (this.perClient.size > 10_000) this.perClient.clear();
+    const f = this.perClient.get(client) ?? { count: 0, last: 0, blockedUntil: 0 };
+    this.perClient.set(client, f);
+    for (const [x, free] of [
+      [f, this.opts.perClientFree],
+      [this.overall, this.opts.overallFree],
+    ] as const) {
+      if (now - x.last > this.opts.forgetAfterMs) x.count = 0;
+      x.count++;
+      x.last = now;
+      if (x.count >= free) {
+        const wait = Math.min(this.opts.maxWaitSeconds, this.opts.firstWaitSeconds * 2 ** (x.count - free));
+        x.blockedUntil = now + wait * 1000;
+      }
+    }
+  }
+
+  succeeded(client: string): void {
+    this.perClient.delete(client);
+  }
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
@@ -106,7 +193,7 @@ function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-function loginPage(message?: string): string {
+function loginPage(csrf: string, message?: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>SEV Attest: sign in</title></head>
 <body><main>
@@ -114,10 +201,21 @@ function loginPage(message?: string): string {
 <p>Paste the owner token (printed by <code>sev-attest serve</code>, or in its data directory as <code>owner-token</code>).</p>
 ${message ? `<p role="alert">${escapeHtml(message)}</p>` : ''}
 <form method="post" action="/ui/login">
+<input type="hidden" name="csrf" value="${escapeHtml(csrf)}">
 <label for="token">Owner token</label>
 <input id="token" name="token" type="password" autocomplete="off" required>
 <button type="submit">Sign in</button>
 </form>
+</main></body></html>`;
+}
+
+function errorPage(title: string, message: string): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>SEV Attest: ${escapeHtml(title)}</title></head>
+<body><main>
+<h1>${escapeHtml(title)}</h1>
+<p role="alert">${escapeHtml(message)}</p>
+<p><a href="/ui/login">Sign in</a></p>
 </main></body></html>`;
 }
 
@@ -135,6 +233,9 @@ export function uploadName(raw: string | null | undefined): string {
   const short = Array.from(clean).slice(0, MAX_UPLOAD_NAME).join('');
   return short === '' || short === '.' || short === '..' ? 'upload' : short;
 }
+
+/** The client aborted, or its body did not arrive in time. */
+class ClientGone extends Error {}
 
 class HttpError extends Error {
   constructor(
@@ -156,18 +257,36 @@ export class UiServer {
   private port = 0;
   private readonly host: string;
   private heartbeat: NodeJS.Timeout | undefined;
+  private readonly backoff: SignInBackoff;
+  private readonly log: (line: string) => void;
 
   constructor(private readonly opts: UiServerOptions) {
+    this.log = opts.log ?? (() => {});
+    this.backoff = new SignInBackoff(opts.signInBackoff);
     this.host = opts.host ?? '127.0.0.1';
     if (!LOOPBACK.has(this.host)) {
       throw new HttpError(0, 'ui-not-loopback', `the browser UI only listens on loopback, not ${this.host}`);
     }
     this.rendererDir = path.resolve(opts.rendererDir);
     this.server = http.createServer((req, res) => {
-      this.route(req, res).catch((e: unknown) => this.fail(res, e));
+      this.route(req, res).catch((e: unknown) => this.fail(req, res, e));
     });
-    this.server.headersTimeout = 15_000;
-    this.server.requestTimeout = 0; // uploads and SSE are long; bodies are bounded separately
+    const headersTimeout = opts.headersTimeoutMs ?? 10_000;
+    // Whole requests: Node's own timer does not know uploads (which may take long), so readBody times
+    // the other bodies (requestTimeoutMs) and the sign-in's (at most 10 s) itself.
+    this.server.headersTimeout = headersTimeout;
+    this.server.requestTimeout = 0;
+    this.server.keepAliveTimeout = opts.keepAliveTimeoutMs ?? 5_000;
+    (this.server as unknown as { connectionsCheckingInterval?: number }).connectionsCheckingInterval =
+      Math.max(50, Math.min(1000, Math.floor(headersTimeout / 4)));
+    const cap = new ConnectionCap(opts.maxConnectionsPerAddress ?? 64, this.log, (a) => a, 'ui');
+    this.server.on('connection', (socket: Socket) => cap.admit(socket));
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      if (!socket.writable || err.code === 'ECONNRESET') socket.destroy();
+      else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT')
+        rawError(socket, 408, 'request-timeout', 'the request was not received in time');
+      else rawError(socket, 400, 'bad-request', 'malformed HTTP request');
+    });
     this.unsubscribe = opts.events.subscribe((channel, payload) => {
       const frame = `event: ${channel}\ndata: ${JSON.stringify(payload)}\n\n`;
       for (const res of this.sseClients) res.write(frame);
@@ -231,7 +350,7 @@ export class UiServer {
     const method = req.method ?? 'GET';
 
     if (url.pathname === '/ui/login') {
-      if (method === 'GET') return this.loginWithLink(url, res);
+      if (method === 'GET') return this.loginWithLink(req, url, res);
       if (method === 'POST') return this.loginWithToken(req, res);
       throw new HttpError(405, 'method-not-allowed', 'GET or POST');
     }
@@ -303,26 +422,87 @@ export class UiServer {
       .end();
   }
 
-  private loginWithLink(url: URL, res: ServerResponse): void {
+  private loginWithLink(req: IncomingMessage, url: URL, res: ServerResponse): void {
     const t = url.searchParams.get('t');
     if (t !== null) {
       const expires = this.loginLinks.get(t);
       this.loginLinks.delete(t); // one use, valid or not
       if (expires !== undefined && expires >= Date.now()) return this.startSession(res);
-      return this.html(res, 401, loginPage('That sign-in link was already used or has expired.'));
+      return this.loginForm(
+        req,
+        res,
+        401,
+        'That sign-in link was already used or has expired. Paste the owner token below instead.',
+      );
     }
-    this.html(res, 200, loginPage());
+    this.loginForm(req, res, 200);
+  }
+
+  /** The sign-in page with a fresh form CSRF token (also set as a SameSite=Strict cookie). */
+  private loginForm(
+    req: IncomingMessage,
+    res: ServerResponse,
+    status: number,
+    message?: string,
+    headers: Record<string, string> = {},
+  ): void {
+    void req;
+    const csrf = randomBytes(24).toString('base64url');
+    this.html(res, status, loginPage(csrf, message), {
+      ...headers,
+      'set-cookie': `${UI_LOGIN_CSRF_COOKIE}=${csrf}; HttpOnly; SameSite=Strict; Path=/ui/login; Max-Age=3600`,
+    });
   }
 
   private async loginWithToken(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    this.checkOrigin(req);
-    const raw = (await this.readBody(req, 16 * 1024)).toString('utf8');
-    const token = new URLSearchParams(raw).get('token') ?? '';
-    if (token.length === 0 || !sameSecret(token.trim(), this.opts.ownerToken)) {
-      this.opts.log?.('ui: a sign-in with a wrong owner token was refused');
-      return this.html(res, 401, loginPage('That is not the owner token.'));
+    const client = normalizeAddress(req.socket.remoteAddress);
+    const wait = this.backoff.waitSeconds(client);
+    if (wait > 0) {
+      req.resume();
+      return this.loginForm(
+        req,
+        res,
+        429,
+        `Too many wrong owner tokens were tried. Wait ${wait} second${wait === 1 ? '' : 's'}, then try again.`,
+        { 'retry-after': String(wait), connection: 'close' },
+      );
     }
+    const raw = (await this.readBody(req, 16 * 1024, 10_000)).toString('utf8');
+    const form = new URLSearchParams(raw);
+    this.checkLoginCsrf(req, form.get('csrf'));
+    const token = form.get('token') ?? '';
+    if (token.length === 0 || !sameSecret(token.trim(), this.opts.ownerToken)) {
+      this.backoff.failed(client);
+      this.log(`ui: a sign-in from ${client} with a wrong owner token was refused`);
+      return this.loginForm(req, res, 401, 'That is not the owner token. Check it and paste it again.');
+    }
+    this.backoff.succeeded(client);
     this.startSession(res);
+  }
+
+  /**
+   * The sign-in form's CSRF check: a browser must say the post is same-origin (Sec-Fetch-Site), and
+   * either send one of our origins or (Chromium's `Origin: null` from a no-referrer page) the form's token
+   * matching its cookie.
+   */
+  private checkLoginCsrf(req: IncomingMessage, formToken: string | null): void {
+    const site = req.headers['sec-fetch-site'];
+    if (site !== undefined && site !== 'same-origin') {
+      throw new HttpError(403, 'bad-origin', 'the sign-in form must be sent from this page');
+    }
+    const origin = req.headers.origin;
+    if (origin !== undefined && this.allowedOrigins().has(origin)) return;
+    if (origin !== undefined && origin !== 'null') {
+      throw new HttpError(403, 'bad-origin', 'cross-origin requests are refused');
+    }
+    const cookie = parseCookies(req.headers.cookie).get(UI_LOGIN_CSRF_COOKIE);
+    if (!cookie || !formToken || !sameSecret(cookie, formToken)) {
+      throw new HttpError(
+        403,
+        'bad-origin',
+        'the sign-in form expired or was not sent from this page: reload the sign-in page and try again',
+      );
+    }
   }
 
   /** CSRF: SameSite=Strict already keeps the cookie off cross-site requests; these are belt and braces. */
@@ -340,16 +520,28 @@ export class UiServer {
     }
   }
 
-  private async readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  private async readBody(req: IncomingMessage, limit: number, timeoutMs?: number): Promise<Buffer> {
     const declared = Number(req.headers['content-length'] ?? '0');
     if (declared > limit) throw new HttpError(413, 'too-large', `the body is limited to ${limit} bytes`);
+    const ms = Math.min(timeoutMs ?? Infinity, this.opts.requestTimeoutMs ?? 30_000);
+    // A body that does not arrive in time: the socket is destroyed (the for-await below then ends).
+    const timer = setTimeout(() => req.socket.destroy(), ms);
+    timer.unref();
     const chunks: Buffer[] = [];
     let size = 0;
-    for await (const chunk of req) {
-      size += (chunk as Buffer).length;
-      if (size > limit) throw new HttpError(413, 'too-large', `the body is limited to ${limit} bytes`);
-      chunks.push(chunk as Buffer);
+    try {
+      for await (const chunk of req) {
+        size += (chunk as Buffer).length;
+        if (size > limit) throw new HttpError(413, 'too-large', `the body is limited to ${limit} bytes`);
+        chunks.push(chunk as Buffer);
+      }
+    } catch (e) {
+      if (e instanceof HttpError) throw e;
+      throw new ClientGone();
+    } finally {
+      clearTimeout(timer);
     }
+    if (!req.complete) throw new ClientGone();
     return Buffer.concat(chunks);
   }
 
@@ -447,14 +639,21 @@ export class UiServer {
     });
   }
 
-  private html(res: ServerResponse, status: number, body: string): void {
+  private html(
+    res: ServerResponse,
+    status: number,
+    body: string,
+    headers: Record<string, string> = {},
+  ): void {
     res
       .writeHead(status, {
         'content-type': 'text/html; charset=utf-8',
         'content-security-policy': UI_CSP,
         'x-content-type-options': 'nosniff',
-        'referrer-policy': 'no-referrer',
+        // same-origin: a form posted from our pages carries our Origin (no-referrer made it "null").
+        'referrer-policy': 'same-origin',
         'cache-control': 'no-store',
+        ...headers,
       })
       .end(body);
   }
@@ -471,12 +670,27 @@ export class UiServer {
       .end(text);
   }
 
-  private fail(res: ServerResponse, e: unknown): void {
+  private fail(req: IncomingMessage, res: ServerResponse, e: unknown): void {
+    if (e instanceof ClientGone) {
+      // The client went away (or was too slow): one line, no stack, nothing to answer.
+      this.log(
+        `ui: ${req.method} ${(req.url ?? '').split('?')[0]} from ${normalizeAddress(req.socket.remoteAddress)} was aborted or timed out`,
+      );
+      res.destroy();
+      return;
+    }
     if (res.headersSent) {
       res.destroy();
       return;
     }
+    const page = !(req.url ?? '').startsWith('/ui/') || (req.url ?? '').startsWith('/ui/login');
     if (e instanceof HttpError) {
+      if (page) {
+        if ((req.url ?? '').startsWith('/ui/login') && e.status === 403) {
+          return this.loginForm(req, res, 403, e.message);
+        }
+        return this.html(res, e.status, errorPage('SEV Attest', e.message), { connection: 'close' });
+      }
       this.json(res, e.status, { ok: false, error: e.code, message: e.message });
       return;
     }

@@ -311,10 +311,13 @@ describe('transport refusals', () => {
     const t = await startHarness({ rateLimit: { capacity: 3, perSecond: 0.2 } });
     try {
       const rs: HttpResult[] = [];
-      for (let i = 0; i < 5; i++) rs.push(await request(t.svc.url, 'GET', '/v1/health'));
-      expect(rs.slice(0, 3).every((r) => r.status === 200)).toBe(true);
+      // Host requests without a token are limited; the owner (token) never is.
+      for (let i = 0; i < 5; i++)
+        rs.push(await request(t.svc.url, 'POST', '/v1/launch', { token: null, body: {} }));
+      expect(rs.slice(0, 3).every((r) => r.status === 400)).toBe(true);
       expectError(rs[4], 429, 'rate-limited');
       expect(Number(rs[4]!.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      expect((await request(t.svc.url, 'GET', '/v1/health')).status).toBe(200);
     } finally {
       await t.close();
     }

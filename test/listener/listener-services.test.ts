@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { VmProfileSchema } from '../../app/profile';
 import { ApprovalService, approvalFingerprint } from '../../server/services/approvals';
 import { ConnectionTable } from '../../server/services/connections';
+import { clientKey } from '../../server/services/attestation';
 import { ExpectedDigests } from '../../server/services/expected-digests';
 import { FIRMWARE_PATH, MILAN } from '../helpers/listener-harness';
 
@@ -17,7 +18,7 @@ describe('ConnectionTable', () => {
     const a = conn(t);
     const b = conn(t);
     expect(a.id).not.toBe(b.id);
-    expect(t.latestFor('vm')).toBe(b.id);
+    expect(t.latestFor('vm', 'c')).toBe(b.id);
     const taken = t.take(a.id);
     expect(taken.ok).toBe(true);
     const tek = a.tek!;
@@ -27,6 +28,38 @@ describe('ConnectionTable', () => {
     expect(a.tek).toBeUndefined();
     expect(t.take(a.id)).toEqual({ ok: false, reason: 'connection-used' });
     expect(t.take('nope')).toEqual({ ok: false, reason: 'unknown-connection' });
+    t.close();
+  });
+
+  it("keeps a VM's latest connection per client: another client's launch never shadows it", () => {
+    const t = new ConnectionTable();
+    const mine = t.create({
+      vmId: 'vm',
+      policy: 1,
+      client: 'c',
+      clientKey: 'me',
+      chipId: undefined,
+      anchor: 'a',
+      ...keys(),
+    });
+    const theirs = t.create({
+      vmId: 'vm',
+      policy: 1,
+      client: 'c',
+      clientKey: 'them',
+      chipId: undefined,
+      anchor: 'a',
+      ...keys(),
+    });
+    expect(t.latestFor('vm', 'me')).toBe(mine.id);
+    expect(t.latestFor('vm', 'them')).toBe(theirs.id);
+    expect(t.latestFor('vm', 'nobody')).toBeUndefined();
+    expect(clientKey({ address: '10.0.0.1', hostToken: true })).not.toBe(
+      clientKey({ address: '10.0.0.1', hostToken: false }),
+    );
+    expect(clientKey({ address: '10.0.0.1', port: 1, hostToken: true })).toBe(
+      clientKey({ address: '10.0.0.1', port: 2, hostToken: true }),
+    );
     t.close();
   });
 

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InvokeChannel, VmProfileInput } from '../../app/contract/ipc';
 import type { VmProfile } from '../../app/profile';
 import type { SecretStore } from '../../server/services/secret-store';
-import { InMemorySecretStore } from '../../server/services/secret-store';
+import { InMemorySecretStore, SecretStoreUnavailableError } from '../../server/services/secret-store';
 import { FIRMWARE, MILAN, startHarness, type Harness } from '../helpers/listener-harness';
 import { ipcClient, ownerHandlers } from '../helpers/ipc';
 
@@ -16,7 +16,7 @@ class FlakySecretStore extends InMemorySecretStore implements SecretStore {
   readonly failing = new Set<string>();
   override async get(account: string): Promise<Uint8Array | undefined> {
     if (this.failing.has(account)) {
-      throw Object.assign(new Error('the keychain is locked'), { code: 'secret-store-unavailable' });
+      throw new SecretStoreUnavailableError('the keychain is locked');
     }
     return super.get(account);
   }
@@ -130,7 +130,10 @@ describe('profiles:duplicate', () => {
       const r = await call('profiles:duplicate', 'locked', 'locked-copy');
       expect(r.ok).toBe(true);
       const v = r.value as { profile: VmProfile; warnings: string[] };
-      expect(v.warnings).toEqual(['secret disk was not copied: the keychain is locked']);
+      expect(v.warnings).toHaveLength(1);
+      expect(v.warnings[0]).toMatch(
+        /^secret disk was not copied: the OS keychain is locked .*\(the keychain is locked\)$/,
+      );
       expect(v.profile.secrets.map((s) => s.guid)).toEqual([guid]);
       expect(await secrets.get(`vm/locked-copy/${lukGuid}`)).toBeUndefined();
     } finally {

@@ -8,6 +8,7 @@
 import {
   ApiError,
   apiErrorOf,
+  apiFromTransport,
   EVENT_CHANNELS,
   isAllowedExternalUrl,
   type ArtifactImportRequest,
@@ -21,6 +22,7 @@ import {
   type IpcResponse,
   type SevAttestApi,
 } from '../../../app/contract/ipc';
+import type { ErrorCode } from '../../../app/errors';
 
 /** The header every state-changing request carries (the server refuses requests without it). */
 export const UI_CSRF_HEADER = 'X-SEV-Attest-UI';
@@ -41,7 +43,8 @@ function toResponse(status: number, text: string): IpcResponse<unknown> {
     const body = JSON.parse(text) as Partial<IpcResponse<unknown>> & { error?: string; message?: string };
     if (body && typeof body === 'object' && typeof body.ok === 'boolean') return body as IpcResponse<unknown>;
     if (typeof body.error === 'string') {
-      return { ok: false, error: body.error, message: body.message ?? `HTTP ${status}` };
+      // The bridge answers only with the contract's codes.
+      return { ok: false, error: body.error as ErrorCode, message: body.message ?? `HTTP ${status}` };
     }
   } catch {
     // fall through
@@ -160,21 +163,12 @@ export function createWebApi(options: WebApiOptions = {}): SevAttestApi {
     });
   }
 
+  const fromContract = apiFromTransport(invoke, subscribe);
   const api: SevAttestApi = {
-    profiles: {
-      list: () => invoke('profiles:list'),
-      get: (id) => invoke('profiles:get', id),
-      save: (profile) => invoke('profiles:save', profile),
-      duplicate: (id, newId) => invoke('profiles:duplicate', id, newId),
-      delete: (id) => invoke('profiles:delete', id),
-    },
-    secrets: {
-      set: (vmId, secret) => invoke('secrets:set', vmId, secret),
-      reveal: (vmId, guid) => invoke('secrets:reveal', vmId, guid),
-      delete: (vmId, guid) => invoke('secrets:delete', vmId, guid),
-    },
+    ...fromContract,
     artifacts: {
-      list: () => invoke('artifacts:list'),
+      ...fromContract.artifacts,
+      // In the browser the page uploads the File itself; a path means nothing to the server.
       import: (request) => {
         const file = files.get(request.path);
         if (!file) {
@@ -189,47 +183,6 @@ export function createWebApi(options: WebApiOptions = {}): SevAttestApi {
         if (xhr) xhr.abort();
         else await invoke('artifacts:cancelImport', importId);
       },
-      inspect: (sha256) => invoke('artifacts:inspect', sha256),
-      onProgress: (listener) => subscribe('artifacts:progress', listener),
-    },
-    digests: { preview: (draft) => invoke('digests:preview', draft) },
-    approvals: {
-      list: () => invoke('approvals:list'),
-      decide: (id, decision) => invoke('approvals:decide', id, decision),
-      onChanged: (listener) => subscribe('approvals:changed', listener),
-    },
-    events: {
-      list: (filter) => invoke('events:list', filter),
-      export: (filter) => invoke('events:export', filter),
-      onAppended: (listener) => subscribe('events:appended', listener),
-    },
-    listener: {
-      status: () => invoke('listener:status'),
-      configure: (config) => invoke('listener:configure', config),
-      tokens: () => invoke('listener:tokens'),
-      onChanged: (listener) => subscribe('listener:changed', listener),
-    },
-    tunnel: {
-      status: () => invoke('tunnel:status'),
-      configure: (config) => invoke('tunnel:configure', config),
-      onChanged: (listener) => subscribe('tunnel:changed', listener),
-    },
-    hostSetup: { get: (vmId) => invoke('hostSetup:get', vmId) },
-    demo: { run: (opts) => invoke('demo:run', opts) },
-    bundles: {
-      preview: (vmId, selection) => invoke('bundles:preview', vmId, selection),
-      export: (vmId, selection, format) => invoke('bundles:export', vmId, selection, format),
-      verify: (text) => invoke('bundles:verify', text),
-      import: (text, options) => invoke('bundles:import', text, options),
-      key: () => invoke('bundles:key'),
-      keygen: (options) => invoke('bundles:keygen', options),
-      trusted: () => invoke('bundles:trusted'),
-      trust: (keyText, label) => invoke('bundles:trust', keyText, label),
-      untrust: (fingerprint) => invoke('bundles:untrust', fingerprint),
-    },
-    app: {
-      info: () => invoke('app:info'),
-      completeFirstRun: () => invoke('app:completeFirstRun'),
     },
     shell: {
       // Same allow-list as main; the browser opens it itself, without an opener.

@@ -4,7 +4,6 @@ import { apiErrorOf } from '../../../app/contract/ipc';
 /** A sentence for the codes where the server's message alone does not say what to do. */
 function advice(code: string): string | undefined {
   switch (code) {
-    case 'keychain-unavailable':
     case 'secret-store-unavailable':
       return 'The keychain is locked or unavailable. Unlock your login keyring (or start the Secret Service) and try again; nothing was saved.';
     case 'unauthorized':

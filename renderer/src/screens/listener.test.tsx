@@ -46,4 +46,23 @@ describe('ListenerScreen', () => {
       confirmNonLoopback: true,
     });
   });
+
+  it('recommends a host token while a VM asks for manual approval, and says when the audit stream is full', async () => {
+    const { api } = createFakeApi({
+      listener: {
+        status: () => Promise.resolve({ ...status, hostTokenRecommended: true, auditFull: true }),
+        configure: vi.fn(),
+      },
+      tunnel: { status: () => Promise.resolve({ state: 'off' as const }) },
+    });
+    renderWithQuery(
+      <ApiProvider api={api}>
+        <ListenerScreen />
+      </ApiProvider>,
+    );
+    expect(
+      await screen.findByText(/A VM asks for manual approval and no host token is set/),
+    ).toBeInTheDocument();
+    expect(screen.getByText(/The retained audit stream reached its disk budget/)).toBeInTheDocument();
+  });
 });

@@ -290,6 +290,25 @@ export function ListenerScreen() {
             )}
             <dt>Host token</dt>
             <dd>{s.hostTokenRequired ? 'required' : 'not required'}</dd>
+            {s.hostTokenRecommended && (
+              <>
+                <dt>Recommendation</dt>
+                <dd className="warning">
+                  A VM asks for manual approval and no host token is set: anyone who reaches the listener can
+                  queue launches for you to approve. Generate a host token below and give it to your hosts;
+                  with it they keep their own approval budget during a flood.
+                </dd>
+              </>
+            )}
+            {s.auditFull && (
+              <>
+                <dt>Audit log</dt>
+                <dd className="error">
+                  The retained audit stream reached its disk budget: secret releases are refused until you
+                  move archived segment files out of the data directory&apos;s audit-retained folder.
+                </dd>
+              </>
+            )}
             {s.error && (
               <>
                 <dt>Error</dt>

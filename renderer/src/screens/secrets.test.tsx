@@ -67,14 +67,14 @@ describe('SecretsScreen', () => {
   it('says clearly that a locked keychain saved nothing', async () => {
     const user = userEvent.setup();
     const set = vi.fn(() =>
-      Promise.reject(new ApiError('keychain-unavailable', 'the Secret Service collection is locked')),
+      Promise.reject(new ApiError('secret-store-unavailable', 'the Secret Service collection is locked')),
     );
     renderSecrets({ secrets: { set } });
     await user.type(await screen.findByLabelText('Passphrase'), 'pw');
     await user.click(screen.getByRole('button', { name: 'Save to keychain' }));
     const alert = await screen.findByRole('alert');
     expect(alert).toHaveTextContent(
-      'Not saved: the Secret Service collection is locked (keychain-unavailable)',
+      'Not saved: the Secret Service collection is locked (secret-store-unavailable)',
     );
     expect(alert).toHaveTextContent(/keychain is locked or unavailable.*nothing was saved/);
     expect(set).toHaveBeenCalledWith('db-01', {

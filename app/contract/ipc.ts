@@ -45,70 +45,25 @@ import {
 /** A profile as the UI submits it: schema defaults (cpuSignatures, vmsaVariants, approval, secrets) optional. */
 export type VmProfileInput = z.input<typeof VmProfileSchema>;
 
-/** A yes/no answer with the sentence that explains it (firmware capabilities, checks). */
-export interface Capability {
-  ok: boolean;
-  reason: string;
-}
+export {
+  ARTIFACT_KINDS,
+  type ArtifactImportRequest,
+  type ArtifactInspection,
+  type ArtifactKind,
+  type ArtifactProgress,
+  type ArtifactSummary,
+  type Capability,
+  type FirmwareCapabilities,
+} from '../artifacts';
+import {
+  ARTIFACT_KINDS,
+  type ArtifactImportRequest,
+  type ArtifactImportRequest as DomainImportRequest,
+} from '../artifacts';
+import type { ArtifactInspection, ArtifactProgress, ArtifactSummary } from '../artifacts';
 
-export const ARTIFACT_KINDS = ['firmware', 'kernel', 'initrd'] as const;
-export type ArtifactKind = (typeof ARTIFACT_KINDS)[number];
-
-/** What an OVMF image supports, read from its footer table. */
-export interface FirmwareCapabilities {
-  /** SEV-ES AP reset address; `address` present when found. */
-  sevEsResetAddress: Capability & { address?: number };
-  /** Whether QEMU can write the kernel hashes table (kernelHashes='yes'). */
-  measuredDirectBoot: Capability;
-  /** Whether QEMU has a default place to inject the launch secret. */
-  secretArea: Capability & { base?: number; size?: number };
-}
-
-/** An imported artifact, content-addressed by SHA-256. */
-export interface ArtifactSummary {
-  sha256: string;
-  size: number;
-  /** The file name it was imported from (display only). */
-  name: string;
-  /** The kind chosen at import, when the store knows it (firmware is also recognised by its footer). */
-  kind?: ArtifactKind;
-  importedAt: string;
-}
-
-/** `artifacts:inspect`: the artifact plus, for firmware, what it supports. */
-export interface ArtifactInspection extends ArtifactSummary {
-  firmware?: FirmwareCapabilities;
-}
-
-/** A progress report of one import (hashing in main, or uploading in browser mode). */
-export interface ArtifactProgress {
-  importId: string;
-  phase: 'uploading' | 'hashing' | 'done' | 'cancelled' | 'error';
-  bytes: number;
-  total: number;
-  message?: string;
-}
-
-/** The inputs behind one expected launch digest: what makes a mismatch explainable. */
-export interface DigestInputs {
-  scheme: Scheme;
-  policy: number;
-  firmwareSha256?: string;
-  cpuCount?: number;
-  cpuSignature?: CpuSignature;
-  vmsaVariant?: VmsaVariant;
-  kernelHashes?: { kernel: string; initrd: string; cmdline: string };
-}
-
-export interface DigestCandidate {
-  /** Expected launch digest (SHA-256 / GCTX.LD), lower-case hex. */
-  launchDigest: string;
-  inputs: DigestInputs;
-}
-
-/** `digests:preview`: every digest a host may legitimately report for the draft, or why none can be computed. */
-export type DigestPreview =
-  { ok: true; candidates: DigestCandidate[]; warnings: string[] } | { ok: false; reason: string };
+export type { DigestCandidate, DigestInputs, DigestPreview } from '../digest/candidates';
+import type { DigestCandidate, DigestDraft as DomainDigestDraft, DigestPreview } from '../digest/candidates';
 
 /** The secret value, only ever returned by `secrets:reveal`. */
 export interface SecretValue {
@@ -224,18 +179,11 @@ export const DemoRunSchema = z
   })
   .strict();
 export type DemoRunOptions = z.input<typeof DemoRunSchema>;
+const demoAgrees = (d: z.output<typeof DemoRunSchema>): DemoRunRequest => d;
+void demoAgrees;
 
-export interface DemoRunResult {
-  outcome: 'released' | 'refused' | 'error';
-  /** The profile the simulated host launched (the demo profile when none was named). */
-  vmId?: string;
-  connection?: string;
-  /** The error code the host saw (e.g. 'measurement-mismatch', 'denied'). */
-  code?: string;
-  message: string;
-  /** For a release: the GUIDs the simulated guest decrypted from the secret table. */
-  releasedGuids?: string[];
-}
+export type { DemoRunResult } from '../demo';
+import type { DemoRunRequest, DemoRunResult } from '../demo';
 
 export interface AppInfo {
   version: string;
@@ -409,7 +357,8 @@ export const ArtifactImportSchema = z
     kind: z.enum(ARTIFACT_KINDS),
   })
   .strict();
-export type ArtifactImportRequest = z.input<typeof ArtifactImportSchema>;
+const importAgrees = (r: z.output<typeof ArtifactImportSchema>): DomainImportRequest => r;
+void importAgrees;
 
 /** The profile fields the launch digest depends on (a draft may be incomplete elsewhere). */
 export const DigestDraftSchema = z.object({
@@ -425,6 +374,9 @@ export const DigestDraftSchema = z.object({
   cmdlineHash: sha256Hex.optional(),
 });
 export type DigestDraft = z.input<typeof DigestDraftSchema>;
+// The parsed draft is what the service takes (app/digest/candidates.ts); this stops compiling if they drift.
+const draftAgrees = (d: z.output<typeof DigestDraftSchema>): DomainDigestDraft => d;
+void draftAgrees;
 
 const ExternalUrlSchema = z.string().max(2048).url();
 

@@ -5,7 +5,7 @@
  * consumed by the one launch it admits.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { ApiError } from '../../app/contract/rest';
+import { DomainError } from '../../app/errors';
 
 export type ApprovalState = 'pending' | 'approved' | 'denied' | 'used';
 
@@ -180,7 +180,7 @@ export class ApprovalService {
       if (q && a.quota?.platform === q.platform) platform++;
     }
     const refuse = (message: string) => {
-      throw new ApiError('rate-limited', message, { 'Retry-After': '30' });
+      throw new DomainError('rate-limited', message, { retryAfterSeconds: 30 });
     };
     if (total >= (authenticated ? this.maxAuthenticated : this.maxPending))
       refuse('too many launches are waiting for the owner; try later');
@@ -194,8 +194,9 @@ export class ApprovalService {
   decide(id: string, decision: 'approve' | 'deny'): Approval {
     this.forgetExpired();
     const a = this.byId.get(id);
-    if (!a) throw new ApiError('unknown-approval', `no approval with id ${id}`);
-    if (a.state !== 'pending') throw new ApiError('approval-decided', `approval ${id} is already ${a.state}`);
+    if (!a) throw new DomainError('unknown-approval', `no approval with id ${id}`);
+    if (a.state !== 'pending')
+      throw new DomainError('approval-decided', `approval ${id} is already ${a.state}`);
     this.decideInternal(a, decision === 'approve' ? 'approved' : 'denied', 'owner');
     return a;
   }

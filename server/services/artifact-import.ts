@@ -21,7 +21,7 @@ import {
   type ArtifactProgress,
   type ArtifactSummary,
   type FirmwareCapabilities,
-} from '../../app/contract/ipc';
+} from '../../app/artifacts';
 import {
   hasSecretArea,
   hasSevEsResetAddress,

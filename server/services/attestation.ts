@@ -564,23 +564,6 @@ export class AttestationService {
         ...(e.retryAfterSeconds !== undefined ? { retryAfterSeconds: e.retryAfterSeconds } : {}),
       });
     }
-    // A coded error of a collaborator not yet on DomainError (e.g. the approval queue's rate-limited, whose
-    // message is written for hosts): same code, its Retry-After kept.
-    const coded = e as { code?: unknown; headers?: Record<string, string> };
-    if (e instanceof Error && typeof coded.code === 'string' && coded.code in HOST_MESSAGES) {
-      const code = coded.code as DecisionCode;
-      this.audit({ ...base, result: 'refused', reason: code, message: e.message });
-      const retry = Number(coded.headers?.['Retry-After']);
-      return refusal(
-        code,
-        e.message,
-        {},
-        {
-          hostMessage: e.message,
-          ...(Number.isFinite(retry) && retry > 0 ? { retryAfterSeconds: retry } : {}),
-        },
-      );
-    }
     const msg = e instanceof Error ? e.message : String(e);
     this.audit({ ...base, result: 'error', reason: 'internal', message: msg });
     return refusal('internal', msg);

@@ -32,7 +32,6 @@ import {
   type AuditEventInput,
   type AuditFilter,
 } from '../../app/audit';
-import { ApiError } from '../../app/contract/rest';
 import { zodIssues } from './store-util';
 
 const writeAsync = promisify(fs.write);
@@ -99,7 +98,7 @@ export class AuditInputError extends DomainError<'audit-invalid'> {
 }
 
 /** The retained stream's disk budget is reached: a release is refused rather than a retained event dropped. */
-export class AuditFullError extends ApiError {
+export class AuditFullError extends DomainError<'audit-full'> {
   constructor() {
     super('audit-full', "the owner's audit log is full: no secret is released until the owner makes room");
     this.name = 'AuditFullError';

@@ -14,7 +14,7 @@ import { DomainError } from '../../app/errors';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { DemoRunResult, ParsedArgs } from '../../app/contract/ipc';
+import type { DemoRunRequest, DemoRunResult } from '../../app/demo';
 import type { AuditEventInput } from '../../app/audit';
 import type { VmProfile } from '../../app/profile';
 import { toBase64, toHex } from '../../app/sev/bytes';
@@ -28,7 +28,7 @@ import type { ProfileStore } from './profile-store';
 /** How the demo's trust anchor is labelled in the TrustStore, audit events and the UI. */
 export const DEMO_ANCHOR_LABEL = 'demo: simulated platform (not AMD)';
 
-export type DemoRunParsed = ParsedArgs<'demo:run'>[0];
+export type DemoRunParsed = DemoRunRequest;
 
 /** A demo that cannot start (unknown VM, no firmware to launch): a coded error for the UI. */
 export class DemoError extends DomainError<'unknown-vm' | 'demo-not-possible'> {

@@ -3,7 +3,7 @@
  * simulated host that launches against the listener (created on first use, so its simulated platform's
  * root is trusted only once the owner asks for the demo).
  */
-import type { DemoRunResult } from '../../app/contract/ipc';
+import type { DemoRunResult } from '../../app/demo';
 import { DemoHostRunner, type DemoRunParsed, type DemoServiceView } from './demo-host';
 import { ensureDemoProfile, findDemoFirmware, type DemoSetupService } from './demo-setup';
 

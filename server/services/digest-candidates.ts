@@ -3,7 +3,7 @@
  * live preview and by the mismatch explanation a failed validate leaves in the audit log, so the UI
  * reads one shape in both places.
  */
-import type { DigestCandidate, DigestInputs } from '../../app/contract/ipc';
+import type { DigestCandidate, DigestInputs } from '../../app/digest/candidates';
 import { kernelHashesHex, resolveKernelHashes } from '../../app/digest/hashes-table';
 import type { VmProfile } from '../../app/profile';
 import type { ExpectedDigest } from './expected-digests';

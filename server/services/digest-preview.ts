@@ -4,7 +4,7 @@
  * cached, so each edit costs only the per-combination tail), each with the inputs behind it.
  * Problems that make a digest impossible come back as `{ ok: false, reason }`, never as a throw.
  */
-import type { DigestCandidate, DigestInputs, DigestPreview, ParsedArgs } from '../../app/contract/ipc';
+import type { DigestCandidate, DigestDraft, DigestInputs, DigestPreview } from '../../app/digest/candidates';
 import { hasSecretArea, hasSevEsResetAddress, supportsMeasuredDirectBoot } from '../../app/digest/ovmf';
 import { VmProfileSchema, type VmProfile } from '../../app/profile';
 import { isSevError } from '../../app/sev/errors';
@@ -12,7 +12,7 @@ import { decodePolicy, type GuestPolicy } from '../../app/sev/policy';
 import type { ExpectedDigests } from './expected-digests';
 import { digestCandidate, profileKernelHashes } from './digest-candidates';
 
-export type DigestDraftParsed = ParsedArgs<'digests:preview'>[0];
+export type DigestDraftParsed = DigestDraft;
 
 const fail = (reason: string): DigestPreview => ({ ok: false, reason });
 

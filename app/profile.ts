@@ -4,6 +4,7 @@
  * part of a profile: a profile only names them; the values live in the OS keychain (SecretStore).
  */
 import { z } from 'zod';
+import { DEFAULT_VMSA_VARIANT } from './digest/vmsa-default';
 import { POLICY_RESERVED_MASK } from './sev/policy';
 
 export const SCHEMES = ['amd-sev', 'amd-sev-es'] as const;
@@ -86,7 +87,7 @@ export const VmProfileSchema = z.object({
     .refine((p) => (p & POLICY_RESERVED_MASK) === 0, 'policy bits 6-15 are reserved and must be zero'),
   cpuCounts: z.array(z.number().int().min(1).max(512)).min(1).max(64),
   cpuSignatures: z.array(CpuSignatureSchema).max(16).default([]),
-  vmsaVariants: z.array(z.enum(VMSA_VARIANTS)).max(2).default(['kvm-init2']),
+  vmsaVariants: z.array(z.enum(VMSA_VARIANTS)).max(2).default([DEFAULT_VMSA_VARIANT]),
   firmware: FirmwareRefSchema,
   /** Measured direct boot (kernel hashes table): all three present or all absent. */
   kernelHash: hex64.optional(),

@@ -13,8 +13,11 @@ const m = vi.hoisted(() => {
   Object.assign(process, { resourcesPath: '/nonexistent/resources' });
   return {
     order: [] as string[],
-    windows: [] as Array<{ options: Record<string, unknown> }>,
-    ipcChannels: new Set<string>(),
+    windows: [] as Array<{ options: Record<string, unknown>; win: { webContents: unknown } }>,
+    /** What ipcMain.handle received: channel -> listener (a second registration of a channel throws). */
+    ipcChannels: new Map<string, (event: unknown, ...args: unknown[]) => Promise<unknown>>(),
+    /** The handlers object the composition root got from createInvokeHandlers. */
+    handlers: undefined as undefined | Record<string, ReturnType<typeof vi.fn>>,
     trays: 0,
     notifications: 0,
     quits: 0,
@@ -47,7 +50,11 @@ vi.mock('electron', async () => {
     return origOn(event, fn);
   }) as typeof app.on;
   class BrowserWindow extends Emitter {
-    webContents = { isDestroyed: () => false, send: vi.fn() };
+    webContents = {
+      isDestroyed: () => false,
+      send: vi.fn(),
+      mainFrame: { url: 'app://sev-attest/index.html', parent: null },
+    };
     loadURL = vi.fn(async () => {});
     isDestroyed = () => false;
     isVisible = () => false;
@@ -59,7 +66,7 @@ vi.mock('electron', async () => {
     constructor(options: Record<string, unknown>) {
       super();
       m.order.push('window');
-      m.windows.push({ options });
+      m.windows.push({ options, win: this });
     }
   }
   const session = {
@@ -95,7 +102,10 @@ vi.mock('electron', async () => {
     protocol: { registerSchemesAsPrivileged: vi.fn(), handle: vi.fn() },
     net: { fetch: vi.fn() },
     ipcMain: {
-      handle: vi.fn((channel: string) => m.ipcChannels.add(channel)),
+      handle: vi.fn((channel: string, fn: (event: unknown, ...args: unknown[]) => Promise<unknown>) => {
+        if (m.ipcChannels.has(channel)) throw new Error(`second handler for ${channel}`);
+        m.ipcChannels.set(channel, fn);
+      }),
       removeHandler: vi.fn((channel: string) => m.ipcChannels.delete(channel)),
     },
   };
@@ -127,7 +137,8 @@ vi.mock('../server/serve/serve', () => ({
 vi.mock('../server/owner-api/handlers', async () => {
   const { INVOKE_CHANNELS: channels } = await import('../app/contract/ipc');
   return {
-    createInvokeHandlers: () => Object.fromEntries(channels.map((c) => [c, async () => null])),
+    createInvokeHandlers: () =>
+      (m.handlers = Object.fromEntries(channels.map((c) => [c, vi.fn(async () => `result of ${c}`)]))),
     settingsFirstRun: () => ({}),
     connectUiEvents: (_service: unknown, bus: { emit(c: string, p: unknown): void }) => {
       m.emit = (c, p) => bus.emit(c, p);
@@ -157,8 +168,24 @@ describe('main/index.ts wiring', () => {
     });
   });
 
-  it('registers every contract channel, and only those', () => {
-    expect([...m.ipcChannels].sort()).toEqual([...INVOKE_CHANNELS].sort());
+  it('ipcMain.handle received every contract channel, once, each wired to its own handler', async () => {
+    expect([...m.ipcChannels.keys()].sort()).toEqual([...INVOKE_CHANNELS].sort());
+    const handlers = m.handlers!;
+    const win = m.windows[0]!.win as { webContents: { mainFrame: unknown } };
+    const event = { sender: win.webContents, senderFrame: win.webContents.mainFrame };
+    let reached = 0;
+    for (const [channel, listener] of m.ipcChannels) {
+      for (const h of Object.values(handlers)) h.mockClear();
+      // No arguments: channels that take none reach their handler, the others refuse before any handler.
+      const r = (await listener(event)) as { ok: boolean; value?: unknown };
+      const called = Object.entries(handlers).filter(([, h]) => h.mock.calls.length > 0);
+      expect(called.map(([c]) => c)).toEqual(r.ok ? [channel] : []);
+      if (r.ok) {
+        expect(r.value).toBe(`result of ${channel}`);
+        reached++;
+      }
+    }
+    expect(reached).toBeGreaterThan(0);
   });
 
   it('the tray keeps the app alive when every window closed; a hidden window gets a notification', () => {

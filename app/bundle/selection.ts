@@ -41,7 +41,7 @@ export function parseCpuSignatures(s: string): Array<CpuSignature & { name?: str
       }
       return sig;
     }
-    const p = findCpuPreset(t) ?? findCpuPreset(`EPYC-${t}`);
+    const p = findCpuPreset(t);
     if (!p) {
       throw new BundleError(
         'bundle-bad-selection',

@@ -27,6 +27,7 @@ import {
   type VmProfile,
   type VmsaVariant,
 } from '../profile';
+import { DEFAULT_VMSA_VARIANT } from '../digest/vmsa-default';
 import {
   AUDIT_EVENT_TYPES,
   AUDIT_RESULTS,
@@ -388,7 +389,7 @@ export const DigestDraftSchema = z.object({
   policy: z.number().int().min(0).max(0xffffffff),
   cpuCounts: z.array(z.number().int().min(1).max(512)).min(1).max(64),
   cpuSignatures: z.array(CpuSignatureSchema).max(16).default([]),
-  vmsaVariants: z.array(z.enum(VMSA_VARIANTS)).max(2).default(['kvm-init2']),
+  vmsaVariants: z.array(z.enum(VMSA_VARIANTS)).max(2).default([DEFAULT_VMSA_VARIANT]),
   firmware: VmProfileSchema.shape.firmware,
   kernelHash: sha256Hex.optional(),
   initrdHash: sha256Hex.optional(),

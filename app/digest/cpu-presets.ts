@@ -19,7 +19,7 @@
  */
 
 export interface CpuPreset {
-  /** Name as QEMU's -cpu model spells it (also accepted case-insensitively by the CLI). */
+  /** Name as QEMU's -cpu model spells it (findCpuPreset also takes it lower-case and without `EPYC-`). */
   name: string;
   family: number;
   model: number;
@@ -80,8 +80,16 @@ export const CPU_PRESETS: readonly CpuPreset[] = [
   },
 ];
 
-/** The preset with this name (case-insensitive), or undefined. */
+/**
+ * The preset with this name, or undefined. Case-insensitive, and the `EPYC-` prefix may be left out:
+ * `milan`, `Milan`, `epyc-milan` and `EPYC-Milan` are all EPYC-Milan (the CLI's digest and bundle and the
+ * REST selection all resolve names here).
+ */
 export function findCpuPreset(name: string): CpuPreset | undefined {
   const n = name.trim().toLowerCase();
-  return CPU_PRESETS.find((p) => p.name.toLowerCase() === n);
+  if (!n) return undefined;
+  return CPU_PRESETS.find((p) => {
+    const full = p.name.toLowerCase();
+    return full === n || full === `epyc-${n}`;
+  });
 }

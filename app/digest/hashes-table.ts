@@ -83,6 +83,8 @@ export interface KernelHashOptions {
   signal?: AbortSignal;
   onProgress?: (which: 'kernel' | 'initrd', bytesDone: number, bytesTotal: number) => void;
   chunkSize?: number;
+  /** See StreamOptions.blocking. */
+  blocking?: boolean;
 }
 
 async function resolveHash(
@@ -91,7 +93,7 @@ async function resolveHash(
   opts: KernelHashOptions,
 ): Promise<Uint8Array> {
   if (typeof input === 'string') {
-    const so: StreamOptions = { signal: opts.signal, chunkSize: opts.chunkSize };
+    const so: StreamOptions = { signal: opts.signal, chunkSize: opts.chunkSize, blocking: opts.blocking };
     if (opts.onProgress) so.onProgress = (d, t) => opts.onProgress!(which, d, t);
     return sha256File(input, so);
   }

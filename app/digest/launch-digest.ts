@@ -7,6 +7,7 @@
  * only the small parts, so a 64-row matrix costs one firmware pass plus 64 small hashes.
  */
 import { createHash, type Hash } from 'node:crypto';
+import { statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { toBase64, toHex } from '../sev/bytes';
 import { SevError } from '../sev/errors';
@@ -22,13 +23,21 @@ import {
   hasSevEsResetAddress,
   parseOvmfFooter,
   readFirmwareFooter,
+  readFirmwareFooterSync,
   supportsMeasuredDirectBoot,
   type FirmwareInfo,
   type GpaArea,
   type OvmfFooterInfo,
 } from './ovmf';
 import { updateHashFromFile, type StreamOptions } from './stream-hash';
-import { buildVmsaPair, cpuSignatureEax, VMSA_VARIANTS, type CpuSignature, type VmsaVariant } from './vmsa';
+import {
+  buildVmsaPair,
+  cpuSignatureEax,
+  DEFAULT_VMSA_VARIANT,
+  VMSA_VARIANTS,
+  type CpuSignature,
+  type VmsaVariant,
+} from './vmsa';
 
 /** QEMU's limit on vCPUs for a q35 machine; a larger count is a typo, not a VM. */
 export const MAX_VCPUS = 4096;
@@ -52,7 +61,9 @@ export async function prepareFirmware(
   let size: number;
   let source: string;
   if (typeof firmware === 'string') {
-    ({ footer, size } = await readFirmwareFooter(firmware));
+    ({ footer, size } = opts.blocking
+      ? readFirmwareFooterSync(firmware)
+      : await readFirmwareFooter(firmware));
     await updateHashFromFile(midstate, firmware, opts);
     source = firmware;
   } else {
@@ -76,7 +87,7 @@ export interface DigestParams {
   cpus?: number;
   /** SEV-ES only: the guest vCPU signature that goes into rdx. */
   cpuSignature?: CpuSignature;
-  /** SEV-ES only: defaults to 'legacy' (what libvirt's validator and sevctl build). */
+  /** SEV-ES only: defaults to DEFAULT_VMSA_VARIANT ('kvm-init2'; libvirt's validator and sevctl build 'legacy'). */
   vmsaVariant?: VmsaVariant;
 }
 
@@ -112,7 +123,7 @@ function checkParams(info: OvmfFooterInfo, p: DigestParams): CheckedEs | undefin
     );
   }
   cpuSignatureEax(p.cpuSignature); // validates ranges
-  const vmsaVariant = p.vmsaVariant ?? 'legacy';
+  const vmsaVariant = p.vmsaVariant ?? DEFAULT_VMSA_VARIANT;
   if (!VMSA_VARIANTS.includes(vmsaVariant)) {
     throw new SevError(
       'bad-format',
@@ -168,6 +179,8 @@ export interface LaunchDigestInput {
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
   signal?: AbortSignal;
   chunkSize?: number;
+  /** Blocking reads (StreamOptions.blocking): for the one-shot CLI, not for the service. */
+  blocking?: boolean;
 }
 
 /** What went into a digest, for explanations (all hashes hex). */
@@ -209,8 +222,9 @@ function digestParams(input: LaunchDigestInput, hashesTable: Uint8Array | undefi
   return p;
 }
 
-async function fileSize(input: HashInput | undefined): Promise<number> {
-  return typeof input === 'string' ? (await stat(input)).size : 0;
+async function fileSize(input: HashInput | undefined, blocking?: boolean): Promise<number> {
+  if (typeof input !== 'string') return 0;
+  return blocking ? statSync(input).size : (await stat(input)).size;
 }
 
 /**
@@ -231,7 +245,9 @@ export async function computeLaunchDigest(input: LaunchDigestInput): Promise<Lau
   let firmwareBytes = 0;
   if (isState(input.firmware)) footer = input.firmware.info;
   else if (typeof input.firmware === 'string') {
-    const r = await readFirmwareFooter(input.firmware);
+    const r = input.blocking
+      ? readFirmwareFooterSync(input.firmware)
+      : await readFirmwareFooter(input.firmware);
     footer = r.footer;
     firmwareBytes = r.size;
   } else {
@@ -249,14 +265,17 @@ export async function computeLaunchDigest(input: LaunchDigestInput): Promise<Lau
     throw new SevError('bad-format', 'give either a command line or its hash, not both');
   }
 
-  const total = firmwareBytes + (await fileSize(input.kernel)) + (await fileSize(input.initrd));
+  const total =
+    firmwareBytes +
+    (await fileSize(input.kernel, input.blocking)) +
+    (await fileSize(input.initrd, input.blocking));
   const done = { firmware: 0, kernel: 0, initrd: 0 };
   const report = () => input.onProgress?.(done.firmware + done.kernel + done.initrd, total);
   // One controller for both streams: the caller's abort, or the first failure, stops the other stream too.
   const inner = new AbortController();
   const forward = () => inner.abort(signal?.reason);
   signal?.addEventListener('abort', forward, { once: true });
-  const stream = { signal: inner.signal, chunkSize: input.chunkSize };
+  const stream = { signal: inner.signal, chunkSize: input.chunkSize, blocking: input.blocking };
 
   const firmwareP = isState(input.firmware)
     ? Promise.resolve(input.firmware)
@@ -324,7 +343,7 @@ export async function computeLaunchDigest(input: LaunchDigestInput): Promise<Lau
       ...input.cpuSignature,
       eax: '0x' + cpuSignatureEax(input.cpuSignature).toString(16).padStart(8, '0'),
     };
-    inputs.vmsaVariant = input.vmsaVariant ?? 'legacy';
+    inputs.vmsaVariant = input.vmsaVariant ?? DEFAULT_VMSA_VARIANT;
   }
   return { digest, digestHex: toHex(digest), digestBase64: toBase64(digest), inputs };
 }

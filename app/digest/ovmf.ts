@@ -4,6 +4,7 @@
  * so only the tail is read; the whole file is streamed once for its SHA-256.
  */
 import { createHash } from 'node:crypto';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { guidBytesLe, guidFromBytesLe, readU16le, readU32le, bytesEqual } from '../sev/bytes';
 import { SevError } from '../sev/errors';
@@ -165,6 +166,25 @@ export async function readFirmwareFooter(path: string): Promise<{ footer: OvmfFo
     return { footer: parseOvmfFooter(tail, size), size };
   } finally {
     await fh.close();
+  }
+}
+
+/** readFirmwareFooter with one blocking read of the largest tail the table can occupy (the CLI's path). */
+export function readFirmwareFooterSync(path: string): { footer: OvmfFooterInfo; size: number } {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const length = Math.min(size, MAX_FOOTER_TAIL);
+    const buf = new Uint8Array(length);
+    let got = 0;
+    while (got < length) {
+      const n = readSync(fd, buf, got, length - got, size - length + got);
+      if (n === 0) break;
+      got += n;
+    }
+    return { footer: parseOvmfFooter(buf.subarray(0, got), size), size };
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -16,6 +16,8 @@ export const VMSA_SIZE = 4096;
 export type VmsaVariant = 'legacy' | 'kvm-init2';
 export const VMSA_VARIANTS: readonly VmsaVariant[] = ['legacy', 'kvm-init2'];
 
+export { DEFAULT_VMSA_VARIANT } from './vmsa-default';
+
 /** CPUID(1).EAX inputs: display family, display model, stepping. */
 export interface CpuSignature {
   family: number;

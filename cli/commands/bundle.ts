@@ -12,6 +12,7 @@ import { EXPORT_FORMATS, type ExportFormat } from '../../app/bundle/export';
 import { verifyBundle, type MatrixSelection, type TrustedKey } from '../../app/bundle/bundle';
 import { ApiError } from '../../app/contract/rest';
 import { CPU_PRESETS } from '../../app/digest/cpu-presets';
+import { DEFAULT_VMSA_VARIANT } from '../../app/digest/vmsa-default';
 import { parseCpuList, parseCpuSignatures, parseVmsaVariants } from '../../app/bundle/selection';
 import type { VmProfile } from '../../app/profile';
 import { ArtifactStore } from '../../server/services/artifact-store';
@@ -50,8 +51,9 @@ const usage = `usage: sev-attest bundle <subcommand> [options]
       Signs and writes VM's bundle (stdout without --out). The matrix defaults to the profile's vCPU
       counts, CPU signatures and VMSA variants. --cpus takes 1-8 or 1,2,4 or 1-4,8; --cpu-signature takes
       preset names (${CPU_PRESETS.map((p) => p.name).join(', ')}; 'milan' is EPYC-Milan) or
-      FAMILY:MODEL:STEPPING; --vmsa-variant legacy, kvm-init2 or both. --firmware gives the image when
-      the data directory has no copy (its SHA-256 must be the profile's).
+      FAMILY:MODEL:STEPPING; --vmsa-variant legacy, kvm-init2 or both (a profile's own default is
+      ${DEFAULT_VMSA_VARIANT}, as for digest). --firmware gives the image when the data directory has no
+      copy (its SHA-256 must be the profile's).
   verify FILE [--trust-key FINGERPRINT|FILE]...
       Checks the signature and that the signer is trusted (the data directory's trusted keys, plus these).
   import FILE [--id VM] [--name NAME] [--approval manual|auto] [--trust-key ...]...

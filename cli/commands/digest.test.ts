@@ -1,8 +1,13 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../run';
 import type { CliIo } from '../io';
 import { digestCommand } from './digest';
+import { parseCpuSignatures } from '../../app/bundle/selection';
+import { findCpuPreset } from '../../app/digest/cpu-presets';
+import { DEFAULT_VMSA_VARIANT } from '../../app/digest/vmsa';
+import { VmProfileSchema } from '../../app/profile';
 
 const V = 'test/fixtures/vectors/virtee-sev';
 
@@ -120,4 +125,62 @@ describe('sev-attest digest', () => {
       expect(r.code).toBe(code);
     });
   }
+});
+
+describe('one default VMSA variant, preset names as people type them', () => {
+  const fw = 'assets/demo/OVMF.amdsev-trimmed.fd';
+  const es = ['--firmware', fw, '--sev-es', '--cpus=2', '--cpu-preset=EPYC-Milan'];
+
+  it('without --vmsa-variant the digest is the kvm-init2 one (as profiles and the editor default to)', async () => {
+    const dflt = await run(es);
+    const init2 = await run([...es, '--vmsa-variant=kvm-init2']);
+    const legacy = await run([...es, '--vmsa-variant=legacy']);
+    expect(dflt.code).toBe(0);
+    expect(dflt.out).toBe(init2.out);
+    expect(dflt.out).not.toBe(legacy.out);
+    expect(JSON.parse((await run([...es, '--json'])).out).inputs.vmsaVariant).toBe(DEFAULT_VMSA_VARIANT);
+    expect(DEFAULT_VMSA_VARIANT).toBe(VmProfileSchema.shape.vmsaVariants.parse(undefined)[0]);
+    expect(digestCommand.usage).toMatch(/kvm-init2 \(the default/);
+  });
+
+  it("runs the README's example command line (--cpu-preset milan)", async () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const lines = readme.split('\n').filter((l) => l.startsWith('sev-attest digest ') && !l.includes('['));
+    expect(lines.length).toBeGreaterThan(0);
+    const explicit = await run([
+      '--firmware',
+      fw,
+      '--sev-es',
+      '--cpus',
+      '4',
+      '--cpu-family',
+      '25',
+      '--cpu-model',
+      '1',
+      '--cpu-stepping',
+      '1',
+    ]);
+    expect(explicit.code).toBe(0);
+    for (const line of lines) {
+      const r = await run(line.split(/\s+/).slice(2));
+      expect(r.err, line).toBe('');
+      expect(r.code, line).toBe(0);
+      if (line.includes('--cpu-preset milan')) expect(r.out).toBe(explicit.out);
+    }
+  });
+
+  it('digest and bundle take the same preset names: any case, EPYC- optional', async () => {
+    const outs = new Set<string>();
+    for (const name of ['milan', 'Milan', 'MILAN', 'EPYC-Milan', 'epyc-milan']) {
+      const r = await run(['--firmware', fw, '--sev-es', '--cpus=1', `--cpu-preset=${name}`]);
+      expect(r.code, name).toBe(0);
+      outs.add(r.out);
+      expect(parseCpuSignatures(name)).toEqual([{ family: 25, model: 1, stepping: 1, name: 'EPYC-Milan' }]);
+    }
+    expect(outs.size).toBe(1);
+    expect(findCpuPreset('v4')?.name).toBe('EPYC-v4');
+    expect(findCpuPreset('rome')?.name).toBe('EPYC-Rome');
+    expect(findCpuPreset('')).toBeUndefined();
+    expect(findCpuPreset('epyc-')).toBeUndefined();
+  });
 });

@@ -3,7 +3,12 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { computeLaunchDigest, MAX_VCPUS, type LaunchDigestInput } from '../../app/digest/launch-digest';
 import { CPU_PRESETS, findCpuPreset } from '../../app/digest/cpu-presets';
-import { VMSA_VARIANTS, type CpuSignature, type VmsaVariant } from '../../app/digest/vmsa';
+import {
+  DEFAULT_VMSA_VARIANT,
+  VMSA_VARIANTS,
+  type CpuSignature,
+  type VmsaVariant,
+} from '../../app/digest/vmsa';
 import { CliError, type CliCommand, type CliIo } from '../io';
 
 const usage = `usage: sev-attest digest --firmware FILE [options]
@@ -20,8 +25,9 @@ firmware (and kernel, for measured direct boot with kernel-hashes=on).
   --cpu-family A --cpu-model B --cpu-stepping C
                           guest vCPU signature (SEV-ES), as in virsh capabilities
   --cpu-preset NAME       instead of the three above: ${CPU_PRESETS.map((p) => p.name).join(', ')}
-  --vmsa-variant V        legacy (default; hosts before Linux 6.10, libvirt's validator, sevctl)
-                          or kvm-init2 (hosts on Linux 6.10+ with KVM_SEV_INIT2)
+                          (any case; EPYC- may be left out: milan is EPYC-Milan)
+  --vmsa-variant V        ${DEFAULT_VMSA_VARIANT} (the default, as for profiles and bundles; hosts on Linux 6.10+ with
+                          KVM_SEV_INIT2) or legacy (older hosts; what libvirt's validator and sevctl build)
   --json                  print {"digest-hex", "digest-base64", "inputs"}
 `;
 
@@ -133,7 +139,8 @@ export const digestCommand: CliCommand = {
   usage,
   async run(argv: string[], io: CliIo): Promise<number> {
     const { input, json } = digestInputFromArgs(argv, io.cwd);
-    const r = await computeLaunchDigest(input);
+    // A one-shot process: blocking reads (stream-hash BLOCKING_CHUNK_SIZE), no thread pool.
+    const r = await computeLaunchDigest({ ...input, blocking: true });
     if (json) {
       io.out(
         JSON.stringify(

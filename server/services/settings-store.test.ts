@@ -36,7 +36,6 @@ describe('SettingsStore', () => {
       tls: false,
       allowedHosts: [],
     });
-    expect(DEFAULT_LISTENER_PORT).toBe(8470);
     expect(s.kdsUrl).toBe('https://kdsintf.amd.com');
     expect(s.approvalTimeoutSeconds).toBe(120);
     expect(s.connectionTtlSeconds).toBe(600);

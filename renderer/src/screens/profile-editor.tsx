@@ -22,6 +22,7 @@ import {
 } from '../../../app/profile';
 import type { ArtifactSummary, DigestDraft, VmProfileInput } from '../../../app/contract/ipc';
 import { CPU_PRESETS } from '../../../app/digest/cpu-presets';
+import { DEFAULT_VMSA_VARIANT } from '../../../app/digest/vmsa-default';
 import { useApi } from '../queries/api-context';
 import { keys, useArtifactInspection, useArtifacts, useDigestPreview } from '../queries/hooks';
 import { PolicyEditor, policyForScheme } from '../components/policy-editor';
@@ -91,7 +92,7 @@ export function emptyForm(): ProfileForm {
     customModel: '',
     customStepping: '',
     extraSignatures: [],
-    vmsaVariants: ['kvm-init2'],
+    vmsaVariants: [DEFAULT_VMSA_VARIANT],
     firmwareSource: 'artifact',
     firmwareSha256: '',
     launchDigests: '',

@@ -36,8 +36,9 @@ async function main(): Promise<void> {
     if (secrets) await secrets.set(`restart/${slot}`, restartSecret(slot, gen));
     audit.append({ type: 'profile', result: 'info', vmId: `p-${slot}`, details: { gen } });
     gen++;
-    // Let the event loop breathe so the keychain calls and the kill interleave with every step.
-    if (gen % 8 === 0) await new Promise((r) => setImmediate(r));
+    // Give the audit writer a turn after every step (its write and fdatasync run between steps), so the
+    // kills land between writes of both logs, not only inside the synchronous profile writes.
+    await new Promise((r) => setImmediate(r));
   }
 }
 

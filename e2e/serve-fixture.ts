@@ -163,6 +163,19 @@ export async function expectNoAxeViolations(page: Page, where: string): Promise<
   expect(summary, `axe-core violations on ${where}`).toEqual([]);
 }
 
+/**
+ * Signs in through the form with the owner token from the data directory: spec files share a worker's
+ * service, so its one-time link may be used already (signin.spec.ts uses it up on purpose).
+ */
+export async function signIn(page: Page, service: ServeUi): Promise<void> {
+  const token = readFileSync(path.join(service.dataDir, 'owner-token'), 'utf8').trim();
+  await page.goto(`${service.uiUrl}/ui/login`);
+  await page.getByLabel('Owner token').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(`${service.uiUrl}/`);
+  await waitReady(page);
+}
+
 /** Waits for the app to have loaded its first data (never a sleep). */
 export async function waitReady(page: Page): Promise<void> {
   await expect(page.locator('[data-app-state]')).toHaveAttribute('data-app-state', 'ready');

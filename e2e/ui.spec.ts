@@ -17,6 +17,7 @@ import {
   startServeUi,
   tabTo,
   test,
+  signIn,
   waitReady,
 } from './serve-fixture';
 
@@ -35,8 +36,7 @@ let amdSevSha = '';
 test.beforeAll(async ({ browser, service }) => {
   page = await browser.newPage();
   page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
-  await page.goto(service.loginUrl);
-  await waitReady(page);
+  await signIn(page, service);
 });
 
 test.afterAll(async () => {

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { isBundleError } from '../../app/bundle/errors';
 import { EXPORT_FORMATS, type ExportFormat } from '../../app/bundle/export';
 import { verifyBundle, type MatrixSelection, type TrustedKey } from '../../app/bundle/bundle';
-import { ApiError } from '../../app/contract/rest';
+import { isDomainError } from '../../app/errors';
 import { CPU_PRESETS } from '../../app/digest/cpu-presets';
 import { DEFAULT_VMSA_VARIANT } from '../../app/digest/vmsa-default';
 import { parseCpuList, parseCpuSignatures, parseVmsaVariants } from '../../app/bundle/selection';
@@ -251,7 +251,7 @@ async function run(argv: string[], io: CliIo, deps: BundleCommandDeps): Promise<
           ...(v.approval !== undefined ? { approval: v.approval as 'manual' | 'auto' } : {}),
         });
         io.out(
-          `imported ${r.vm.id}: ${r['vm']['launch-digests']?.length ?? 0} launch digest(s) from ${r.rows} row(s), signer ${r.signer.fingerprint}\n`,
+          `imported ${r.profile.id}: ${r.profile.firmware.kind === 'digests' ? r.profile.firmware.launchDigests.length : 0} launch digest(s) from ${r.rows} row(s), signer ${r.signer.fingerprint}\n`,
         );
         for (const w of r.warnings) io.err(`sev-attest bundle: warning: ${w}\n`);
       } finally {
@@ -319,7 +319,8 @@ export function makeBundleCommand(deps: BundleCommandDeps = {}): CliCommand {
       } catch (e) {
         if (isBundleError(e) && e.code === 'bundle-bad-selection') throw new CliError(`--${e.message}`, 2);
         if (isBundleError(e)) throw new CliError(`${e.message} (${e.code})`, 1);
-        if (e instanceof ApiError) throw new CliError(`${e.message} (${e.code})`, 1);
+        // The bundle service's own refusal (an unknown VM to export).
+        if (isDomainError(e) && e.code === 'unknown-vm') throw new CliError(`${e.message} (${e.code})`, 1);
         if (e instanceof SecretStoreUnavailableError) throw new CliError(e.message, 1);
         if (e instanceof TrustedKeyFormatError) throw new CliError(e.message, 2);
         throw e;

@@ -19,6 +19,7 @@ import { BundleError } from '../../app/bundle/errors';
 import { EXPORT_FORMATS, type ExportFormat } from '../../app/bundle/export';
 import { parseCpuList, parseCpuSignatures, parseVmsaVariants } from '../../app/bundle/selection';
 import { ApiError, BundleImportRequestSchema, describeZodError } from '../../app/contract/rest';
+import { profileToVmResponse, secretValuesOf } from './owner-mapping';
 import { VmIdSchema } from '../../app/profile';
 import type { BundleService } from '../services/bundle-service';
 import type { Ctx, Route } from './server';
@@ -134,9 +135,19 @@ export function bundleRoutes(service: BundleService): BundleRoute[] {
           ...(b['vm-id'] !== undefined ? { vmId: b['vm-id'] } : {}),
           ...(b.name !== undefined ? { name: b.name } : {}),
           ...(b.approval !== undefined ? { approval: b.approval } : {}),
-          ...(b.secrets !== undefined ? { secrets: [b.secrets].flat() } : {}),
+          ...(b.secrets !== undefined ? { secrets: secretValuesOf([b.secrets].flat()) } : {}),
         });
-        send(ctx.res, 200, 'application/json', JSON.stringify(out));
+        send(
+          ctx.res,
+          200,
+          'application/json',
+          JSON.stringify({
+            vm: profileToVmResponse(out.profile),
+            warnings: out.warnings,
+            signer: out.signer,
+            rows: out.rows,
+          }),
+        );
       }),
     },
   ];

@@ -27,11 +27,20 @@ import {
   type ApiErrorCode,
 } from '../../app/contract/rest';
 import { VmIdSchema } from '../../app/profile';
+import { fromBase64 } from '../../app/sev/bytes';
 import type { AttestationService, ClientInfo } from '../services/attestation';
 import { MAX_ARTIFACT_BYTES, type OwnerService } from '../services/owner-service';
 import { isBundleError } from '../../app/bundle/errors';
 import { clientGroup, RateLimiter, type RateLimitOptions } from './rate-limit';
 import { launchAnswerOf, launchEvidenceOf, launchReportOf, validateAnswerOf } from './host-mapping';
+import {
+  approvalToBody,
+  healthResponseOf,
+  pinnedCekToBody,
+  profileToVmResponse,
+  vmPutResponseOf,
+  vmRegistrationOf,
+} from './owner-mapping';
 
 export interface ListenerLimits {
   /** Host routes: launch/validate bodies are a few KiB (default 64 KiB). */
@@ -586,7 +595,11 @@ export class Listener {
     };
     const putVm = async (ctx: Ctx) => {
       const body = await this.readJson(ctx.req, own, VmPutRequestSchema);
-      sendJson(ctx.res, 200, await o.putVm(ctx.params[0]!, body));
+      sendJson(
+        ctx.res,
+        200,
+        vmPutResponseOf(await o.registerVm(ctx.params[0]!, vmRegistrationOf(ctx.params[0]!, body))),
+      );
     };
     return [
       r('GET', '/v1/openapi\\.json', 'none', async (ctx) => {
@@ -615,10 +628,14 @@ export class Listener {
           ),
         );
       }),
-      r('GET', '/v1/vm', 'owner', async (ctx) => sendJson(ctx.res, 200, { vms: o.listVms() })),
+      r('GET', '/v1/vm', 'owner', async (ctx) =>
+        sendJson(ctx.res, 200, { vms: o.listVms().map(profileToVmResponse) }),
+      ),
       r('PUT', `/v1/vm/${seg}`, 'owner', putVm),
       r('POST', `/v1/vm/${seg}`, 'owner', putVm),
-      r('GET', `/v1/vm/${seg}`, 'owner', async (ctx) => sendJson(ctx.res, 200, o.getVm(ctx.params[0]!))),
+      r('GET', `/v1/vm/${seg}`, 'owner', async (ctx) =>
+        sendJson(ctx.res, 200, profileToVmResponse(o.getVm(ctx.params[0]!))),
+      ),
       r('DELETE', `/v1/vm/${seg}`, 'owner', async (ctx) => {
         await o.deleteVm(ctx.params[0]!);
         ctx.res.writeHead(204, { 'Cache-Control': 'no-store' });
@@ -639,16 +656,22 @@ export class Listener {
         sendJson(ctx.res, 200, await o.putArtifact(ctx.req, max));
       }),
       r('GET', '/v1/approvals', 'owner', async (ctx) =>
-        sendJson(ctx.res, 200, { approvals: o.listApprovals() }),
+        sendJson(ctx.res, 200, { approvals: o.listApprovals().map(approvalToBody) }),
       ),
       r('POST', `/v1/approvals/${seg}`, 'owner', async (ctx) => {
         const body = await this.readJson(ctx.req, host, DecisionRequestSchema);
-        sendJson(ctx.res, 200, o.decide(ctx.params[0]!, body.decision));
+        sendJson(ctx.res, 200, approvalToBody(o.decide(ctx.params[0]!, body.decision)));
       }),
-      r('GET', '/v1/chips', 'owner', async (ctx) => sendJson(ctx.res, 200, { chips: o.listPinnedCeks() })),
+      r('GET', '/v1/chips', 'owner', async (ctx) =>
+        sendJson(ctx.res, 200, { chips: o.listPinnedCeks().map(pinnedCekToBody) }),
+      ),
       r('PUT', `/v1/chips/${seg}/cek`, 'owner', async (ctx) => {
         const body = await this.readJson(ctx.req, host, PinCekRequestSchema);
-        sendJson(ctx.res, 200, await o.pinCek(ctx.params[0]!, body));
+        sendJson(
+          ctx.res,
+          200,
+          pinnedCekToBody(await o.pinCek(ctx.params[0]!, fromBase64(body.cek), body.label)),
+        );
       }),
       r('DELETE', `/v1/chips/${seg}/cek`, 'owner', async (ctx) => {
         await o.unpinCek(ctx.params[0]!);
@@ -656,7 +679,7 @@ export class Listener {
         ctx.res.end();
       }),
       r('GET', '/v1/events', 'owner', (ctx) => this.events(ctx)),
-      r('GET', '/v1/health', 'owner', async (ctx) => sendJson(ctx.res, 200, o.health())),
+      r('GET', '/v1/health', 'owner', async (ctx) => sendJson(ctx.res, 200, healthResponseOf(o.health()))),
       ...(this.opts.extraRoutes ?? []),
     ];
   }

@@ -124,8 +124,8 @@ export function bundleHandlers(deps: {
         ...(options?.name !== undefined ? { name: options.name } : {}),
         ...(options?.approval !== undefined ? { approval: options.approval } : {}),
       });
-      const vm = deps.profiles.get(r.vm.id);
-      if (!vm) throw new DomainError('unknown-vm', `VM ${r.vm.id} was not stored`);
+      const vm = deps.profiles.get(r.profile.id);
+      if (!vm) throw new DomainError('unknown-vm', `VM ${r.profile.id} was not stored`);
       return { vm, warnings: r.warnings, signer: r.signer, rows: r.rows };
     },
     'bundles:key': async () => (await bundles.signingKey()) ?? null,

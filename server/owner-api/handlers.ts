@@ -277,14 +277,11 @@ export function chipHandlers(deps: {
         pinnedAt: p.pinnedAt,
       })),
     'chips:pinCek': async (chipId, cekBase64, label) => {
-      const b = await deps.owner.pinCek(chipId, {
-        cek: cekBase64,
-        ...(label !== undefined ? { label } : {}),
-      });
+      const b = await deps.owner.pinCek(chipId, fromBase64(cekBase64), label);
       return {
-        chipId: b['chip-id'],
+        chipId: b.chipId,
         ...(b.label !== undefined ? { label: b.label } : {}),
-        pinnedAt: b['pinned-at'],
+        pinnedAt: b.pinnedAt,
       };
     },
     'chips:unpin': async (chipId) => {

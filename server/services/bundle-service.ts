@@ -6,7 +6,6 @@
  */
 import {
   buildBundleBody,
-  bundleToVmBody,
   generateSigningKey,
   keyFingerprint,
   publicKeyOf,
@@ -20,15 +19,9 @@ import {
 } from '../../app/bundle/bundle';
 import { BundleError } from '../../app/bundle/errors';
 import { exportBundle, type ExportedFile, type ExportFormat } from '../../app/bundle/export';
-import {
-  ApiError,
-  VmPutRequestSchema,
-  describeZodError,
-  profileToVmResponse,
-  vmBodyToProfileFields,
-  type SecretInput,
-  type VmPutResponse,
-} from '../../app/contract/rest';
+import { bundleRegistration } from '../../app/bundle/registration';
+import { DomainError } from '../../app/errors';
+import type { SecretValue, VmRegistrationResult } from '../../app/vm-registration';
 import { prepareFirmware, type FirmwareMeasurementState } from '../../app/digest/launch-digest';
 import { VmIdSchema, type VmProfile } from '../../app/profile';
 import { toBase64, wipe } from '../../app/sev/bytes';
@@ -78,12 +71,12 @@ export interface ImportOptions {
   name?: string;
   approval?: 'manual' | 'auto';
   /** Secrets to release to the imported VM (a bundle never carries any). */
-  secrets?: SecretInput[];
+  secrets?: SecretValue[];
   /** Keys trusted for this import only, besides the stored ones. */
   extraTrusted?: TrustedKey[];
 }
 
-export interface ImportResult extends VmPutResponse {
+export interface ImportResult extends VmRegistrationResult {
   signer: VerifiedBundle['signer'];
   rows: number;
 }
@@ -189,19 +182,10 @@ export class BundleService {
     if (!VmIdSchema.safeParse(id).success) {
       throw new BundleError('bundle-invalid', `'${id}' is not a valid VM id`);
     }
-    const raw = {
-      ...bundleToVmBody(v.body, {
-        ...(opts.approval ? { approval: opts.approval } : {}),
-        ...(opts.name !== undefined ? { name: opts.name } : {}),
-      }),
-      ...(opts.secrets ? { secrets: opts.secrets } : {}),
-    };
-    const parsed = VmPutRequestSchema.safeParse(raw);
-    if (!parsed.success)
-      throw new BundleError(
-        'bundle-invalid',
-        `the bundle cannot be registered: ${describeZodError(parsed.error)}`,
-      );
+    const registration = bundleRegistration(v.body, id, {
+      ...(opts.approval ? { approval: opts.approval } : {}),
+      ...(opts.name !== undefined ? { name: opts.name } : {}),
+    });
     const extraWarnings: string[] = [];
     const secretsComing =
       (opts.secrets?.length ?? 0) > 0 || (this.deps.profiles.get(id)?.secrets.length ?? 0) > 0;
@@ -210,21 +194,23 @@ export class BundleService {
         "secrets are registered but the bundle's firmware has no SEV secret area; QEMU could not inject them",
       );
     }
-    let out: VmPutResponse;
+    let out: VmRegistrationResult;
     if (this.deps.owner) {
-      out = await this.deps.owner.putVm(id, parsed.data);
+      out = await this.deps.owner.registerVm(id, {
+        ...registration,
+        ...(opts.secrets ? { secrets: opts.secrets } : {}),
+      });
     } else {
       if (opts.secrets?.length) {
         throw new BundleError('bundle-invalid', 'secrets can only be imported through the owner service');
       }
-      const fields = vmBodyToProfileFields(id, parsed.data);
       const previous = this.deps.profiles.get(id);
       const stored: VmProfile = this.deps.profiles.put({
-        ...fields,
-        firmware: { kind: 'digests', launchDigests: parsed.data['launch-digests']! },
+        ...registration.fields,
+        firmware: registration.firmware,
         secrets: previous?.secrets ?? [],
       });
-      out = { vm: profileToVmResponse(stored), warnings: [] };
+      out = { profile: stored, warnings: [] };
     }
     try {
       this.deps.audit?.append({
@@ -247,7 +233,7 @@ export class BundleService {
 
   private profile(vmId: string): VmProfile {
     const p = this.deps.profiles.get(vmId);
-    if (!p) throw new ApiError('unknown-vm', `no VM registered as ${vmId}`);
+    if (!p) throw new DomainError('unknown-vm', `no VM registered as ${vmId}`);
     return p;
   }
 

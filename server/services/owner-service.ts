@@ -4,31 +4,23 @@
  * health. Secret values go in, never come out.
  */
 import type { Readable } from 'node:stream';
-import {
-  ApiError,
-  profileToVmResponse,
-  secretInputBytes,
-  secretInputGuid,
-  vmBodyToProfileFields,
-  type ApprovalBody,
-  type HealthResponse,
-  type PinCekRequest,
-  type PinnedCekBody,
-  type VmPutRequest,
-  type VmPutResponse,
-  type VmResponse,
-} from '../../app/contract/rest';
 import type { AuditEvent, AuditFilter } from '../../app/audit';
+import { DomainError } from '../../app/errors';
 import { VmIdSchema, type FirmwareRef, type SecretRef, type VmProfile } from '../../app/profile';
-import { fromBase64 } from '../../app/sev/bytes';
 import { hasSecretArea, supportsMeasuredDirectBoot, hasSevEsResetAddress } from '../../app/digest/ovmf';
+import type {
+  FirmwareSource,
+  ServiceHealth,
+  VmRegistration,
+  VmRegistrationResult,
+} from '../../app/vm-registration';
 import type { Approval, ApprovalDecision, ApprovalService } from './approvals';
 import { ArtifactError, type ArtifactStore, type ImportOptions } from './artifact-store';
 import type { AuditLog } from './audit-log';
 import type { ConnectionTable } from './connections';
 import type { ExpectedDigests } from './expected-digests';
 import { ProfileValidationError, type ProfileStore } from './profile-store';
-import type { SecretActor, SecretService, SecretValueInput } from './secret-service';
+import type { SecretActor, SecretService } from './secret-service';
 import { normalizeChipIdHex, type PinnedCek, type PinnedCekStore } from './pinned-ceks';
 
 export interface OwnerServiceDeps {
@@ -69,31 +61,6 @@ export function describeBytes(n: number): string {
   return `${n} bytes`;
 }
 
-export function approvalToBody(a: Approval): ApprovalBody {
-  const out: ApprovalBody = {
-    id: a.id,
-    state: a.state,
-    client: a.client,
-    policy: a.policy,
-    'created-at': new Date(a.createdAt).toISOString(),
-    'expires-at': new Date(a.expiresAt).toISOString(),
-  };
-  if (a.reason !== undefined) out.reason = a.reason;
-  if (a.vmId !== undefined) out['vm-id'] = a.vmId;
-  if (a.chipId !== undefined) out['chip-id'] = a.chipId;
-  if (a.anchor !== undefined) out.anchor = a.anchor;
-  if (a.decidedAt !== undefined) out['decided-at'] = new Date(a.decidedAt).toISOString();
-  return out;
-}
-
-export function pinnedCekToBody(p: PinnedCek): PinnedCekBody {
-  return {
-    'chip-id': p.chipId,
-    ...(p.label !== undefined ? { label: p.label } : {}),
-    'pinned-at': p.pinnedAt,
-  };
-}
-
 export class OwnerService {
   private readonly startedAt: number;
   private readonly unsubscribe: () => void;
@@ -125,47 +92,45 @@ export class OwnerService {
     this.unsubscribe();
   }
 
-  listVms(): VmResponse[] {
-    return this.deps.profiles.list().map(profileToVmResponse);
+  listVms(): VmProfile[] {
+    return this.deps.profiles.list();
   }
 
-  getVm(id: string): VmResponse {
+  getVm(id: string): VmProfile {
     const p = this.deps.profiles.get(id);
-    if (!p) throw new ApiError('unknown-vm', `no VM registered as ${id}`);
-    return profileToVmResponse(p);
+    if (!p) throw new DomainError('unknown-vm', `no VM registered as ${id}`);
+    return p;
   }
 
-  /** Registers or replaces a VM. Without `secrets` in the body, a replaced VM keeps its secrets. */
-  async putVm(id: string, body: VmPutRequest, actor: SecretActor = { via: 'rest' }): Promise<VmPutResponse> {
+  /** Registers or replaces a VM. Without `secrets`, a replaced VM keeps its secrets. */
+  async registerVm(
+    id: string,
+    registration: VmRegistration,
+    actor: SecretActor = { via: 'rest' },
+  ): Promise<VmRegistrationResult> {
     if (!VmIdSchema.safeParse(id).success) {
-      throw new ApiError(
+      throw new DomainError(
         'bad-request',
         'vmid: letters, digits, dot, dash and underscore, starting with a letter or digit (at most 64)',
       );
     }
-    const fields = vmBodyToProfileFields(id, body);
+    const fields = { ...registration.fields, id };
     const warnings: string[] = [];
-    const firmware = await this.resolveFirmware(body);
+    const firmware = await this.resolveFirmware(registration.firmware);
     const secretsComing =
-      body.secrets !== undefined
-        ? [body.secrets].flat().length > 0
+      registration.secrets !== undefined
+        ? registration.secrets.length > 0
         : (this.deps.profiles.get(id)?.secrets.length ?? 0) > 0;
     warnings.push(...(await this.checkFirmware(fields, firmware, secretsComing)));
 
     const previous = this.deps.profiles.get(id);
     let secrets: SecretRef[] = previous?.secrets ?? [];
     const written: string[] = [];
-    if (body.secrets !== undefined) {
-      const inputs = [body.secrets].flat();
-      const guids = inputs.map(secretInputGuid);
+    if (registration.secrets !== undefined) {
+      const values = registration.secrets;
+      const guids = values.map((v) => v.guid);
       if (new Set(guids).size !== guids.length)
-        throw new ApiError('bad-request', 'secrets: each GUID may appear once');
-      const values: SecretValueInput[] = inputs.map((s) => ({
-        guid: secretInputGuid(s),
-        kind: s.type === 'luks-passphrase' ? 'luks-passphrase' : 'raw',
-        ...(s.label !== undefined ? { label: s.label } : {}),
-        value: secretInputBytes(s),
-      }));
+        throw new DomainError('bad-request', 'secrets: each GUID may appear once');
       await this.deps.secrets.storeValues(id, values, actor);
       secrets = values.map(({ value: _v, ...ref }) => ref);
       written.push(...guids);
@@ -176,12 +141,12 @@ export class OwnerService {
     } catch (e) {
       if (e instanceof ProfileValidationError) {
         const i = e.issues[0];
-        throw new ApiError('bad-request', i ? `${i.path}: ${i.message}` : 'invalid VM');
+        throw new DomainError('bad-request', i ? `${i.path}: ${i.message}` : 'invalid VM');
       }
       throw e;
     }
     // Stale secret values of a replaced VM go after the new profile is durable.
-    if (body.secrets !== undefined && previous) {
+    if (registration.secrets !== undefined && previous) {
       const stale = previous.secrets.map((s) => s.guid).filter((g) => !written.includes(g));
       await this.deps.secrets.deleteValues(id, stale, actor);
     }
@@ -194,7 +159,7 @@ export class OwnerService {
       message: previous ? `VM ${id} replaced` : `VM ${id} registered`,
       details: { secrets: secrets.map((s) => s.guid), warnings },
     });
-    return { vm: profileToVmResponse(stored), warnings };
+    return { profile: stored, warnings };
   }
 
   /**
@@ -208,7 +173,7 @@ export class OwnerService {
     let firmware = profile.firmware;
     if (firmware.kind === 'artifact') {
       const info = this.deps.artifacts.info(firmware.sha256);
-      if (!info) throw new ApiError('unknown-artifact', `no artifact ${firmware.sha256}: import it first`);
+      if (!info) throw new DomainError('unknown-artifact', `no artifact ${firmware.sha256}: import it first`);
       firmware = { ...firmware, size: info.size };
     }
     const warnings = await this.checkFirmware(profile, firmware, secrets.length > 0);
@@ -218,7 +183,7 @@ export class OwnerService {
     } catch (e) {
       if (e instanceof ProfileValidationError) {
         const i = e.issues[0];
-        throw new ApiError('bad-request', i ? `${i.path}: ${i.message}` : 'invalid VM');
+        throw new DomainError('bad-request', i ? `${i.path}: ${i.message}` : 'invalid VM');
       }
       throw e;
     }
@@ -246,7 +211,7 @@ export class OwnerService {
   /** Deletes a VM and its secret values. */
   async deleteVm(id: string, actor: SecretActor = { via: 'rest' }): Promise<void> {
     const p = this.deps.profiles.get(id);
-    if (!p) throw new ApiError('unknown-vm', `no VM registered as ${id}`);
+    if (!p) throw new DomainError('unknown-vm', `no VM registered as ${id}`);
     this.deps.profiles.delete(id);
     await this.deps.secrets.deleteAll(id, actor);
     await this.deps.audit.appendDurable({
@@ -268,39 +233,39 @@ export class OwnerService {
       return { sha256: info.sha256, size: info.size };
     } catch (e) {
       if (e instanceof ArtifactError && e.code === 'payload-too-large') {
-        throw new ApiError('payload-too-large', `artifacts are limited to ${describeBytes(maxBytes)}`);
+        throw new DomainError('payload-too-large', `artifacts are limited to ${describeBytes(maxBytes)}`);
       }
       throw e;
     }
   }
 
   /** The chips whose key-server CEK the owner pinned. */
-  listPinnedCeks(): PinnedCekBody[] {
-    return (this.deps.pinnedCeks?.list() ?? []).map(pinnedCekToBody);
+  listPinnedCeks(): PinnedCek[] {
+    return this.deps.pinnedCeks?.list() ?? [];
   }
 
   /**
    * Pins the ASK-signed CEK AMD's key server gives for a chip (offline owners import it once): it then
    * proves that chip's cpu-id claims, before any key-server fetch.
    */
-  async pinCek(chipIdHex: string, body: PinCekRequest): Promise<PinnedCekBody> {
+  async pinCek(chipIdHex: string, cek: Uint8Array, label?: string): Promise<PinnedCek> {
     const store = this.requirePinnedCeks();
-    const entry = store.pin(chipIdHex, fromBase64(body.cek), body.label);
+    const entry = store.pin(chipIdHex, cek, label);
     await this.deps.audit.appendDurable({
       type: 'profile',
       result: 'ok',
       chipId: entry.chipId,
       message: `CEK pinned for chip ${entry.chipId.slice(0, 16)}...`,
-      details: { pinnedCek: true, ...(body.label !== undefined ? { label: body.label } : {}) },
+      details: { pinnedCek: true, ...(label !== undefined ? { label } : {}) },
     });
-    return pinnedCekToBody(entry);
+    return entry;
   }
 
   /** Removes a chip's pinned CEK. */
   async unpinCek(chipIdHex: string): Promise<void> {
     const chipId = normalizeChipIdHex(chipIdHex);
     if (!this.requirePinnedCeks().unpin(chipId)) {
-      throw new ApiError('not-found', 'no CEK is pinned for that chip');
+      throw new DomainError('not-found', 'no CEK is pinned for that chip');
     }
     await this.deps.audit.appendDurable({
       type: 'profile',
@@ -312,16 +277,16 @@ export class OwnerService {
   }
 
   private requirePinnedCeks(): PinnedCekStore {
-    if (!this.deps.pinnedCeks) throw new ApiError('bad-request', 'this service keeps no pinned CEKs');
+    if (!this.deps.pinnedCeks) throw new DomainError('bad-request', 'this service keeps no pinned CEKs');
     return this.deps.pinnedCeks;
   }
 
-  listApprovals(): ApprovalBody[] {
-    return this.deps.approvals.list().map(approvalToBody);
+  listApprovals(): Approval[] {
+    return this.deps.approvals.list();
   }
 
-  decide(id: string, decision: ApprovalDecision): ApprovalBody {
-    return approvalToBody(this.deps.approvals.decide(id, decision));
+  decide(id: string, decision: ApprovalDecision): Approval {
+    return this.deps.approvals.decide(id, decision);
   }
 
   events(filter?: AuditFilter): AuditEvent[] {
@@ -332,22 +297,16 @@ export class OwnerService {
     return this.deps.audit.subscribe(cb);
   }
 
-  health(): HealthResponse {
-    const tls = this.deps.tls?.() ?? { enabled: false };
+  health(): ServiceHealth {
+    const r = this.deps.audit.retainedStatus?.();
     return {
-      status: 'ok',
       version: this.deps.version ?? '0.1.0',
-      tls,
-      'secret-store': this.deps.secrets.description,
-      'uptime-seconds': Math.round(((this.deps.now ?? Date.now)() - this.startedAt) / 1000),
+      tls: this.deps.tls?.() ?? { enabled: false },
+      secretStore: this.deps.secrets.description,
+      uptimeSeconds: Math.round(((this.deps.now ?? Date.now)() - this.startedAt) / 1000),
       connections: this.deps.connections.openCount,
-      'pending-approvals': this.deps.approvals.pendingCount,
-      ...(() => {
-        const r = this.deps.audit.retainedStatus?.();
-        return r
-          ? { audit: { 'retained-bytes': r.bytes, 'retained-budget-bytes': r.budgetBytes, full: r.full } }
-          : {};
-      })(),
+      pendingApprovals: this.deps.approvals.pendingCount,
+      ...(r ? { audit: { retainedBytes: r.bytes, retainedBudgetBytes: r.budgetBytes, full: r.full } } : {}),
     };
   }
 
@@ -360,17 +319,17 @@ export class OwnerService {
     const warnings: string[] = [];
     if (firmware.kind !== 'artifact') return warnings;
     const info = await this.deps.digests.firmwareInfo(firmware.sha256).catch((e: unknown) => {
-      throw new ApiError('bad-request', `firmware: ${e instanceof Error ? e.message : String(e)}`);
+      throw new DomainError('bad-request', `firmware: ${e instanceof Error ? e.message : String(e)}`);
     });
     if (fields.kernelHash !== undefined) {
       const cap = supportsMeasuredDirectBoot(info);
-      if (!cap.ok) throw new ApiError('bad-request', `kernel-hash: ${cap.reason}`);
+      if (!cap.ok) throw new DomainError('bad-request', `kernel-hash: ${cap.reason}`);
     }
     if (fields.scheme === 'amd-sev-es') {
       const cap = hasSevEsResetAddress(info);
-      if (!cap.ok) throw new ApiError('bad-request', `scheme: ${cap.reason}`);
+      if (!cap.ok) throw new DomainError('bad-request', `scheme: ${cap.reason}`);
       if (fields.cpuSignatures.length === 0) {
-        throw new ApiError(
+        throw new DomainError(
           'bad-request',
           'cpu-signature: SEV-ES digests need the guest CPU signature (family, model, stepping)',
         );
@@ -383,18 +342,18 @@ export class OwnerService {
     return warnings;
   }
 
-  private async resolveFirmware(body: VmPutRequest): Promise<FirmwareRef> {
-    if (body['launch-digests'] !== undefined) {
-      return { kind: 'digests', launchDigests: body['launch-digests'].map((h) => h.toLowerCase()) };
+  private async resolveFirmware(source: FirmwareSource): Promise<FirmwareRef> {
+    if (source.kind === 'digests') {
+      return { kind: 'digests', launchDigests: source.launchDigests.map((h) => h.toLowerCase()) };
     }
-    if (body.firmware !== undefined) {
-      const info = await this.deps.artifacts.importBytes(fromBase64(body.firmware), { name: 'firmware' });
+    if (source.kind === 'bytes') {
+      const info = await this.deps.artifacts.importBytes(source.bytes, { name: 'firmware' });
       return { kind: 'artifact', sha256: info.sha256, size: info.size };
     }
-    const sha = body['firmware-artifact']!.toLowerCase();
+    const sha = source.sha256.toLowerCase();
     const info = this.deps.artifacts.info(sha);
     if (!info)
-      throw new ApiError('unknown-artifact', `no artifact ${sha}: upload it with PUT /v1/artifacts first`);
+      throw new DomainError('unknown-artifact', `no artifact ${sha}: upload it with PUT /v1/artifacts first`);
     return { kind: 'artifact', sha256: sha, size: info.size };
   }
 }

@@ -146,11 +146,19 @@ describe('export on A, import on B (no firmware on B), launch and validate throu
   it('import registers digests only; SEV-ES 1..4 vCPUs x both VMSA variants validate and release the secret', async () => {
     const imported = await importer.importBundle(esBundleText, {
       approval: 'auto',
-      secrets: [{ type: 'luks-passphrase', passphrase: 'released on B' }],
+      secrets: [
+        {
+          guid: LUKS_PASSPHRASE_GUID,
+          kind: 'luks-passphrase',
+          value: new TextEncoder().encode('released on B'),
+        },
+      ],
     });
     expect(imported.signer).toMatchObject({ label: 'laptop' });
-    expect(imported.vm['launch-digests']).toHaveLength(8);
-    expect(imported.vm['firmware-artifact']).toBeUndefined();
+    expect(imported.profile.firmware).toMatchObject({ kind: 'digests' });
+    expect(
+      imported.profile.firmware.kind === 'digests' && imported.profile.firmware.launchDigests,
+    ).toHaveLength(8);
     expect(fs.readdirSync(join(b.dataDir, 'artifacts')).filter((n) => /^[0-9a-f]{64}$/.test(n))).toEqual([]);
     for (const cpus of [1, 3, 4]) {
       for (const vmsaVariant of ['legacy', 'kvm-init2'] as const) {

@@ -196,6 +196,8 @@ async function main(): Promise<void> {
   const lat: number[] = [];
   let honestErrors = 0;
   let honestRetries = 0;
+  /** Why honest round trips failed (status and code, or the socket error), for the figures. */
+  const honestFailures = new Map<string, number>();
   const honest = async () => {
     while (Date.now() < end) {
       const t = performance.now();
@@ -207,34 +209,45 @@ async function main(): Promise<void> {
           await new Promise((r) => setTimeout(r, 1000));
           continue;
         }
-        if (l.status !== 200) throw new Error(`launch ${l.status}`);
+        if (l.status !== 200) throw new Error(`launch ${l.status} ${l.json?.error ?? ''}`);
         const guest = platform.launchStart({
           policy: 1,
           ownerCert: fromBase64(l.json['owner-cert']!),
           session: fromBase64(l.json.session!),
         });
         guest.launchUpdateData(FIRMWARE);
-        const v = await call(
-          port,
-          'POST',
-          `/v1/connections/${l.json.connection}/validate`,
-          {
-            'api-major': platform.apiMajor,
-            'api-minor': platform.apiMinor,
-            'build-id': platform.build,
-            policy: 1,
-            measurement: toBase64(guest.launchMeasure()),
-          },
-          { token: HOST },
-        );
-        if (v.status !== 200) throw new Error(`validate ${v.status}`);
+        // A 429 is answered before the connection is touched: a host waits Retry-After and sends it again.
+        const measurement = toBase64(guest.launchMeasure());
+        const validate = () =>
+          call(
+            port,
+            'POST',
+            `/v1/connections/${l.json.connection}/validate`,
+            {
+              'api-major': platform.apiMajor,
+              'api-minor': platform.apiMinor,
+              'build-id': platform.build,
+              policy: 1,
+              measurement,
+            },
+            { token: HOST },
+          );
+        let v = await validate();
+        for (let i = 0; v.status === 429 && i < 5; i++) {
+          honestRetries++;
+          await new Promise((r) => setTimeout(r, 1000));
+          v = await validate();
+        }
+        if (v.status !== 200) throw new Error(`validate ${v.status} ${v.json?.error ?? ''}`);
         guest.launchSecret({
           header: fromBase64(v.json['secret-header']!),
           payload: fromBase64(v.json['secret-table']!),
         });
         lat.push(performance.now() - t);
-      } catch {
+      } catch (e) {
         honestErrors++;
+        const why = e instanceof Error ? e.message : String(e);
+        honestFailures.set(why, (honestFailures.get(why) ?? 0) + 1);
         await new Promise((r) => setTimeout(r, 100));
       }
     }
@@ -327,6 +340,9 @@ async function main(): Promise<void> {
   );
   console.log(
     `honest round trips completed   ${lat.length} (p50 ${p(0.5)} ms, p99 ${p(0.99)} ms; ${honestErrors} failed, ${honestRetries} told to retry)`,
+  );
+  console.log(
+    `honest failures by cause         ${[...honestFailures].map(([k, n]) => `${k}: ${n}`).join('; ') || 'none'}`,
   );
   console.log(
     `flood requests refused         ${refused} of ${floodSent} (16 addresses, anonymous + host-token bad launches)`,

@@ -36,10 +36,14 @@ const common = {
 rmSync('dist', { recursive: true, force: true });
 
 const DIGEST_BUNDLE = 'sev-attest-digest.cjs';
+const SNP_DIGEST_BUNDLE = 'sev-attest-snp-digest.cjs';
 
 await build({
   ...common,
-  define: { SEV_ATTEST_DIGEST_BUNDLE: JSON.stringify(`./${DIGEST_BUNDLE}`) },
+  define: {
+    SEV_ATTEST_DIGEST_BUNDLE: JSON.stringify(`./${DIGEST_BUNDLE}`),
+    SEV_ATTEST_SNP_DIGEST_BUNDLE: JSON.stringify(`./${SNP_DIGEST_BUNDLE}`),
+  },
   entryPoints: { 'sev-attest': 'cli/sev-attest.ts' },
   outdir: 'dist',
   entryNames: '[name]',
@@ -55,6 +59,14 @@ await build({
   banner: {},
   entryPoints: ['cli/digest-main.ts'],
   outfile: `dist/${DIGEST_BUNDLE}`,
+});
+
+await build({
+  ...common,
+  format: 'cjs',
+  banner: {},
+  entryPoints: ['cli/snp-digest-main.ts'],
+  outfile: `dist/${SNP_DIGEST_BUNDLE}`,
 });
 
 await build({

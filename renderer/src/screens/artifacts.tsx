@@ -16,6 +16,7 @@ import {
 import { useApi } from '../queries/api-context';
 import { keys, useArtifactInspection, useArtifacts, useImportProgress } from '../queries/hooks';
 import { ScreenHeader } from '../components/screen-header';
+import { ConfirmDeleteDialog } from '../components/confirm-delete-dialog';
 import { ErrorMessage } from '../components/error-message';
 import { CopyButton } from '../components/copy-button';
 import { apiErrorOf } from '../../../app/contract/ipc';
@@ -77,26 +78,20 @@ function ArtifactDialog({
     );
   }
   return (
-    <Dialog
+    <ConfirmDeleteDialog
       title={`Delete ${artifact.name}?`}
+      confirmLabel="Delete artifact"
+      deleting={del.isPending}
+      error={del.error}
+      errorPrefix="Not deleted"
+      onConfirm={() => del.mutate()}
       onClose={onClose}
-      footer={
-        <>
-          <button type="button" onClick={onClose}>
-            Keep it
-          </button>
-          <button type="button" className="danger" disabled={del.isPending} onClick={() => del.mutate()}>
-            Delete artifact
-          </button>
-        </>
-      }
     >
       <p>
         The file <span className="mono">{shortHex(artifact.sha256)}</span> is removed from this machine. A
         profile that uses it must be changed first.
       </p>
-      <ErrorMessage error={del.error} prefix="Not deleted" />
-    </Dialog>
+    </ConfirmDeleteDialog>
   );
 }
 

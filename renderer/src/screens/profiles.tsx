@@ -6,6 +6,7 @@ import { policyHex } from '../../../app/sev/policy';
 import { useApi } from '../queries/api-context';
 import { keys, useProfiles } from '../queries/hooks';
 import { ScreenHeader } from '../components/screen-header';
+import { ConfirmDeleteDialog } from '../components/confirm-delete-dialog';
 import { ErrorMessage } from '../components/error-message';
 import { Dialog } from '../components/dialog';
 import { ExportBundleDialog } from '../components/export-bundle-dialog';
@@ -96,26 +97,19 @@ function DeleteDialog({ profile, onClose }: { profile: VmProfile; onClose: () =>
     },
   });
   return (
-    <Dialog
+    <ConfirmDeleteDialog
       title={`Delete ${profile.name}?`}
+      confirmLabel="Delete profile and its secrets"
+      deleting={del.isPending}
+      error={del.error}
+      onConfirm={() => del.mutate()}
       onClose={onClose}
-      footer={
-        <>
-          <button type="button" onClick={onClose}>
-            Keep it
-          </button>
-          <button type="button" className="danger" disabled={del.isPending} onClick={() => del.mutate()}>
-            Delete profile and its secrets
-          </button>
-        </>
-      }
     >
       <p>
         Hosts will no longer get secrets for <span className="mono">{profile.id}</span>, and its{' '}
         {profile.secrets.length} secret(s) are removed from the keychain. This cannot be undone.
       </p>
-      <ErrorMessage error={del.error} prefix="Delete failed" />
-    </Dialog>
+    </ConfirmDeleteDialog>
   );
 }
 

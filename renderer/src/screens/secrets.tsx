@@ -9,10 +9,10 @@ import type { SecretInput, SecretValue } from '../../../app/contract/ipc';
 import { useApi } from '../queries/api-context';
 import { keys, useAppInfo, useArtifactInspection, useProfiles } from '../queries/hooks';
 import { ScreenHeader } from '../components/screen-header';
+import { ConfirmDeleteDialog } from '../components/confirm-delete-dialog';
 import { ErrorMessage } from '../components/error-message';
 import { ProfileSelect } from '../components/profile-select';
 import { TableHead } from '../components/table-head';
-import { Dialog } from '../components/dialog';
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -89,19 +89,13 @@ function DeleteSecretDialog({
     },
   });
   return (
-    <Dialog
+    <ConfirmDeleteDialog
       title={`Delete ${name}?`}
+      confirmLabel="Delete secret"
+      deleting={del.isPending}
+      error={del.error}
+      onConfirm={() => del.mutate()}
       onClose={onClose}
-      footer={
-        <>
-          <button type="button" onClick={onClose}>
-            Keep it
-          </button>
-          <button type="button" className="danger" disabled={del.isPending} onClick={() => del.mutate()}>
-            Delete secret
-          </button>
-        </>
-      }
     >
       <p>
         {profileName} will no longer receive this secret (<span className="mono">{secret.guid}</span>)
@@ -110,8 +104,7 @@ function DeleteSecretDialog({
           : ''}
         . The value is removed from the keychain; you can undo for {UNDO_MS / 1000} seconds afterwards.
       </p>
-      <ErrorMessage error={del.error} prefix="Delete failed" />
-    </Dialog>
+    </ConfirmDeleteDialog>
   );
 }
 

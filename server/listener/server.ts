@@ -485,7 +485,8 @@ export class Listener {
       const headers: Record<string, string> = e instanceof ApiError ? { ...e.headers } : {};
       if (e.retryAfterSeconds !== undefined) headers['Retry-After'] = String(e.retryAfterSeconds);
       sendError(res, e.code, e.hostMessage, headers);
-    } else if (isDomainError(e) && (isSevError(e) || isBundleError(e))) {
+    } else if (isDomainError(e) && (isSevError(e) || isBundleError(e) || e.code === 'bad-arguments')) {
+      // A malformed value the schema let through, or an argument a service refused: the request's fault.
       sendError(res, 'bad-request', e.message);
     } else {
       this.log(`internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);

@@ -104,13 +104,6 @@ export function secretHandlers(
 ): Handlers<'secrets'> {
   return {
     'secrets:set': async (vmId, secret) => {
-      if (secret.kind === 'raw' && secret.guid === LUKS_PASSPHRASE_GUID) {
-        // Raw bytes under the disk passphrase's GUID would silently replace the passphrase.
-        throw new DomainError(
-          'bad-arguments',
-          `${LUKS_PASSPHRASE_GUID} is the disk (LUKS) passphrase's GUID: set it as a LUKS passphrase`,
-        );
-      }
       const { ref, profile } = await deps.secrets.set(
         vmId,
         {

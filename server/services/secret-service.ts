@@ -56,6 +56,7 @@ export class SecretService {
     actor: SecretActor,
   ): Promise<{ ref: SecretRef; profile: VmProfile }> {
     try {
+      refuseRawDiskPassphrase(input);
       const profile = this.requireProfile(vmId);
       const previous = profile.secrets.find((s) => s.guid === input.guid);
       const ref: SecretRef = {
@@ -83,6 +84,8 @@ export class SecretService {
    */
   async storeValues(vmId: string, inputs: SecretValueInput[], actor: SecretActor): Promise<void> {
     try {
+      // Every input is checked before the first write: a refused registration stores nothing.
+      for (const input of inputs) refuseRawDiskPassphrase(input);
       for (const input of inputs) {
         await this.deps.store.set(secretAccount(vmId, input.guid), input.value);
         await this.audit(actor, vmId, 'ok', 'stored', { guid: input.guid, kind: input.kind });
@@ -245,4 +248,17 @@ export class SecretService {
 /** True when `e` says the secret store cannot be used now (locked or absent keychain). */
 export function isSecretStoreUnavailable(e: unknown): boolean {
   return isDomainError(e) && e.code === 'secret-store-unavailable';
+}
+
+/**
+ * Raw bytes under the disk passphrase's GUID would silently replace the passphrase the guest unlocks its
+ * disk with: refused on every transport (IPC, browser bridge, REST).
+ */
+function refuseRawDiskPassphrase(input: SecretValueInput): void {
+  if (input.kind !== 'luks-passphrase' && input.guid.toLowerCase() === LUKS_PASSPHRASE_GUID) {
+    throw new DomainError(
+      'bad-arguments',
+      `${LUKS_PASSPHRASE_GUID} is the disk (LUKS) passphrase's GUID: set it as a LUKS passphrase`,
+    );
+  }
 }

@@ -98,6 +98,32 @@ describe.each([
 });
 
 describe('over REST', () => {
+  it('refuses raw bytes under the disk passphrase GUID (400) and stores nothing, as IPC does', async () => {
+    expect((await registerVm(h, { id: 'secrets-rest-raw', passphrase: 'kept passphrase' })).status).toBe(200);
+    const before = await h.svc.secretStore.get(`vm/secrets-rest-raw/${LUKS_PASSPHRASE_GUID}`);
+    const r = await registerVm(h, {
+      id: 'secrets-rest-raw',
+      extra: {
+        secrets: [
+          { type: 'raw', guid: RAW_GUID, data: Buffer.from('other').toString('base64') },
+          {
+            type: 'raw',
+            guid: LUKS_PASSPHRASE_GUID.toUpperCase(),
+            data: Buffer.from('raw').toString('base64'),
+          },
+        ],
+      },
+    });
+    expect(r.status).toBe(400);
+    expect(r.json).toMatchObject({ error: 'bad-request' });
+    expect(r.json.message).toMatch(/set it as a LUKS passphrase/);
+    expect(await h.svc.secretStore.get(`vm/secrets-rest-raw/${LUKS_PASSPHRASE_GUID}`)).toEqual(before);
+    expect(await h.svc.secretStore.get(`vm/secrets-rest-raw/${RAW_GUID}`)).toBeUndefined();
+    expect(h.svc.profiles.get('secrets-rest-raw')!.secrets).toEqual([
+      { guid: LUKS_PASSPHRASE_GUID, kind: 'luks-passphrase' },
+    ]);
+  });
+
   it('PUT /v1/vm stores each value with an audit event; DELETE /v1/vm deletes them with one each', async () => {
     const passphrase = 'rest passphrase value';
     expect((await registerVm(h, { id: 'secrets-rest', passphrase })).status).toBe(200);

@@ -12,6 +12,7 @@ import {
   CpuSignatureSchema,
   LUKS_PASSPHRASE_GUID,
   SCHEMES,
+  SEV_SCHEMES,
   VMSA_VARIANTS,
   VmIdSchema,
   type VmProfile,
@@ -167,7 +168,7 @@ export const LaunchRequestSchema = z
     'cpu-id': base64Exact(SIZES.chipId, 'cpu-id').optional(),
     cek: base64Exact(SIZES.sevCert, 'cek').optional(),
     policy: u32.optional(),
-    scheme: z.enum(SCHEMES).optional(),
+    scheme: z.enum(SEV_SCHEMES).optional(),
   })
   .meta({ id: 'LaunchRequest' });
 export type LaunchRequest = z.infer<typeof LaunchRequestSchema>;

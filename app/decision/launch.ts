@@ -52,6 +52,13 @@ export function admitLaunch(
   if (target.vmId !== undefined) {
     const p = profiles.get(target.vmId);
     if (!p) throw refusal('unknown-vm', `no VM registered as ${target.vmId}`);
+    // An SNP guest attests itself (/kbs/v0); the host-driven SEV launch never serves it.
+    if (p.scheme === 'amd-sev-snp') {
+      throw refusal(
+        'policy-not-allowed',
+        `${p.id} is an SEV-SNP VM: its guest attests itself, there is no SEV launch`,
+      );
+    }
     if (evidence.policy !== undefined && evidence.policy !== p.policy) {
       throw refusal(
         'policy-not-allowed',
@@ -85,7 +92,7 @@ export function admitLaunch(
   }
   const policy = evidence.policy;
   checkScheme(evidence, policy);
-  const byPolicy = profiles.list().filter((p) => p.policy === policy);
+  const byPolicy = profiles.list().filter((p) => p.scheme !== 'amd-sev-snp' && p.policy === policy);
   if (byPolicy.length === 0) {
     throw refusal('policy-not-allowed', `no VM of the owner uses policy ${policyHex(policy)}`);
   }

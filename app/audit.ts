@@ -9,6 +9,8 @@ export const AUDIT_EVENT_TYPES = [
   'decision',
   'validate',
   'secret-release',
+  /** An SEV-SNP guest's attestation (Trustee KBS /kbs/v0/attest): appraisal, approval, token. */
+  'snp-attest',
   'secret',
   'profile',
   'listener',

@@ -9,7 +9,31 @@ import { DomainError } from '../../app/errors';
 
 export type ApprovalState = 'pending' | 'approved' | 'denied' | 'used';
 
+/** What an SEV-SNP guest's attestation showed, for the owner's approval card and the audit. */
+export interface SnpApprovalInfo {
+  /** 'Milan', 'Genoa', 'Turin'. */
+  product: string;
+  /** The launch measurement, 96 hex. */
+  measurement: string;
+  /** The reported TCB as formatTcb prints it. */
+  reportedTcb: string;
+  /** The guest policy in hex (0x...). */
+  policy: string;
+  vmpl: number;
+  signer: 'vcek' | 'vlek';
+  /** What vouched for the launch. */
+  vouchedBy: 'measurement' | 'id-key' | 'author-key';
+  /** The resource paths (repository/type/tag) the profile holds. */
+  resources: string[];
+  /** How revocation was checked ('CRL checked' or why not). */
+  revocation: string;
+}
+
 export interface ApprovalRequestInfo {
+  /** What asks: a host's SEV launch (the default) or an SEV-SNP guest's attestation. */
+  kind?: 'sev-launch' | 'snp-attest';
+  /** Present when kind is 'snp-attest'. */
+  snp?: SnpApprovalInfo;
   vmId: string | undefined;
   client: string;
   chipId: string | undefined;

@@ -117,6 +117,7 @@ export const ERROR_STATUS = {
   'kds-unavailable': 502,
   'secret-store-unavailable': 503,
   'audit-full': 503,
+  'database-unavailable': 503,
   // Measurement bundles (docs/bundles.md; server/listener/bundle-routes.ts).
   'bundle-invalid': 400,
   'bundle-bad-selection': 400,

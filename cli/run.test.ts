@@ -66,6 +66,7 @@ describe('runCli with lazily loaded commands', () => {
       'bundle',
       'snp',
       'chips',
+      'audit',
     ]);
     for (const entry of commands) {
       const cmd = await entry.load();

@@ -63,7 +63,9 @@ describe('schema migrations on real PostgreSQL', () => {
       ).rejects.toThrow(/nowhere/);
       const t = await db.query("SELECT to_regclass('half') AS t");
       expect(t.rows[0]?.t).toBeNull();
-      expect((await db.query('SELECT max(version) AS v FROM schema_version')).rows[0]?.v).toBe(SCHEMA_VERSION);
+      expect((await db.query('SELECT max(version) AS v FROM schema_version')).rows[0]?.v).toBe(
+        SCHEMA_VERSION,
+      );
     } finally {
       await db.close();
     }

@@ -17,7 +17,7 @@ import type {
 import type { Approval, ApprovalDecision, ApprovalService } from './approvals';
 import { ArtifactError, type ArtifactStore, type ImportOptions } from './artifact-store';
 import type { AuditLog } from './audit-log';
-import type { ConnectionTable } from './connections';
+import type { ConnectionStore } from './connections';
 import type { ExpectedDigests } from './expected-digests';
 import { ProfileValidationError, type ProfileStore } from './profile-store';
 import type { SecretActor, SecretService } from './secret-service';
@@ -28,7 +28,7 @@ export interface OwnerServiceDeps {
   secrets: SecretService;
   artifacts: ArtifactStore;
   approvals: ApprovalService;
-  connections: ConnectionTable;
+  connections: ConnectionStore;
   digests: ExpectedDigests;
   audit: AuditLog;
   /** CEKs pinned per chip (offline owners); absent: pinning is refused. */

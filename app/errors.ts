@@ -53,6 +53,7 @@ export const SERVICE_ERROR_CODES = [
   'database-unavailable',
   'database-schema',
   'row-undecryptable',
+  'store-conflict',
   'unknown-artifact',
   'artifact-not-found',
   'artifact-io',

@@ -21,7 +21,7 @@ import { ArtifactStore } from './services/artifact-store';
 import { AttestationService, type CekSource } from './services/attestation';
 import { AuditLog } from './services/audit-log';
 import { BundleService } from './services/bundle-service';
-import { ConnectionTable } from './services/connections';
+import { ConnectionTable, type ConnectionStore } from './services/connections';
 import { DemoService } from './services/demo-service';
 import { ExpectedDigests } from './services/expected-digests';
 import { createConfBackend, type KeyValueBackend } from './services/kv-backend';
@@ -32,6 +32,9 @@ import { createSecretStore, MemoryOverlaySecretStore, type SecretStore } from '.
 import { SettingsStore } from './services/settings-store';
 import { TrustedKeyStore, type StoredTrustedKey } from './services/trusted-keys';
 import { PinnedCekStore, type PinnedCek } from './services/pinned-ceks';
+import { PgConnectionStore } from './storage/pg/connections';
+import { PgSecretStore } from './storage/pg/secrets';
+import { AuditChainMirror, type SharedDatabase } from './storage/pg/shared';
 
 /**
  * Makes the JSON key-value file behind one store (profiles, settings). Headless mode uses `conf`
@@ -97,6 +100,14 @@ export interface ServeOptions {
   sshPath?: string;
   /** The first-run demo's firmware image (default: the shipped assets/demo). */
   demoFirmware?: string;
+  /**
+   * serve --database: replicas share one PostgreSQL (docs/scale-out.md). VM profiles, launch connections
+   * (TEK/TIK sealed), secret values (sealed) and a hash-chained copy of every audit event live there; the
+   * service key comes from serviceKeyFile (mode 0600) or SEV_ATTEST_SERVICE_KEY. Not shared yet (each
+   * replica keeps its own, from its data directory): settings, approvals, trusted keys, pinned CEKs, the
+   * key-server cache and artifacts; manual approval is refused in this mode.
+   */
+  database?: { url: string; serviceKeyFile?: string; poolSize?: number };
 }
 
 /** Every service of one running SEV Attest, constructed and wired but not started. */
@@ -115,7 +126,9 @@ export interface Services {
   imports: ArtifactImportService;
   audit: AuditLog;
   approvals: ApprovalService;
-  connections: ConnectionTable;
+  connections: ConnectionStore;
+  /** serve --database: the shared database (undefined on the laptop and a single serve). */
+  shared: SharedDatabase | undefined;
   /** The expected-digest cache (one firmware pass per artifact), shared with previews of draft profiles. */
   digests: ExpectedDigests;
   attestation: AttestationService;
@@ -153,11 +166,22 @@ function buildTrust(opts: ServeOptions): TrustStore {
   return trust;
 }
 
-export function composeServices(opts: ServeOptions, ownerToken: string): Services {
+/**
+ * Builds every service. `shared` (serve --database, opened by server/serve/serve.ts) moves connections,
+ * secret values and a copy of the audit log into PostgreSQL.
+ */
+export function composeServices(opts: ServeOptions, ownerToken: string, shared?: SharedDatabase): Services {
   const log = opts.log ?? (() => {});
   const trust = buildTrust(opts);
-  const chosenStore =
-    typeof opts.secretStore === 'object'
+  if (shared && opts.secretStore !== undefined) {
+    throw new DomainError(
+      'bad-arguments',
+      '--secret-store cannot be combined with --database: secret values live in the database',
+    );
+  }
+  const chosenStore = shared
+    ? new PgSecretStore(shared.db, shared.cipher)
+    : typeof opts.secretStore === 'object'
       ? opts.secretStore
       : createSecretStore(opts.secretStore ?? 'keychain');
   // A keychain store also keeps the first-run demo's passphrase in memory when the keychain is missing.
@@ -170,11 +194,13 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
   for (const p of settings.problems()) log(`settings: ${p}`);
   const s = settings.get();
   const profiles = new ProfileStore({
-    backend: kvBackend({
-      cwd: opts.dataDir,
-      configName: 'profiles',
-      defaults: { profiles: {} as Record<string, VmProfile> },
-    }),
+    backend:
+      shared?.profiles ??
+      kvBackend({
+        cwd: opts.dataDir,
+        configName: 'profiles',
+        defaults: { profiles: {} as Record<string, VmProfile> },
+      }),
   });
   const artifacts = new ArtifactStore({ dir: join(opts.dataDir, 'artifacts') });
   const imports = new ArtifactImportService({ store: artifacts });
@@ -196,9 +222,11 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     ...opts.approvalLimits,
     timeoutSeconds: () => opts.approvalTimeoutSeconds ?? settings.get().approvalTimeoutSeconds,
   });
-  const connections = new ConnectionTable({
-    ttlMs: (opts.connectionTtlSeconds ?? s.connectionTtlSeconds) * 1000,
-  });
+  const ttlMs = (opts.connectionTtlSeconds ?? s.connectionTtlSeconds) * 1000;
+  const connections: ConnectionStore = shared
+    ? new PgConnectionStore({ db: shared.db, cipher: shared.cipher, ttlMs, log })
+    : new ConnectionTable({ ttlMs });
+  const mirror = shared ? new AuditChainMirror(audit, shared.chain, log) : undefined;
   const digests = new ExpectedDigests({
     firmwarePath: (sha) => (artifacts.has(sha) ? artifacts.path(sha) : undefined),
   });
@@ -214,6 +242,24 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     digests,
     audit,
     pinnedCeks,
+    ...(mirror
+      ? {
+          // A release waits for its copy in the shared chain as well as the local fdatasync.
+          audit: {
+            append: (e) => audit.append(e),
+            appendDurable: async (e) => {
+              const event = audit.append(e);
+              const copied = mirror.copyOf(event);
+              await audit.flushed(event.seq);
+              await copied;
+              return event;
+            },
+          },
+          manualApprovalUnavailable:
+            'manual approval is not shared across replicas yet (serve --database): approve per replica is not ' +
+            "possible behind a load balancer; set this VM's approval to auto, or run one serve without --database",
+        }
+      : {}),
     kds:
       opts.kds ??
       new KdsClient({
@@ -311,6 +357,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     audit,
     approvals,
     connections,
+    shared,
     digests,
     attestation,
     owner,
@@ -322,9 +369,11 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     demo: undefined as unknown as DemoService,
     close: async () => {
       approvals.close();
-      connections.close();
+      await connections.close();
       owner.close();
       await audit.close();
+      await mirror?.close();
+      await shared?.close();
     },
   };
   services.demo = new DemoService({

@@ -109,6 +109,7 @@ export const ERROR_STATUS = {
   'request-timeout': 408,
   'connection-used': 409,
   'approval-decided': 409,
+  'store-conflict': 409,
   'connection-expired': 410,
   'payload-too-large': 413,
   'unsupported-media-type': 415,

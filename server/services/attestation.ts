@@ -99,6 +99,11 @@ export interface AttestationDeps {
   audit: AuditSink;
   kds?: CekSource;
   pinnedCeks?: PinnedCekSource;
+  /**
+   * Set when owner approvals cannot work here (serve --database: approvals are per replica): a launch of a
+   * manual-approval VM is refused with this sentence in the owner's audit event.
+   */
+  manualApprovalUnavailable?: string;
   /** Seconds a host should wait before repeating a pending launch (default 2). */
   retryAfterSeconds?: number;
   /** Seconds a host should wait after a key-server outage (default 30). */
@@ -158,6 +163,9 @@ export class AttestationService {
 
       const manual = candidates.some((p) => p.approval === 'manual');
       let approvalId: string | undefined;
+      if (manual && this.deps.manualApprovalUnavailable) {
+        throw refusal('denied', this.deps.manualApprovalUnavailable);
+      }
       if (manual) {
         const fp = launchApprovalFingerprint(client.address, target.vmId, {
           pdh: ev.pdh,

@@ -210,6 +210,7 @@ export class BundleService {
         firmware: registration.firmware,
         secrets: previous?.secrets ?? [],
       });
+      await this.deps.profiles.flushed();
       out = { profile: stored, warnings: [] };
     }
     try {

@@ -138,6 +138,7 @@ export class OwnerService {
     let stored: VmProfile;
     try {
       stored = this.deps.profiles.put({ ...fields, firmware, secrets });
+      await this.deps.profiles.flushed();
     } catch (e) {
       if (e instanceof ProfileValidationError) {
         const i = e.issues[0];
@@ -180,6 +181,7 @@ export class OwnerService {
     let stored: VmProfile;
     try {
       stored = this.deps.profiles.put({ ...profile, firmware, secrets });
+      await this.deps.profiles.flushed();
     } catch (e) {
       if (e instanceof ProfileValidationError) {
         const i = e.issues[0];
@@ -213,6 +215,7 @@ export class OwnerService {
     const p = this.deps.profiles.get(id);
     if (!p) throw new DomainError('unknown-vm', `no VM registered as ${id}`);
     this.deps.profiles.delete(id);
+    await this.deps.profiles.flushed();
     await this.deps.secrets.deleteAll(id, actor);
     await this.deps.audit.appendDurable({
       type: 'profile',

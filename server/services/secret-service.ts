@@ -34,7 +34,7 @@ export interface RevealedSecret {
 
 export interface SecretServiceDeps {
   store: SecretStore;
-  profiles: Pick<ProfileStore, 'get' | 'put'>;
+  profiles: Pick<ProfileStore, 'get' | 'put' | 'flushed'>;
   audit: { appendDurable(e: AuditEventInput): Promise<unknown> };
 }
 
@@ -69,6 +69,7 @@ export class SecretService {
         ...profile,
         secrets: [...profile.secrets.filter((s) => s.guid !== input.guid), ref],
       });
+      await this.deps.profiles.flushed();
       await this.audit(actor, vmId, 'ok', previous ? 'replaced' : 'stored', ref, {
         ...(previous && previous.kind !== ref.kind ? { replacedKind: previous.kind } : {}),
       });
@@ -133,6 +134,7 @@ export class SecretService {
       ...profile,
       secrets: profile.secrets.filter((s) => s.guid !== guid),
     });
+    await this.deps.profiles.flushed();
     await this.audit(actor, vmId, 'ok', 'deleted', ref);
     return updated;
   }
@@ -201,6 +203,7 @@ export class SecretService {
         name: `${source.name} (copy)`,
         secrets: copied,
       });
+      await this.deps.profiles.flushed();
     } catch (e) {
       // No orphan values under an id that has no profile.
       for (const ref of copied) await this.deps.store.delete(secretAccount(newId, ref.guid)).catch(() => {});

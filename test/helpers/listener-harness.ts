@@ -170,6 +170,10 @@ export async function hostFlow(
     validateExtra?: Record<string, unknown>;
     validateByVm?: boolean;
     base?: string;
+    /** Where the validate goes (default: base): another replica of a scale-out deployment. */
+    validateBase?: string;
+    /** Runs between LAUNCH_MEASURE and the validate (a replica killed meanwhile). */
+    beforeValidate?: () => Promise<void>;
   },
 ): Promise<FlowResult> {
   const base = o.base ?? h.svc.url;
@@ -194,7 +198,8 @@ export async function hostFlow(
     o.validateByVm && o.vmId
       ? `/v1/vm/${o.vmId}/validate`
       : `/v1/connections/${launch.json.connection}/validate`;
-  const validate = await request(base, 'POST', vpath, {
+  await o.beforeValidate?.();
+  const validate = await request(o.validateBase ?? base, 'POST', vpath, {
     token: null,
     body: {
       'api-major': p.apiMajor,

@@ -59,6 +59,32 @@ export const MIGRATIONS: readonly Migration[] = [
         FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
     `,
   },
+  {
+    version: 2,
+    name: 'secret values sealed under the service key',
+    sql: `
+      CREATE TABLE secrets (
+        account text PRIMARY KEY,
+        -- The value sealed under the service key, bound to (secrets, account, 'stored').
+        sealed bytea NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
+  {
+    version: 3,
+    name: 'shared JSON stores (VM profiles)',
+    sql: `
+      CREATE TABLE kv_store (
+        store text NOT NULL,
+        key text NOT NULL,
+        value jsonb NOT NULL,
+        -- Optimistic concurrency: a write names the version it replaces.
+        version bigint NOT NULL,
+        PRIMARY KEY (store, key)
+      );
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -172,6 +172,8 @@ export async function hostFlow(
     base?: string;
     /** Where the validate goes (default: base): another replica of a scale-out deployment. */
     validateBase?: string;
+    /** Extra headers on both requests (Connection: close, so a balancer spreads them). */
+    headers?: Record<string, string>;
     /** Runs between LAUNCH_MEASURE and the validate (a replica killed meanwhile). */
     beforeValidate?: () => Promise<void>;
   },
@@ -182,6 +184,7 @@ export async function hostFlow(
   const launch = await request(base, 'POST', path, {
     body: launchBody({ policy, ...o.launchExtra }),
     token: null,
+    ...(o.headers ? { headers: o.headers } : {}),
   });
   if (launch.status !== 200) return { launch };
   const p = platform();
@@ -201,6 +204,7 @@ export async function hostFlow(
   await o.beforeValidate?.();
   const validate = await request(o.validateBase ?? base, 'POST', vpath, {
     token: null,
+    ...(o.headers ? { headers: o.headers } : {}),
     body: {
       'api-major': p.apiMajor,
       'api-minor': p.apiMinor,

@@ -36,8 +36,10 @@ describe('KBS contract', () => {
     const tdx = KbsAuthRequestSchema.safeParse({ version: '0.4.0', tee: 'tdx', 'extra-params': {} });
     expect(tdx.success).toBe(false);
     expect(kbsIssueText(tdx.error!)).toMatch(/^tee: only the "snp" TEE/);
-    const old = KbsAuthRequestSchema.safeParse({ version: '0.1.0', tee: 'snp', 'extra-params': '' });
-    expect(kbsIssueText(old.error!)).toMatch(/^version: unsupported KBS protocol version/);
+    for (const version of ['0.1.0', '0.4.1', '0.4.0-rc1', '1.0.0', '']) {
+      const r = KbsAuthRequestSchema.safeParse({ version, tee: 'snp', 'extra-params': '' });
+      expect(kbsIssueText(r.error!)).toBe('version: unsupported KBS protocol version (expected 0.4.0)');
+    }
   });
 
   it('accepts the attest body, with or without init-data and cert_chain', () => {
@@ -96,6 +98,15 @@ describe('KBS contract', () => {
       ],
       [attest({ 'tee-evidence': { primary_evidence: { attestation_report: {} } } }), /additional_evidence/],
       [attest({ extra: 1 }), /extra|Unrecognized/i],
+      [
+        attest({
+          'tee-evidence': {
+            primary_evidence: { attestation_report: {}, cert_chain: null },
+            additional_evidence: '{"tdx":{}}',
+          },
+        }),
+        /^tee-evidence\.additional_evidence: additional device evidence is not supported/,
+      ],
     ];
     for (const [body, re] of cases) {
       const r = KbsAttestRequestSchema.safeParse(body);

@@ -22,11 +22,10 @@ export const KBS_ERROR_TYPE_PREFIX = 'https://github.com/confidential-containers
 export const KBS_MAX_BODY_BYTES = 256 * 1024;
 
 /**
- * Protocol versions accepted in /auth. guest-components sends "0.4.0" (KBS_PROTOCOL_VERSION); the
- * composite `tee-evidence` and the canonical runtime data this service checks arrived with 0.4, so
- * other minor versions would mean another body shape: refused.
+ * The protocol version accepted in /auth: exactly "0.4.0", as Trustee's KBS requires (a semver
+ * requirement "=0.4.0" in kbs/src/attestation/backend.rs) and guest-components sends.
  */
-export const KBS_ACCEPTED_VERSION = /^0\.4\.\d{1,4}$/;
+export const KBS_PROTOCOL_VERSION = '0.4.0';
 
 /** HTTP status per Trustee kind, as Trustee's `ResponseError` picks it (kbs/src/error.rs). */
 export const KBS_ERROR_STATUS: Record<KbsErrorKind, 401 | 403 | 404> = {
@@ -54,21 +53,33 @@ export function kbsErrorBody(
   return { status: KBS_ERROR_STATUS[kind], body: { type: `${KBS_ERROR_TYPE_PREFIX}/${kind}`, detail } };
 }
 
-/** kbs-types `Request`. `extra-params` is free JSON (guest-components: `{"supported-hash-algorithms": [...]}`). */
+/**
+ * kbs-types `Request`. `extra-params` is free JSON (guest-components: `{"supported-hash-algorithms": [...]}`).
+ * A body that fails this schema (another TEE, another version) is an `AttestationError`, as in Trustee.
+ */
 export const KbsAuthRequestSchema = z
   .object({
-    version: z.string().regex(KBS_ACCEPTED_VERSION, 'unsupported KBS protocol version (expected 0.4.x)'),
+    version: z.literal(KBS_PROTOCOL_VERSION, {
+      error: `unsupported KBS protocol version (expected ${KBS_PROTOCOL_VERSION})`,
+    }),
     tee: z.literal('snp', { error: 'only the "snp" TEE is served here' }),
     'extra-params': z.unknown(),
   })
   .strip();
 export type KbsAuthRequest = z.infer<typeof KbsAuthRequestSchema>;
 
-/** kbs-types `Challenge`. `extra-params` is present even when empty (guests require the member). */
+/**
+ * kbs-types `Challenge`. `extra-params` must be present (guests require the member); Trustee sends the
+ * empty string. guest-components looks up `selected-hash-algorithm` in it and, finding none (as with ""),
+ * hashes the runtime data with SHA-384.
+ */
 export interface KbsChallenge {
   nonce: string;
-  'extra-params': Record<string, unknown>;
+  'extra-params': string | Record<string, unknown>;
 }
+
+/** What SEV Attest puts in `extra-params`: the same empty string as Trustee. */
+export const KBS_CHALLENGE_EXTRA_PARAMS = '';
 
 const ByteSchema = z.number().int().min(0).max(255);
 
@@ -103,7 +114,8 @@ export const KbsInitDataSchema = z
   .strict();
 
 /**
- * kbs-types `Attestation` as guest-components 0.4 sends it. `tee-pubkey` is checked by
+ * kbs-types `Attestation` as guest-components 0.4 sends it. Trustee names any failure to read it
+ * (malformed JSON included) `AttestationError`, as it does for /auth bodies. `tee-pubkey` is checked by
  * app/kbs/jwk.ts `parseTeePubkey` (kept as received: its canonical JSON is hashed into report_data).
  */
 export const KbsAttestRequestSchema = z
@@ -118,7 +130,11 @@ export const KbsAttestRequestSchema = z
     'tee-evidence': z
       .object({
         primary_evidence: SnpEvidenceSchema,
-        additional_evidence: z.string().max(64 * 1024),
+        // Trustee verifies a non-empty value as evidence of further devices (a JSON map TEE -> evidence);
+        // SEV Attest verifies SNP only, so it refuses rather than release on evidence it did not check.
+        additional_evidence: z.literal('', {
+          error: 'additional device evidence is not supported (additional_evidence must be "")',
+        }),
       })
       .strict(),
   })

@@ -6,6 +6,8 @@ import {
   KbsAuthRequestSchema,
   kbsErrorBody,
   kbsIssueText,
+  SnpCertTypeSchema,
+  snpCertTypeName,
 } from './kbs';
 
 const JWK = { kty: 'EC', crv: 'P-256', alg: 'ECDH-ES+A256KW', x: 'a', y: 'b' };
@@ -58,7 +60,10 @@ describe('KBS contract', () => {
       'tee-evidence': {
         primary_evidence: {
           attestation_report: {},
-          cert_chain: [{ cert_type: { OTHER: '0f1e' }, data: [] }],
+          cert_chain: [
+            { cert_type: { OTHER: '0f1e2d3c-0000-4000-8000-000000000001' }, data: [] },
+            { cert_type: '63DA758D-E664-4564-ADC5-F4B93BE8ACCD', data: [] },
+          ],
         },
         additional_evidence: '',
       },
@@ -113,6 +118,15 @@ describe('KBS contract', () => {
       expect(r.success).toBe(false);
       expect(kbsIssueText(r.error!)).toMatch(re);
     }
+  });
+
+  it('names certificate types in every form', () => {
+    expect(snpCertTypeName('VLEK')).toBe('VLEK');
+    expect(snpCertTypeName('63da758d-e664-4564-adc5-f4b93be8accd')).toBe('VCEK');
+    expect(snpCertTypeName({ OTHER: 'A8074BC2-A25A-483E-AAE6-39C045A0B8A1' })).toBe('VLEK');
+    expect(snpCertTypeName({ OTHER: '0f1e2d3c-0000-4000-8000-000000000001' })).toBe('OTHER');
+    expect(SnpCertTypeSchema.safeParse({ OTHER: 'x' }).success).toBe(false);
+    expect(SnpCertTypeSchema.safeParse('vcek').success).toBe(false);
   });
 
   it('builds Trustee error bodies with Trustee statuses', () => {

@@ -83,14 +83,39 @@ export const KBS_CHALLENGE_EXTRA_PARAMS = '';
 
 const ByteSchema = z.number().int().min(0).max(255);
 
+/** The GUIDs of the GHCB certificate table (virtee/sev `CertType`'s Display). */
+export const SNP_CERT_GUIDS = {
+  Empty: '00000000-0000-0000-0000-000000000000',
+  ARK: 'c0b406a4-a803-4952-9743-3fb6014cd0ae',
+  ASK: '4ab7b379-bbac-4fe4-a02f-05aef327c782',
+  VCEK: '63da758d-e664-4564-adc5-f4b93be8accd',
+  VLEK: 'a8074bc2-a25a-483e-aae6-39c045a0b8a1',
+  CRL: '92f81bc3-5811-4d3d-97ff-d19f88dc67ea',
+} as const;
+export type SnpCertTypeName = keyof typeof SNP_CERT_GUIDS | 'OTHER';
+
+const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+
 /**
- * virtee/sev `CertType` as serde writes it: unit variants by name, `OTHER` as `{"OTHER": "<guid>"}`.
- * Trustee's SNP verifier looks for VCEK or VLEK among them.
+ * virtee/sev `CertType` as serde's derive writes it: unit variants by name, `OTHER` as
+ * `{"OTHER": "<guid>"}`. A bare GUID string is also accepted (the table's own form), in case a client
+ * writes the type that way. Trustee's SNP verifier looks for VCEK or VLEK among them.
  */
 export const SnpCertTypeSchema = z.union([
   z.enum(['Empty', 'ARK', 'ASK', 'VCEK', 'VLEK', 'CRL']),
-  z.object({ OTHER: z.string().max(64) }).strict(),
+  z.object({ OTHER: z.string().regex(GUID, 'expected a GUID') }).strict(),
+  z.string().regex(GUID, 'expected a certificate type name or GUID'),
 ]);
+export type SnpCertType = z.infer<typeof SnpCertTypeSchema>;
+
+/** The certificate type's name, whichever form it came in. */
+export function snpCertTypeName(t: SnpCertType): SnpCertTypeName {
+  const guid = typeof t === 'object' ? t.OTHER : t;
+  if (guid in SNP_CERT_GUIDS) return guid as keyof typeof SNP_CERT_GUIDS;
+  const lower = guid.toLowerCase();
+  for (const [name, g] of Object.entries(SNP_CERT_GUIDS)) if (g === lower) return name as SnpCertTypeName;
+  return 'OTHER';
+}
 
 /** virtee/sev `CertTableEntry`: `data` is the DER (or PEM) bytes as a JSON number array. */
 export const SnpCertTableEntrySchema = z

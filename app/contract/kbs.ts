@@ -7,7 +7,8 @@
  * for app/kbs/report-json.ts.
  */
 import { z } from 'zod';
-import type { KbsErrorKind } from '../kbs/errors';
+import { KbsProtocolError, type KbsErrorKind } from '../kbs/errors';
+import { parseJsonLossless } from '../kbs/lossless-json';
 
 export const KBS_PATH_PREFIX = '/kbs/v0';
 export const KBS_SESSION_COOKIE = 'kbs-session-id';
@@ -189,4 +190,22 @@ export function kbsIssueText(error: z.ZodError): string {
   if (!issue) return 'invalid request';
   const at = issue.path.length ? issue.path.map(String).join('.') : 'body';
   return `${at}: ${issue.message}`;
+}
+
+/** Reads a KBS request body: lossless JSON, then the schema; every failure a KbsProtocolError. */
+function parseKbsBody<T>(text: string, schema: z.ZodType<T>, what: string): T {
+  const value = parseJsonLossless(text, { maxChars: KBS_MAX_BODY_BYTES, errorKind: 'AttestationError' });
+  const r = schema.safeParse(value);
+  if (!r.success) throw new KbsProtocolError('AttestationError', `${what}: ${kbsIssueText(r.error)}`);
+  return r.data;
+}
+
+/** The /auth body (see KbsAuthRequestSchema); throws KbsProtocolError (AttestationError). */
+export function parseKbsAuthRequest(text: string): KbsAuthRequest {
+  return parseKbsBody(text, KbsAuthRequestSchema, 'auth request');
+}
+
+/** The /attest body (see KbsAttestRequestSchema); throws KbsProtocolError (AttestationError). */
+export function parseKbsAttestRequest(text: string): KbsAttestRequest {
+  return parseKbsBody(text, KbsAttestRequestSchema, 'attest request');
 }

@@ -67,6 +67,7 @@ describe('runCli with lazily loaded commands', () => {
       'snp',
       'chips',
       'audit',
+      'database',
     ]);
     for (const entry of commands) {
       const cmd = await entry.load();

@@ -46,4 +46,9 @@ export const commands: readonly CliCommandEntry[] = [
     summary: 'verify the hash-chained audit table of serve --database',
     load: () => import('./audit').then((m) => m.auditCommand),
   },
+  {
+    name: 'database',
+    summary: 'serve --database maintenance: schema and key status, re-seal after a key rotation',
+    load: () => import('./database').then((m) => m.databaseCommand),
+  },
 ];

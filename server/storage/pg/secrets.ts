@@ -6,7 +6,7 @@
 import { wipe } from '../../../app/sev/bytes';
 import { validateAccount, validateValue, type SecretStore } from '../../services/secret-store';
 import type { Database } from './database';
-import type { RowCipher } from './row-cipher';
+import { RowCipher } from './row-cipher';
 
 const TABLE = 'secrets';
 
@@ -65,4 +65,50 @@ export class PgSecretStore implements SecretStore {
   async probeWritable(): Promise<void> {
     await this.db.query('SELECT 1');
   }
+}
+
+/**
+ * Re-seals every secret value not sealed under the current (first) service key, in one transaction with
+ * the rows locked: after a rotation, once this reports nothing left under the old key (and connections
+ * older than their lifetime are gone), the old key can be removed. Returns counts per outcome.
+ */
+export async function resealSecrets(
+  db: Database,
+  cipher: RowCipher,
+): Promise<{ resealed: number; current: number }> {
+  return db.transaction(async (c) => {
+    const rows = await c.query<{ account: string; sealed: Buffer }>(
+      'SELECT account, sealed FROM secrets ORDER BY account FOR UPDATE',
+    );
+    let resealed = 0;
+    for (const row of rows.rows) {
+      if (RowCipher.keyIdOf(row.sealed) === cipher.sealingKeyId) continue;
+      const plain = cipher.open(place(row.account), row.sealed);
+      try {
+        await c.query('UPDATE secrets SET sealed = $2, updated_at = now() WHERE account = $1', [
+          row.account,
+          cipher.seal(place(row.account), plain),
+        ]);
+      } finally {
+        wipe(plain);
+      }
+      resealed++;
+    }
+    return { resealed, current: rows.rows.length - resealed };
+  });
+}
+
+/** How many sealed values (secrets, open connections) each service key id seals. */
+export async function sealedByKey(
+  db: Database,
+): Promise<Array<{ table: string; keyId: string; rows: number }>> {
+  const r = await db.query<{ t: string; key_id: string; n: number }>(
+    `SELECT 'secrets' AS t, encode(substring(sealed from 2 for 8), 'hex') AS key_id, count(*)::int AS n
+       FROM secrets GROUP BY 2
+     UNION ALL
+     SELECT 'connections', encode(substring(sealed_keys from 2 for 8), 'hex'), count(*)::int
+       FROM connections WHERE sealed_keys IS NOT NULL GROUP BY 2
+     ORDER BY 1, 2`,
+  );
+  return r.rows.map((x) => ({ table: x.t, keyId: x.key_id, rows: x.n }));
 }

@@ -32,6 +32,7 @@ import { createSecretStore, MemoryOverlaySecretStore, type SecretStore } from '.
 import { SettingsStore } from './services/settings-store';
 import { TrustedKeyStore, type StoredTrustedKey } from './services/trusted-keys';
 import { PinnedCekStore, type PinnedCek } from './services/pinned-ceks';
+import { PgApprovalReplication } from './storage/pg/approvals';
 import { PgConnectionStore } from './storage/pg/connections';
 import { PgSecretStore } from './storage/pg/secrets';
 import { AuditChainMirror, type SharedDatabase } from './storage/pg/shared';
@@ -104,8 +105,8 @@ export interface ServeOptions {
    * serve --database: replicas share one PostgreSQL (docs/scale-out.md). VM profiles, launch connections
    * (TEK/TIK sealed), secret values (sealed) and a hash-chained copy of every audit event live there; the
    * service key comes from serviceKeyFile (mode 0600) or SEV_ATTEST_SERVICE_KEY. Not shared yet (each
-   * replica keeps its own, from its data directory): settings, approvals, trusted keys, pinned CEKs, the
-   * key-server cache and artifacts; manual approval is refused in this mode.
+   * replica keeps its own, from its data directory): settings, trusted keys, pinned CEKs, the key-server
+   * cache and artifacts. Approvals are shared through approvalReplication.
    */
   database?: { url: string; serviceKeyFile?: string; poolSize?: number };
 }
@@ -129,6 +130,8 @@ export interface Services {
   connections: ConnectionStore;
   /** serve --database: the shared database (undefined on the laptop and a single serve). */
   shared: SharedDatabase | undefined;
+  /** serve --database: shares approvals; started (attach) by server/serve/serve.ts. */
+  approvalReplication: PgApprovalReplication | undefined;
   /** The expected-digest cache (one firmware pass per artifact), shared with previews of draft profiles. */
   digests: ExpectedDigests;
   attestation: AttestationService;
@@ -218,8 +221,10 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
   });
   for (const w of audit.openReport.warnings) log(`audit log: ${w}`);
   const secrets = new SecretService({ store: secretStore, profiles, audit });
+  const approvalReplication = shared ? new PgApprovalReplication(shared.db, shared.notifier, log) : undefined;
   const approvals = new ApprovalService({
     ...opts.approvalLimits,
+    ...(approvalReplication ? { replication: approvalReplication } : {}),
     timeoutSeconds: () => opts.approvalTimeoutSeconds ?? settings.get().approvalTimeoutSeconds,
   });
   const ttlMs = (opts.connectionTtlSeconds ?? s.connectionTtlSeconds) * 1000;
@@ -255,9 +260,6 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
               return event;
             },
           },
-          manualApprovalUnavailable:
-            'manual approval is not shared across replicas yet (serve --database): approve per replica is not ' +
-            "possible behind a load balancer; set this VM's approval to auto, or run one serve without --database",
         }
       : {}),
     kds:
@@ -358,6 +360,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
     approvals,
     connections,
     shared,
+    approvalReplication,
     digests,
     attestation,
     owner,
@@ -372,6 +375,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
       await connections.close();
       owner.close();
       await audit.close();
+      await approvalReplication?.flush();
       await mirror?.close();
       await shared?.close();
     },

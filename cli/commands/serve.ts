@@ -34,8 +34,8 @@ const usage = `usage: sev-attest serve --listen HOST:PORT --data-dir DIR [option
   --database URL            replicas share one PostgreSQL (postgres://USER:PASSWORD@HOST:PORT/DB, or
                             SEV_ATTEST_DATABASE_URL): VM profiles, secret values, launch connections and
                             the hash-chained audit log live there (docs/scale-out.md); the schema is
-                            migrated at start. Not shared yet: settings, manual approvals (refused in
-                            this mode), artifacts (upload to each replica), trusted keys, pinned CEKs
+                            migrated at start, owner approvals are shared too. Not shared yet: settings,
+                            artifacts (upload to each replica), trusted keys, pinned CEKs
   --service-key-file FILE   the service key (mode 0600; else SEV_ATTEST_SERVICE_KEY): secrets and session
                             keys are sealed under it in the database
   --audit-retained-budget MB

@@ -183,6 +183,13 @@ async function startServiceLocked(opts: ServeOptions): Promise<RunningService> {
     throw e;
   }
   const { listener, settings, tunnel, audit } = services;
+  try {
+    // Other replicas' pending and recently decided approvals, before the first request.
+    await services.approvalReplication?.attach(services.approvals);
+  } catch (e) {
+    await services.close();
+    throw e;
+  }
   if (opts.requireHostToken && !listener.hostToken) {
     await services.close();
     throw new DomainError(

@@ -99,11 +99,6 @@ export interface AttestationDeps {
   audit: AuditSink;
   kds?: CekSource;
   pinnedCeks?: PinnedCekSource;
-  /**
-   * Set when owner approvals cannot work here (serve --database: approvals are per replica): a launch of a
-   * manual-approval VM is refused with this sentence in the owner's audit event.
-   */
-  manualApprovalUnavailable?: string;
   /** Seconds a host should wait before repeating a pending launch (default 2). */
   retryAfterSeconds?: number;
   /** Seconds a host should wait after a key-server outage (default 30). */
@@ -163,9 +158,6 @@ export class AttestationService {
 
       const manual = candidates.some((p) => p.approval === 'manual');
       let approvalId: string | undefined;
-      if (manual && this.deps.manualApprovalUnavailable) {
-        throw refusal('denied', this.deps.manualApprovalUnavailable);
-      }
       if (manual) {
         const fp = launchApprovalFingerprint(client.address, target.vmId, {
           pdh: ev.pdh,
@@ -219,7 +211,14 @@ export class AttestationService {
             { approval: approval.id, reason: approval.reason },
           );
         }
-        this.deps.approvals.consume(approval);
+        // One launch per approval, across replicas too (the database decides who spends it).
+        if (!(await this.deps.approvals.consumeOnce(approval))) {
+          throw refusal(
+            'denied',
+            'this approval was already spent by another launch; repeat the request to ask the owner again',
+            { approval: approval.id },
+          );
+        }
       }
 
       const session = await LaunchSession.createAsync({ pdh: ev.pdh, policy });

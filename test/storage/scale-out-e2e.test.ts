@@ -165,16 +165,72 @@ describe('serve --database: launch on one replica, validate on another', () => {
     expect(Buffer.from(out.entries[0]!.data).toString()).toBe('sev one');
   }, 60_000);
 
-  it('manual approval is refused in this mode, with the reason in the audit log', async () => {
-    expect((await registerVm({ svc: replicas[0]! }, { id: 'manual', approval: 'manual' })).status).toBe(200);
-    const r = await hostFlow({ svc: replicas[1]! }, { vmId: 'manual' });
-    expect(r.launch.status).toBe(403);
-    expect(r.launch.json.error).toBe('denied');
-    const ev = await request(replicas[1]!.url, 'GET', '/v1/events?type=launch&vm=manual&result=refused', {
-      token: OWNER_TOKEN,
+  it('an approval requested on one replica is on every replica within a second; decided on another, it admits one launch', async () => {
+    expect(
+      (await registerVm({ svc: replicas[0]! }, { id: 'manual', approval: 'manual', passphrase: 'approved' }))
+        .status,
+    ).toBe(200);
+    const body = launchBody({ policy: 1 });
+    const first = await request(replicas[1]!.url, 'POST', '/v1/vm/manual/launch', { body, token: null });
+    expect(first.status).toBe(202);
+    const id = first.json.approval as string;
+    const seen = Date.now();
+    for (const r of [replicas[0]!, replicas[2]!]) {
+      for (;;) {
+        const list = await request(r.url, 'GET', '/v1/approvals');
+        if (
+          list.json.approvals.some((a: { id: string; state: string }) => a.id === id && a.state === 'pending')
+        )
+          break;
+        expect(Date.now() - seen).toBeLessThan(1000);
+        await new Promise((res) => setTimeout(res, 20));
+      }
+    }
+    // The host repeats on another replica: still pending, the same approval.
+    const again = await request(replicas[2]!.url, 'POST', '/v1/vm/manual/launch', { body, token: null });
+    expect(again.status).toBe(202);
+    expect(again.json.approval).toBe(id);
+    // The owner approves on a third replica.
+    const decided = await request(replicas[0]!.url, 'POST', `/v1/approvals/${id}`, {
+      body: { decision: 'approve' },
     });
-    expect(ev.json.events.at(-1).message).toMatch(/manual approval is not shared across replicas yet/);
-  });
+    expect(decided.status).toBe(200);
+    await new Promise((res) => setTimeout(res, 200));
+    // Repeated on every replica at once: exactly one launch is admitted by the approval.
+    const repeats = await Promise.all(
+      replicas.map((r) => request(r.url, 'POST', '/v1/vm/manual/launch', { body, token: null })),
+    );
+    expect(repeats.filter((r) => r.status === 200)).toHaveLength(1);
+    const admitted = repeats.find((r) => r.status === 200)!;
+    const p = platform();
+    const guest = p.launchStart({
+      policy: admitted.json.policy,
+      ownerCert: fromBase64(admitted.json['owner-cert']),
+      session: fromBase64(admitted.json.session),
+    });
+    await runGuestLaunch(guest, { sevEs: false });
+    const v = await request(
+      replicas[2]!.url,
+      'POST',
+      `/v1/connections/${admitted.json.connection}/validate`,
+      {
+        token: null,
+        body: {
+          'api-major': p.apiMajor,
+          'api-minor': p.apiMinor,
+          'build-id': p.build,
+          policy: 1,
+          measurement: toBase64(guest.launchMeasure()),
+        },
+      },
+    );
+    expect(v.status).toBe(200);
+    const out = guest.launchSecret({
+      header: fromBase64(v.json['secret-header']),
+      payload: fromBase64(v.json['secret-table']),
+    });
+    expect(Buffer.from(out.entries[0]!.data).toString()).toBe('approved');
+  }, 60_000);
 
   it('the database holds no secret or session key in clear, and the audit chain verifies with the releases', async () => {
     const db = new Database({ url });

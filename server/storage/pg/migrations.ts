@@ -85,6 +85,21 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: 'owner approvals shared by the replicas',
+    sql: `
+      CREATE TABLE approvals (
+        id uuid PRIMARY KEY,
+        fingerprint text NOT NULL,
+        state text NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'used')),
+        expires_at timestamptz NOT NULL,
+        -- The whole approval as the owner's UI shows it (no secret: what the host sent, hashed).
+        body jsonb NOT NULL
+      );
+      CREATE INDEX approvals_expiry ON approvals (expires_at);
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

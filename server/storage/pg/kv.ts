@@ -81,6 +81,8 @@ export class PgKeyValueBackend<T extends Record<string, unknown>> implements Flu
           if (previous) this.snapshot.set(k, previous);
           else this.snapshot.delete(k);
         }
+        // Another replica's commit may have been skipped while this write was in flight: read it now.
+        void this.reload(k).catch(() => {});
         throw e;
       },
     );

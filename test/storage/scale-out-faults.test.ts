@@ -133,7 +133,15 @@ describe('serve --database under faults', () => {
     const worker = async (i: number) => {
       while (!stop) {
         const [l, v] = i % 2 === 0 ? [b, c] : [c, b];
-        const r = await hostFlow(svcOf(l), { vmId: 'vm1', validateBase: v.url });
+        let r: Awaited<ReturnType<typeof hostFlow>>;
+        try {
+          r = await hostFlow(svcOf(l), { vmId: 'vm1', validateBase: v.url });
+        } catch (e) {
+          // A replica that drops the connection is a failure: say which, with its last words.
+          throw new Error(
+            `${(e as Error).message}; replica stderr: ${l.stderr().slice(-2000)} / ${v.stderr().slice(-2000)}`,
+          );
+        }
         statuses.push(r.launch.status);
         if (r.validate) statuses.push(r.validate.status);
         if (r.validate?.status === 200) expect(r.secret?.get(LUKS_PASSPHRASE_GUID)).toBe('pass one');

@@ -110,6 +110,13 @@ export class Database {
       throw translateError(e);
     }
     let broken = false;
+    // A checked-out client whose server goes away between two statements emits 'error': without a
+    // listener that would end the process. The next statement then fails and the work rolls back.
+    const onError = (e: unknown) => {
+      broken = true;
+      this.log(`database: connection lost in a transaction (${messageOf(e)})`);
+    };
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const out = await fn(client);
@@ -120,18 +127,31 @@ export class Database {
       if (!broken) await client.query('ROLLBACK').catch(() => (broken = true));
       throw translateError(e);
     } finally {
+      client.off('error', onError);
       // A connection that failed is not given back for reuse.
       client.release(broken ? true : undefined);
     }
   }
 
-  /** A dedicated connection for session-level work (advisory locks held across statements). */
+  /**
+   * A dedicated connection for session-level work (advisory locks held across statements). A lost
+   * connection is logged (never an unhandled 'error'); the caller's next statement fails.
+   */
   async connect(): Promise<pg.PoolClient> {
+    let client: pg.PoolClient;
     try {
-      return await this.pool.connect();
+      client = await this.pool.connect();
     } catch (e) {
       throw translateError(e);
     }
+    const onError = (e: unknown) => this.log(`database: dedicated connection lost (${messageOf(e)})`);
+    client.on('error', onError);
+    const release = client.release.bind(client);
+    client.release = (err?: Error | boolean) => {
+      client.off('error', onError);
+      release(err);
+    };
+    return client;
   }
 
   async close(): Promise<void> {

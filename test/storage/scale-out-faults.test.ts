@@ -140,6 +140,7 @@ describe('serve --database under faults', () => {
           // A replica that drops the connection is a failure: say which, with its last words.
           throw new Error(
             `${(e as Error).message}; replica stderr: ${l.stderr().slice(-2000)} / ${v.stderr().slice(-2000)}`,
+            { cause: e },
           );
         }
         statuses.push(r.launch.status);

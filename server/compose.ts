@@ -105,8 +105,8 @@ export interface ServeOptions {
    * serve --database: replicas share one PostgreSQL (docs/scale-out.md). VM profiles, launch connections
    * (TEK/TIK sealed), secret values (sealed) and a hash-chained copy of every audit event live there; the
    * service key comes from serviceKeyFile (mode 0600) or SEV_ATTEST_SERVICE_KEY. Not shared yet (each
-   * replica keeps its own, from its data directory): settings, trusted keys, pinned CEKs, the key-server
-   * cache and artifacts. Approvals are shared through approvalReplication.
+   * replica keeps its own, from its data directory): settings, the key-server cache and artifacts.
+   * Trusted keys and pinned CEKs are shared like profiles; approvals through approvalReplication.
    */
   database?: { url: string; serviceKeyFile?: string; poolSize?: number };
 }
@@ -236,7 +236,8 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
     firmwarePath: (sha) => (artifacts.has(sha) ? artifacts.path(sha) : undefined),
   });
   const pinnedCeks = new PinnedCekStore(
-    kvBackend({ cwd: opts.dataDir, configName: 'pinned-ceks', defaults: { ceks: [] as PinnedCek[] } }),
+    shared?.pinnedCeks ??
+      kvBackend({ cwd: opts.dataDir, configName: 'pinned-ceks', defaults: { ceks: [] as PinnedCek[] } }),
   );
   const attestation = new AttestationService({
     profiles,
@@ -288,11 +289,12 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
     ...(opts.version ? { version: opts.version } : {}),
   });
   const trustedKeys = new TrustedKeyStore(
-    kvBackend({
-      cwd: opts.dataDir,
-      configName: 'trusted-keys',
-      defaults: { keys: [] as StoredTrustedKey[] },
-    }),
+    shared?.trustedKeys ??
+      kvBackend({
+        cwd: opts.dataDir,
+        configName: 'trusted-keys',
+        defaults: { keys: [] as StoredTrustedKey[] },
+      }),
   );
   const bundles = new BundleService({
     profiles,

@@ -35,7 +35,7 @@ const usage = `usage: sev-attest serve --listen HOST:PORT --data-dir DIR [option
                             SEV_ATTEST_DATABASE_URL): VM profiles, secret values, launch connections and
                             the hash-chained audit log live there (docs/scale-out.md); the schema is
                             migrated at start, owner approvals are shared too. Not shared yet: settings,
-                            artifacts (upload to each replica), trusted keys, pinned CEKs
+                            artifacts (upload to each replica), the key-server cache
   --service-key-file FILE   the service key (mode 0600; else SEV_ATTEST_SERVICE_KEY): secrets and session
                             keys are sealed under it in the database
   --audit-retained-budget MB

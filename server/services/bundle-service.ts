@@ -111,6 +111,7 @@ export class BundleService {
       const pk = publicKeyOf(sk);
       const info = { fingerprint: keyFingerprint(pk), publicKey: toBase64(pk) };
       this.deps.trustedKeys.add({ ...info, label: "this owner's signing key" });
+      await this.deps.trustedKeys.flushed();
       return { ...info, created: true };
     } finally {
       wipe(sk);

@@ -254,6 +254,7 @@ export class OwnerService {
   async pinCek(chipIdHex: string, cek: Uint8Array, label?: string): Promise<PinnedCek> {
     const store = this.requirePinnedCeks();
     const entry = store.pin(chipIdHex, cek, label);
+    await store.flushed();
     await this.deps.audit.appendDurable({
       type: 'profile',
       result: 'ok',
@@ -270,6 +271,7 @@ export class OwnerService {
     if (!this.requirePinnedCeks().unpin(chipId)) {
       throw new DomainError('not-found', 'no CEK is pinned for that chip');
     }
+    await this.requirePinnedCeks().flushed();
     await this.deps.audit.appendDurable({
       type: 'profile',
       result: 'ok',

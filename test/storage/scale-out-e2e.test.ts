@@ -232,6 +232,22 @@ describe('serve --database: launch on one replica, validate on another', () => {
     expect(Buffer.from(out.entries[0]!.data).toString()).toBe('approved');
   }, 60_000);
 
+  it("a CEK pinned on one replica is the others' pin too", async () => {
+    const p = platform();
+    const chip = Buffer.from(p.chipId).toString('hex');
+    const pin = await request(replicas[2]!.url, 'PUT', `/v1/chips/${chip}/cek`, {
+      body: { cek: toBase64(p.signedCek), label: 'pinned on replica 3' },
+    });
+    expect(pin.status).toBe(200);
+    const end = Date.now() + 1000;
+    for (;;) {
+      const list = await request(replicas[0]!.url, 'GET', '/v1/chips');
+      if (JSON.stringify(list.json).includes('pinned on replica 3')) break;
+      expect(Date.now()).toBeLessThan(end);
+      await new Promise((res) => setTimeout(res, 20));
+    }
+  });
+
   it('the database holds no secret or session key in clear, and the audit chain verifies with the releases', async () => {
     const db = new Database({ url });
     try {

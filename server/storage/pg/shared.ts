@@ -7,6 +7,8 @@
 import type { AuditEvent } from '../../../app/audit';
 import { messageOf } from '../../../app/errors';
 import type { AuditLog } from '../../services/audit-log';
+import type { PinnedCek } from '../../services/pinned-ceks';
+import type { StoredTrustedKey } from '../../services/trusted-keys';
 import { PgAuditChain } from './audit-chain';
 import { Database, translateError } from './database';
 import type { VmProfile } from '../../../app/profile';
@@ -35,6 +37,9 @@ export interface SharedDatabase {
   notifier: Notifier;
   /** VM profiles, shared by every replica. */
   profiles: PgKeyValueBackend<{ profiles: Record<string, VmProfile> }>;
+  /** Keys trusted to sign bundles, and the owner's pinned CEKs, shared by every replica. */
+  trustedKeys: PgKeyValueBackend<{ keys: StoredTrustedKey[] }>;
+  pinnedCeks: PgKeyValueBackend<{ ceks: PinnedCek[] }>;
   close(): Promise<void>;
 }
 
@@ -57,6 +62,10 @@ export async function openSharedDatabase(opts: SharedDatabaseOptions): Promise<S
     const profiles = await PgKeyValueBackend.open(db, notifier, 'profiles', {
       profiles: {} as Record<string, VmProfile>,
     });
+    const trustedKeys = await PgKeyValueBackend.open(db, notifier, 'trusted-keys', {
+      keys: [] as StoredTrustedKey[],
+    });
+    const pinnedCeks = await PgKeyValueBackend.open(db, notifier, 'pinned-ceks', { ceks: [] as PinnedCek[] });
     return {
       db,
       cipher,
@@ -64,6 +73,8 @@ export async function openSharedDatabase(opts: SharedDatabaseOptions): Promise<S
       migration,
       notifier,
       profiles,
+      trustedKeys,
+      pinnedCeks,
       close: async () => {
         await notifier.close();
         await db.close();

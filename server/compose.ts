@@ -299,7 +299,9 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     ...(opts.kbs?.trust ? { trust: opts.kbs.trust } : {}),
     allowMissingCrl: () => settings.get().snpAllowMissingCrl,
     approvalWaitSeconds: () => opts.kbs?.approvalWaitSeconds ?? settings.get().kbsApprovalWaitSeconds,
-    ...(opts.kbs?.challengeTtlSeconds !== undefined ? { challengeTtlSeconds: opts.kbs.challengeTtlSeconds } : {}),
+    ...(opts.kbs?.challengeTtlSeconds !== undefined
+      ? { challengeTtlSeconds: opts.kbs.challengeTtlSeconds }
+      : {}),
     ...(opts.kbs?.maxSessions !== undefined ? { maxSessions: opts.kbs.maxSessions } : {}),
     ...(opts.kbs?.maxSessionsPerClient !== undefined
       ? { maxSessionsPerClient: opts.kbs.maxSessionsPerClient }

@@ -59,7 +59,11 @@ function verified(spec: Partial<ReportSpec> = {}): VerifiedSnpReport {
   return verifyReport(bytes, { vcek: vcek.der, trust, allowMissingCrl: true });
 }
 
-function profile(id: string, over: Record<string, unknown> = {}, snp: Record<string, unknown> = {}): VmProfile {
+function profile(
+  id: string,
+  over: Record<string, unknown> = {},
+  snp: Record<string, unknown> = {},
+): VmProfile {
   return VmProfileSchema.parse({
     id,
     name: id,
@@ -69,9 +73,7 @@ function profile(id: string, over: Record<string, unknown> = {}, snp: Record<str
     firmware: { kind: 'digests', launchDigests: [MEAS_HEX] },
     approval: 'auto',
     revision: `${id}-r1`,
-    secrets: [
-      { guid: '11111111-2222-4333-8444-555555555555', kind: 'raw', resource: 'default/key/one' },
-    ],
+    secrets: [{ guid: '11111111-2222-4333-8444-555555555555', kind: 'raw', resource: 'default/key/one' }],
     snp,
     ...over,
   });
@@ -144,9 +146,13 @@ describe('decideSnpGuest: each rule', () => {
 
   it('a trusted ID key vouches instead of a measurement; an untrusted one does not', () => {
     const idKey = Buffer.alloc(48, 0x77);
-    const p = profile('p', { firmware: { kind: 'digests', launchDigests: [] } }, {
-      trustedIdKeyDigests: [idKey.toString('hex')],
-    });
+    const p = profile(
+      'p',
+      { firmware: { kind: 'digests', launchDigests: [] } },
+      {
+        trustedIdKeyDigests: [idKey.toString('hex')],
+      },
+    );
     const d = decideSnpGuest(verified({ idKeyDigest: idKey }), [cand(p, [])], binding());
     expect(d.guest?.vouchedBy).toBe('id-key');
     expect(fields(verified({ idKeyDigest: Buffer.alloc(48, 0x78) }), p, [])).toEqual(['measurement']);
@@ -218,7 +224,9 @@ describe('VerifiedSnpGuest: only the decision creates one, and only it releases'
   it('an unverified look-alike cannot release (types and run time)', () => {
     const fake = { profileId: 'p', resources: ['default/key/one'], teePubkey: binding().teePubkey };
     // @ts-expect-error: a plain object of the same public shape is not a VerifiedSnpGuest (#private brand).
-    expect(() => releaseResource(fake, 'default/key/one', new Uint8Array([1]))).toThrow(/verified SNP guest only/);
+    expect(() => releaseResource(fake, 'default/key/one', new Uint8Array([1]))).toThrow(
+      /verified SNP guest only/,
+    );
     // @ts-expect-error: the constructor is private; only decideSnpGuest mints one.
     expect(() => new VerifiedSnpGuest({})).toThrow();
   });

@@ -199,8 +199,7 @@ export class VerifiedSnpGuest<P extends SnpProfile = VmProfile> {
   static package(g: VerifiedSnpGuest<SnpProfile>, path: string, value: Uint8Array): FlattenedJwe {
     if (!(g instanceof VerifiedSnpGuest))
       throw new TypeError('a resource is released for a verified SNP guest only');
-    if (!g.#resources.has(path))
-      throw new TypeError(`profile ${g.profileId} holds no resource ${path}`);
+    if (!g.#resources.has(path)) throw new TypeError(`profile ${g.profileId} holds no resource ${path}`);
     return encryptForTee(g.#teePubkey, value);
   }
 }

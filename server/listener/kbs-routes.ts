@@ -24,7 +24,12 @@ import {
   kbsIssueText,
   type KbsAttestRequest,
 } from '../../app/contract/kbs';
-import { isKbsProtocolError, KBS_ERROR_KINDS, KbsProtocolError, type KbsErrorKind } from '../../app/kbs/errors';
+import {
+  isKbsProtocolError,
+  KBS_ERROR_KINDS,
+  KbsProtocolError,
+  type KbsErrorKind,
+} from '../../app/kbs/errors';
 import { parseJsonLossless } from '../../app/kbs/lossless-json';
 import { KbsRefusal, type KbsAttestInput, type KbsService } from '../services/kbs-service';
 import type { Ctx, Route } from './server';
@@ -38,7 +43,12 @@ const HEADERS = {
   'X-Content-Type-Options': 'nosniff',
 };
 
-function send(res: http.ServerResponse, status: number, body: unknown, extra: Record<string, string | string[]> = {}): void {
+function send(
+  res: http.ServerResponse,
+  status: number,
+  body: unknown,
+  extra: Record<string, string | string[]> = {},
+): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -109,10 +119,15 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
 /** Parses a JSON body losslessly and checks it with the contract's schema (SerdeError otherwise). */
 async function readKbsJson<T>(
   req: http.IncomingMessage,
-  schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: import('zod').ZodError } },
+  schema: {
+    safeParse(v: unknown): { success: true; data: T } | { success: false; error: import('zod').ZodError };
+  },
 ): Promise<T> {
   const raw = await readBody(req, KBS_ROUTE_BODY_BYTES);
-  const value = parseJsonLossless(raw.toString('utf8'), { maxChars: KBS_ROUTE_BODY_BYTES, errorKind: 'SerdeError' });
+  const value = parseJsonLossless(raw.toString('utf8'), {
+    maxChars: KBS_ROUTE_BODY_BYTES,
+    errorKind: 'SerdeError',
+  });
   const parsed = schema.safeParse(value);
   if (!parsed.success) throw new KbsProtocolError('SerdeError', kbsIssueText(parsed.error));
   return parsed.data;
@@ -192,7 +207,10 @@ export function kbsRoutes(service: KbsService, log: (line: string) => void = () 
     const path = ctx.url.pathname;
     const plugin = path.startsWith('/kbs/v0/') ? (path.slice('/kbs/v0/'.length).split('/')[0] ?? '') : '';
     if (plugin === 'resource' || plugin === 'auth' || plugin === 'attest' || plugin === '') {
-      throw new KbsProtocolError('InvalidRequestPath', `${ctx.req.method} ${ctx.url.pathname} is not a KBS route`);
+      throw new KbsProtocolError(
+        'InvalidRequestPath',
+        `${ctx.req.method} ${ctx.url.pathname} is not a KBS route`,
+      );
     }
     throw new KbsProtocolError('PluginNotFound', `no KBS plugin '${plugin.slice(0, 64)}'`);
   };
@@ -228,7 +246,10 @@ export function kbsRoutes(service: KbsService, log: (line: string) => void = () 
     route('GET', /^\/kbs\/v0\/resource\/([^/]+)\/([^/]+)\/([^/]+)$/, async (ctx) => {
       const [repository, type, tag] = ctx.params as [string, string, string];
       if (![repository, type, tag].every((s) => KBS_RESOURCE_SEGMENT.test(s))) {
-        throw new KbsProtocolError('InvalidRequestPath', 'a resource path is repository/type/tag of plain names');
+        throw new KbsProtocolError(
+          'InvalidRequestPath',
+          'a resource path is repository/type/tag of plain names',
+        );
       }
       const jwe = await service.resource(sessionCookie(ctx.req), repository, type, tag, ctx.client);
       send(ctx.res, 200, jwe);

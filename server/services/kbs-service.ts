@@ -66,7 +66,7 @@ export interface KbsServiceDeps {
   secrets: SecretStore;
   approvals: ApprovalService;
   audit: AuditSink;
-  tokens: KbsTokenIssuer;
+  tokens: Pick<KbsTokenIssuer, 'issue'>;
   measurements: SnpMeasurementSource;
   /** VCEKs and CRLs; absent: only evidence with its own VCEK/VLEK verifies, and no CRL can be had. */
   keys?: SnpKeySource;
@@ -119,6 +119,7 @@ export interface KbsAttestInput {
 
 export interface KbsAttestOutcome {
   token: string;
+  /** When the token (and the session) expire, ms since the epoch. */
   expiresAt: number;
 }
 
@@ -282,7 +283,11 @@ export class KbsService {
     try {
       session = this.take(sessionId, 'AttestationError');
       if (session.state !== 'challenged') {
-        throw refuse('AttestationError', 'session-used', `KBS session attested already (state ${session.state})`);
+        throw refuse(
+          'AttestationError',
+          'session-used',
+          `KBS session attested already (state ${session.state})`,
+        );
       }
       // Single use from here on: a concurrent or later attest on this session is refused.
       session.state = 'attesting';
@@ -335,7 +340,7 @@ export class KbsService {
         details.approval = await this.awaitApproval(guest, verified, client, base, signal);
       }
 
-      const issued = await this.deps.tokens.issue({
+      const issued = this.deps.tokens.issue({
         tee: 'snp',
         'profile-id': guest.profileId,
         ...(guest.revision !== undefined ? { 'profile-revision': guest.revision } : {}),
@@ -345,16 +350,18 @@ export class KbsService {
         'reported-tcb': guest.reportedTcb,
         'tee-pubkey': guest.teePubkey.jwk,
       });
+      // The token's exp is in seconds; the attested session lives exactly as long.
+      const expiresAt = issued.expiresAt * 1000;
       session.state = 'attested';
       session.guest = guest;
-      session.expiresAt = issued.expiresAt;
+      session.expiresAt = expiresAt;
       this.audit({
         ...base,
         result: 'ok',
-        message: `attested as ${guest.profileId}: token issued until ${new Date(issued.expiresAt).toISOString()}`,
-        details: { ...details, tokenExpiresAt: new Date(issued.expiresAt).toISOString() },
+        message: `attested as ${guest.profileId}: token issued until ${new Date(expiresAt).toISOString()}`,
+        details: { ...details, tokenExpiresAt: new Date(expiresAt).toISOString() },
       });
-      return { token: issued.token, expiresAt: issued.expiresAt };
+      return { token: issued.token, expiresAt };
     } catch (e) {
       if (session && session.state === 'attesting') session.state = 'spent';
       throw this.refused(base, e);
@@ -381,7 +388,11 @@ export class KbsService {
       const session = this.take(sessionId, 'TokenNotFound');
       const guest = session.guest;
       if (session.state !== 'attested' || !guest) {
-        throw refuse('TokenNotFound', 'not-attested', `KBS session has not attested (state ${session.state})`);
+        throw refuse(
+          'TokenNotFound',
+          'not-attested',
+          `KBS session has not attested (state ${session.state})`,
+        );
       }
       base.vmId = guest.profileId;
       base.chipId = guest.chipId;
@@ -419,7 +430,11 @@ export class KbsService {
           details: { resource: path, guid: secret.guid, kbs: true },
         });
       } catch (e) {
-        throw refuse('PluginInternalError', 'audit-unavailable', `the release could not be audited: ${messageOf(e)}`);
+        throw refuse(
+          'PluginInternalError',
+          'audit-unavailable',
+          `the release could not be audited: ${messageOf(e)}`,
+        );
       }
       return jwe;
     } catch (e) {
@@ -474,10 +489,16 @@ export class KbsService {
     details.keySource = keyDer ? 'evidence' : undefined;
     if (!keyDer && signer === 'vcek') {
       if (!this.deps.keys) {
-        throw refuse('AttestationError', 'no-key', 'the evidence carries no VCEK and no key server is configured');
+        throw refuse(
+          'AttestationError',
+          'no-key',
+          'the evidence carries no VCEK and no key server is configured',
+        );
       }
       try {
-        keyDer = (await this.deps.keys.getVcek(product, parsed.chipId, decodeTcb(parsed.reportedTcb, product))).der;
+        keyDer = (
+          await this.deps.keys.getVcek(product, parsed.chipId, decodeTcb(parsed.reportedTcb, product))
+        ).der;
         details.keySource = 'key-server';
       } catch (e) {
         const unavailable = isSnpError(e) && e.code === 'kds-unavailable';
@@ -612,7 +633,9 @@ export class KbsService {
       throw refuse(
         'AttestationError',
         'denied',
-        approval.reason === 'timeout' ? 'the owner did not decide in time' : 'the owner denied this attestation',
+        approval.reason === 'timeout'
+          ? 'the owner did not decide in time'
+          : 'the owner denied this attestation',
         { approval: approval.id, approvalReason: approval.reason },
       );
     }

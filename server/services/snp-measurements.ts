@@ -55,7 +55,10 @@ export class SnpMeasurements {
     const cached = this.lists.get(key);
     if (cached) return cached;
     if (snp.vmmType === 'qemu' && p.cpuSignatures.length === 0) {
-      throw new SevError('bad-format', `profile ${p.id}: QEMU measures the vCPU signature; give at least one`);
+      throw new SevError(
+        'bad-format',
+        `profile ${p.id}: QEMU measures the vCPU signature; give at least one`,
+      );
     }
     let kernelHashes: KernelHashes | undefined;
     if (p.kernelHash !== undefined) {

@@ -170,7 +170,7 @@ async function refusalAfter(seq: number, s: RunningService = svc) {
       s.audit
         .list()
         .slice(-6)
-        .map((e) => [e.seq, e.reason, e.message.slice(0, 60)]),
+        .map((e) => [e.seq, e.reason, (e.message ?? '').slice(0, 60)]),
     )}`,
   );
 }

@@ -16,7 +16,7 @@ import {
 import { checkNotRevoked, parseCrl, verifyCrl, type SnpCrl } from './crl';
 import { SnpError } from './errors';
 import { parseReport, productFromCpuid, SNP_SIGNED_LENGTH, type SnpReport } from './report';
-import { SnpTrustStore, type SnpProduct } from './roots';
+import { SnpTrustStore, type ExtraSnpRoots, type SnpProduct } from './roots';
 import { decodeTcb, tcbComponents, tcbReservedNonZero, type TcbParts } from './tcb';
 
 declare const verifiedBrand: unique symbol;
@@ -87,6 +87,27 @@ function resolveProduct(report: SnpReport, key: SnpCert, given: SnpProduct | und
   return first[1];
 }
 
+/** The extra root set whose intermediate issued and signed `key`, if any (none when the own roots did). */
+function extraRootsOf(
+  trust: SnpTrustStore,
+  product: SnpProduct,
+  key: SnpCert,
+  signer: 'vcek' | 'vlek',
+  cache: SnpVerifyCache,
+): ExtraSnpRoots | undefined {
+  for (const e of trust.extraRoots(product)) {
+    const inter = signer === 'vcek' ? e.set.ask : e.set.asvk;
+    if (Buffer.compare(key.issuerDer, inter.subjectDer) !== 0) continue;
+    try {
+      cache.verifySignedBy(key, inter, `${e.label} -> ${signer.toUpperCase()}`);
+      return e;
+    } catch {
+      // Same names, another key: not this set.
+    }
+  }
+  return undefined;
+}
+
 function cachedCrl(cache: SnpVerifyCache, bytes: Uint8Array, ark: SnpCert): SnpCrl {
   const digest = createHash('sha256').update(bytes).digest('hex');
   return cache.remember(`crl:${ark.id}:${digest}`, () => parseCrl(bytes));
@@ -120,7 +141,14 @@ export function verifyReport(reportBytes: Uint8Array, opts: VerifyReportOptions)
     throw new SnpError('bad-certificate', `${keyName}: not an ECDSA P-384 key`);
   }
   const product = resolveProduct(report, key, opts.product);
-  const roots = trust.roots(product);
+  // The store's own roots, unless the key was issued under an extra root set (the demo's simulated chip).
+  let roots = trust.roots(product);
+  let crlBytes = opts.crl;
+  const extra = opts.chain ? undefined : extraRootsOf(trust, product, key, signer, cache);
+  if (extra) {
+    roots = extra.set;
+    crlBytes = extra.crl;
+  }
 
   // The chain: the pinned ARK, an intermediate it signed, the key the intermediate signed.
   let intermediate = signer === 'vcek' ? roots.ask : roots.asvk;
@@ -143,8 +171,8 @@ export function verifyReport(reportBytes: Uint8Array, opts: VerifyReportOptions)
 
   // Revocation: the ARK-signed CRL must not list the intermediate.
   let revocation: Revocation;
-  if (opts.crl) {
-    const crl = cachedCrl(cache, opts.crl, roots.ark);
+  if (crlBytes) {
+    const crl = cachedCrl(cache, crlBytes, roots.ark);
     verifyCrl(crl, roots.ark, now, `the ${product} CRL`);
     checkNotRevoked(crl, intermediate, `the ${product} ${interName}`);
     revocation = { checked: true, thisUpdate: crl.thisUpdate, nextUpdate: crl.nextUpdate };

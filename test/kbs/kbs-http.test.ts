@@ -284,7 +284,7 @@ class Guest {
 
   async open(jwe: Record<string, string>): Promise<string> {
     const key = await importJWK({ ...this.key.privateKey.export({ format: 'jwk' }), alg: 'ECDH-ES+A256KW' });
-    const out = await flattenedDecrypt(jwe as Parameters<typeof flattenedDecrypt>[0], key);
+    const out = await flattenedDecrypt(jwe as unknown as Parameters<typeof flattenedDecrypt>[0], key);
     return new TextDecoder().decode(out.plaintext);
   }
 }
@@ -302,7 +302,9 @@ function kbsError(r: Reply, status: number, kind: string): void {
 
 async function waitForPending(s: RunningService, vmId: string) {
   for (let i = 0; i < 200; i++) {
-    const a = s.approvals.list().find((x) => x.kind === 'snp-attest' && x.vmId === vmId && x.state === 'pending');
+    const a = s.approvals
+      .list()
+      .find((x) => x.kind === 'snp-attest' && x.vmId === vmId && x.state === 'pending');
     if (a) return a;
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -403,7 +405,9 @@ describe('manual approval at attest', () => {
     await g.auth();
     const retry = g.attest({ spec: dbSpec });
     await new Promise((r) => setTimeout(r, 100));
-    expect(s.approvals.list().filter((x) => x.kind === 'snp-attest' && x.state === 'pending')).toHaveLength(1);
+    expect(s.approvals.list().filter((x) => x.kind === 'snp-attest' && x.state === 'pending')).toHaveLength(
+      1,
+    );
     s.approvals.decide(first.id, 'approve');
     expect((await retry).status).toBe(200);
   });
@@ -449,7 +453,10 @@ describe('refusals', () => {
     await h.auth();
     const r = await h.attest();
     kbsError(r, 401, 'AttestationError');
-    const last = s.audit.list().filter((e) => e.type === 'snp-attest' && e.result === 'refused').pop()!;
+    const last = s.audit
+      .list()
+      .filter((e) => e.type === 'snp-attest' && e.result === 'refused')
+      .pop()!;
     expect(last.message).toMatch(/ambiguous|2 profiles/);
   });
 
@@ -525,7 +532,10 @@ describe('refusals', () => {
       await g.auth();
       const ok = await g.attest();
       expect(ok.status, ok.text).toBe(200);
-      const ev = s.audit.list().filter((e) => e.type === 'snp-attest' && e.result === 'ok').pop()!;
+      const ev = s.audit
+        .list()
+        .filter((e) => e.type === 'snp-attest' && e.result === 'ok')
+        .pop()!;
       expect(String(ev.details?.revocation)).toMatch(/^not checked/);
     } finally {
       crlDown = false;
@@ -550,7 +560,11 @@ describe('refusals', () => {
   it('malformed bodies, wrong paths and methods answer in the Trustee shape', async () => {
     const g = guest();
     kbsError(await g.call('POST', '/kbs/v0/auth', '{"version": "0.4.0", '), 401, 'SerdeError');
-    kbsError(await g.call('POST', '/kbs/v0/auth', { version: '0.4.0', tee: 'tdx', 'extra-params': {} }), 401, 'SerdeError');
+    kbsError(
+      await g.call('POST', '/kbs/v0/auth', { version: '0.4.0', tee: 'tdx', 'extra-params': {} }),
+      401,
+      'SerdeError',
+    );
     kbsError(await g.call('GET', '/kbs/v0/auth'), 404, 'InvalidRequestPath');
     kbsError(await g.call('GET', '/kbs/v0/nothing/here'), 404, 'PluginNotFound');
     kbsError(await g.call('GET', '/kbs/v0/resource/a/b'), 404, 'InvalidRequestPath');
@@ -562,9 +576,14 @@ describe('refusals', () => {
 
   it('the listener answers a browser request itself, before the KBS route (its own error shape)', async () => {
     const g = guest();
-    const r = await g.call('POST', '/kbs/v0/auth', { version: '0.4.0', tee: 'snp', 'extra-params': {} }, {
-      'sec-fetch-mode': 'cors',
-    });
+    const r = await g.call(
+      'POST',
+      '/kbs/v0/auth',
+      { version: '0.4.0', tee: 'snp', 'extra-params': {} },
+      {
+        'sec-fetch-mode': 'cors',
+      },
+    );
     expect(r.status).toBe(403);
     expect(r.json).toMatchObject({ error: 'origin-not-allowed' });
   });

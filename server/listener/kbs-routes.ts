@@ -59,7 +59,8 @@ function send(
 }
 
 /** Our own kinds beyond Trustee's (docs/api.md lists them as deliberate differences). */
-type ReplyKind = KbsErrorKind | 'TooManyRequests' | 'PayloadTooLarge' | 'InternalError';
+type ReplyKind =
+  KbsErrorKind | 'TooManyRequests' | 'PayloadTooLarge' | 'ServiceUnavailable' | 'InternalError';
 
 function sendKbsError(
   res: http.ServerResponse,
@@ -72,7 +73,14 @@ function sendKbsError(
     send(res, status, body, extra);
     return;
   }
-  const status = kind === 'TooManyRequests' ? 429 : kind === 'PayloadTooLarge' ? 413 : 500;
+  const status =
+    kind === 'TooManyRequests'
+      ? 429
+      : kind === 'PayloadTooLarge'
+        ? 413
+        : kind === 'ServiceUnavailable'
+          ? 503
+          : 500;
   send(res, status, { type: `${KBS_ERROR_TYPE_PREFIX}/${kind}`, detail }, extra);
 }
 

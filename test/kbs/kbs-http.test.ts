@@ -542,6 +542,54 @@ describe('refusals', () => {
     }
   });
 
+  it('a value missing from the secret store: 503, nothing released', async () => {
+    const s = await serve();
+    await s.secretStore.delete(secretAccount('web', GUID_WEB));
+    const g = guest(s);
+    await g.auth();
+    expect((await g.attest()).status).toBe(200);
+    const r = await g.resource('default/key/web');
+    kbsError(r, 503, 'ServiceUnavailable');
+    expect(r.headers['retry-after']).toBe('30');
+    expect(s.audit.list().filter((e) => e.type === 'secret-release')).toEqual([]);
+  });
+
+  it('the audit log at its retained budget: releases refused (503), every release before is retained', async () => {
+    const s = await serve();
+    await s.close();
+    running.pop();
+    const full = await startService({
+      host: '127.0.0.1',
+      port: 0,
+      dataDir: s.dataDir,
+      secretStore: new InMemorySecretStore(),
+      ownerToken: OWNER_TOKEN,
+      rateLimit: false,
+      audit: { retainedBudgetBytes: 6000, segmentBytes: 2048 },
+      kbs: {
+        keys: new SnpKdsClient({ baseUrl: kdsUrl, maxAttempts: 1, timeoutMs: 2000 }),
+        trust: SnpTrustStore.of([roots.set]),
+      },
+    });
+    running.push(full);
+    await full.secretStore.set(secretAccount('web', GUID_WEB), Buffer.from(VALUE_WEB));
+    const g = guest(full);
+    await g.auth();
+    expect((await g.attest()).status).toBe(200);
+    let released = 0;
+    let refused: Reply | undefined;
+    for (let i = 0; i < 60 && !refused; i++) {
+      const r = await g.resource('default/key/web');
+      if (r.status === 200) released++;
+      else refused = r;
+    }
+    expect(released).toBeGreaterThan(2);
+    kbsError(refused!, 503, 'ServiceUnavailable');
+    expect(refused!.json.detail).toMatch(/audit log/);
+    const retained = full.audit.list().filter((e) => e.type === 'secret-release');
+    expect(retained).toHaveLength(released);
+  });
+
   it('an /auth flood is capped per client group: 429 with Retry-After, refusals aggregated in the audit', async () => {
     const s = await serve({ maxSessionsPerClient: 5 });
     const g = guest(s);

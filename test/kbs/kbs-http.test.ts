@@ -378,6 +378,35 @@ describe('manual approval at attest', () => {
     expect(await g.open((await g.resource('default/key/db')).json)).toBe('db passphrase');
   });
 
+  it("the wait may outlast the listener's whole-request timeout (it bounds receiving, not answering)", async () => {
+    const dataDir = fs.mkdtempSync(join(os.tmpdir(), 'kbs-http-'));
+    dirs.push(dataDir);
+    const s = await startService({
+      host: '127.0.0.1',
+      port: 0,
+      dataDir,
+      secretStore: new InMemorySecretStore(),
+      ownerToken: OWNER_TOKEN,
+      rateLimit: false,
+      limits: { requestTimeoutMs: 600, headersTimeoutMs: 400 },
+      kbs: {
+        keys: new SnpKdsClient({ baseUrl: kdsUrl, maxAttempts: 1, timeoutMs: 2000 }),
+        trust: SnpTrustStore.of([roots.set]),
+        approvalWaitSeconds: 5,
+      },
+    });
+    running.push(s);
+    s.profiles.put(profileBody('db', 'manual', HOST_DB, GUID_DB, 'default/key/db'));
+    const g = guest(s);
+    await g.auth();
+    const pending = g.attest({ spec: dbSpec });
+    const a = await waitForPending(s, 'db');
+    await new Promise((r) => setTimeout(r, 1500));
+    s.approvals.decide(a.id, 'approve');
+    const t = await pending;
+    expect(t.status, t.text).toBe(200);
+  });
+
   it('denied while the attest waits: 401; the next identical attest is refused at once', async () => {
     const g = guest(await serve());
     await g.auth();

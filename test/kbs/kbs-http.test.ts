@@ -45,6 +45,7 @@ const ERR = 'https://github.com/confidential-containers/kbs/errors/';
 // --- the key-server stand-in ------------------------------------------------------------------------------
 let roots: TestRoots;
 let vcek: { der: Buffer; key: KeyObject };
+let vlek: { der: Buffer; key: KeyObject };
 let kds: http.Server;
 let kdsUrl: string;
 const kdsRequests: string[] = [];
@@ -99,6 +100,7 @@ let svc: RunningService;
 beforeAll(async () => {
   roots = makeTestRoots('Milan', 'kbs-http');
   vcek = makeKey(roots, 'vcek', { product: 'Milan', tcb: TCB, hwid: CHIP });
+  vlek = makeKey(roots, 'vlek', { product: 'Milan', tcb: TCB });
   const crl = makeCrl(roots);
   const hwid = Buffer.from(CHIP).toString('hex');
   kds = http.createServer((req, res) => {
@@ -246,6 +248,8 @@ class Guest {
       nonce?: string;
       tamper?: (b: Uint8Array) => void;
       certChain?: boolean;
+      /** Sign with the VLEK (and put it in cert_chain unless certChain is false). */
+      vlek?: boolean;
     } = {},
   ): Record<string, unknown> {
     const nonce = o.nonce ?? this.nonce;
@@ -257,17 +261,22 @@ class Guest {
         measurement: MEAS,
         hostData: Buffer.from(HOST_WEB, 'hex'),
         reportData: kbsReportData(nonce, this.jwk, ''),
+        ...(o.vlek ? { signer: 'vlek' as const } : {}),
         ...o.spec,
       },
-      vcek.key,
+      o.vlek ? vlek.key : vcek.key,
     );
+    const entry = o.vlek
+      ? { cert_type: 'VLEK', data: Array.from(vlek.der) }
+      : { cert_type: 'VCEK', data: Array.from(vcek.der) };
+    const withChain = o.certChain ?? o.vlek === true;
     o.tamper?.(bytes);
     return {
       'runtime-data': { nonce, 'tee-pubkey': this.jwk },
       'tee-evidence': {
         primary_evidence: {
           attestation_report: reportJson(bytes),
-          cert_chain: o.certChain ? [{ cert_type: 'VCEK', data: Array.from(vcek.der) }] : null,
+          cert_chain: withChain ? [{ cert_type: 'ARK', data: Array.from(roots.ark.der) }, entry] : null,
         },
         additional_evidence: '',
       },
@@ -360,6 +369,23 @@ describe('the full flow', () => {
     const t = await g.attest({ certChain: true });
     expect(t.status, t.text).toBe(200);
     expect(kdsRequests.filter((u) => u.includes('/vcek/v1/Milan/') && !u.endsWith('/crl'))).toEqual([]);
+  });
+});
+
+describe('VLEK-signed reports', () => {
+  it('verify with the VLEK from cert_chain; without it they are refused (a VLEK is never on the key server)', async () => {
+    const g = guest();
+    await g.auth();
+    const t = await g.attest({ vlek: true });
+    expect(t.status, t.text).toBe(200);
+    expect(await g.open((await g.resource('default/key/web')).json)).toBe(VALUE_WEB);
+    await g.auth();
+    kbsError(await g.attest({ vlek: true, certChain: false }), 401, 'AttestationError');
+    const last = svc.audit
+      .list()
+      .filter((e) => e.type === 'snp-attest' && e.result === 'refused')
+      .pop()!;
+    expect(last.message).toMatch(/signed by a VLEK and the evidence carries none/);
   });
 });
 

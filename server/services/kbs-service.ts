@@ -100,7 +100,6 @@ interface Session {
 export interface KbsChallengeOutcome {
   sessionId: string;
   nonce: string;
-  extraParams: Record<string, unknown>;
   expiresAt: number;
 }
 
@@ -267,7 +266,7 @@ export class KbsService {
       message: 'KBS session opened: challenge issued',
       details: { expiresAt: new Date(session.expiresAt).toISOString() },
     });
-    return { sessionId: session.id, nonce: session.nonce, extraParams: {}, expiresAt: session.expiresAt };
+    return { sessionId: session.id, nonce: session.nonce, expiresAt: session.expiresAt };
   }
 
   /** POST /kbs/v0/attest. Throws KbsRefusal. */

@@ -327,7 +327,7 @@ describe('the full flow', () => {
     const a = await g.auth();
     expect(a.status, a.text).toBe(200);
     expect(Object.keys(a.json).sort()).toEqual(['extra-params', 'nonce']);
-    expect(a.json['extra-params']).toEqual({});
+    expect(a.json['extra-params']).toBe('');
     expect(Buffer.from(a.json.nonce, 'base64')).toHaveLength(32);
     expect(g.cookie).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(g.setCookie).toMatch(/; Path=\/kbs;/);
@@ -662,11 +662,11 @@ describe('refusals', () => {
 
   it('malformed bodies, wrong paths and methods answer in the Trustee shape', async () => {
     const g = guest();
-    kbsError(await g.call('POST', '/kbs/v0/auth', '{"version": "0.4.0", '), 401, 'SerdeError');
+    kbsError(await g.call('POST', '/kbs/v0/auth', '{"version": "0.4.0", '), 401, 'AttestationError');
     kbsError(
       await g.call('POST', '/kbs/v0/auth', { version: '0.4.0', tee: 'tdx', 'extra-params': {} }),
       401,
-      'SerdeError',
+      'AttestationError',
     );
     kbsError(await g.call('GET', '/kbs/v0/auth'), 404, 'InvalidRequestPath');
     kbsError(await g.call('GET', '/kbs/v0/nothing/here'), 404, 'PluginNotFound');

@@ -212,15 +212,13 @@ export class InMemorySecretStore implements SecretStore {
   async get(account: string): Promise<Uint8Array | undefined> {
     validateAccount(account);
     const v = this.items.get(account);
-    // Uint8Array.from copies; a Buffer's slice() would share memory, and a caller wiping its copy
-    // (every release does) would wipe the stored value.
-    return v === undefined ? undefined : Uint8Array.from(v);
+    return v === undefined ? undefined : v.slice();
   }
 
   async set(account: string, value: Uint8Array): Promise<void> {
     validateAccount(account);
     validateValue(value);
-    this.items.set(account, Uint8Array.from(value));
+    this.items.set(account, value.slice());
   }
 
   async delete(account: string): Promise<boolean> {

@@ -8,6 +8,7 @@
 import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import { join } from 'node:path';
@@ -55,7 +56,10 @@ let crlDown = false;
 const dirs: string[] = [];
 const running: RunningService[] = [];
 
-async function serve(extra: Partial<ServeOptions['kbs']> = {}): Promise<RunningService> {
+async function serve(
+  extra: Partial<ServeOptions['kbs']> = {},
+  more: Partial<ServeOptions> = {},
+): Promise<RunningService> {
   const dataDir = fs.mkdtempSync(join(os.tmpdir(), 'kbs-http-'));
   dirs.push(dataDir);
   const svc = await startService({
@@ -72,6 +76,7 @@ async function serve(extra: Partial<ServeOptions['kbs']> = {}): Promise<RunningS
       maxSessionsPerClient: 12,
       ...extra,
     },
+    ...more,
   });
   running.push(svc);
   svc.profiles.put(profileBody('web', 'auto', HOST_WEB, GUID_WEB, 'default/key/web'));
@@ -658,6 +663,67 @@ describe('refusals', () => {
     expect(s.kbs.sessionCount).toBe(5);
     const refused = s.audit.list().filter((e) => e.type === 'snp-attest' && e.reason === 'rate-limited');
     expect(refused.length).toBeLessThan(5);
+  });
+
+  it('the session cap in all: 429 across client groups too', async () => {
+    const s = await serve({ maxSessions: 3, maxSessionsPerClient: 10 });
+    const g = guest(s);
+    for (let i = 0; i < 3; i++) expect((await g.auth()).status).toBe(200);
+    const r = await g.auth();
+    kbsError(r, 429, 'TooManyRequests');
+    // The oldest session expires in at most 5 minutes: that is when to come back.
+    expect(Number(r.headers['retry-after'])).toBeGreaterThan(290);
+    expect(Number(r.headers['retry-after'])).toBeLessThanOrEqual(300);
+  });
+
+  it('pending approvals are budgeted per client group: the fifth manual guest waiting is 429', async () => {
+    const s = await serve();
+    const hosts = ['c1', 'c2', 'c3', 'c4', 'c5'].map((id, i) => {
+      const hd = (i + 1).toString(16).padStart(2, '0').repeat(32);
+      s.profiles.put(profileBody(id, 'manual', hd, GUID_DB, `default/key/${id}`));
+      return hd;
+    });
+    const guests = hosts.map(() => guest(s));
+    for (const g of guests) await g.auth();
+    const waiting = guests
+      .slice(0, 4)
+      .map((g, i) => g.attest({ spec: { hostData: Buffer.from(hosts[i]!, 'hex') } }));
+    for (let i = 0; i < 200 && s.approvals.pendingCount < 4; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(s.approvals.pendingCount).toBe(4);
+    const fifth = await guests[4]!.attest({ spec: { hostData: Buffer.from(hosts[4]!, 'hex') } });
+    kbsError(fifth, 429, 'TooManyRequests');
+    expect(fifth.headers['retry-after']).toBe('30');
+    for (const a of s.approvals.list().filter((x) => x.state === 'pending'))
+      s.approvals.decide(a.id, 'deny-once');
+    for (const r of await Promise.all(waiting)) kbsError(r, 401, 'AttestationError');
+  });
+
+  it('over TLS the cookie is Secure', async () => {
+    const s = await serve({}, { tls: true });
+    const url = new URL('/kbs/v0/auth', s.url);
+    expect(url.protocol).toBe('https:');
+    const body = JSON.stringify({ version: '0.4.0', tee: 'snp', 'extra-params': {} });
+    const cookie = await new Promise<string>((resolve, reject) => {
+      const req = https.request(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname,
+          method: 'POST',
+          rejectUnauthorized: false,
+          headers: { 'content-type': 'application/json', 'content-length': String(body.length) },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.headers['set-cookie']?.[0] ?? '');
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+    expect(cookie).toMatch(
+      /^kbs-session-id=[A-Za-z0-9_-]{43}; Path=\/kbs; Max-Age=\d+; HttpOnly; SameSite=Strict; Secure$/,
+    );
   });
 
   it('malformed bodies, wrong paths and methods answer in the Trustee shape', async () => {

@@ -107,6 +107,21 @@ export class SnpTrustStore {
     return this.extras.filter((e) => e.set.product === product);
   }
 
+  /** The extra root set whose intermediate issued and signed `key` (a VCEK or VLEK), if any. */
+  extraIssuerOf(product: SnpProduct, key: SnpCert, signer: 'vcek' | 'vlek'): ExtraSnpRoots | undefined {
+    for (const e of this.extraRoots(product)) {
+      const inter = signer === 'vcek' ? e.set.ask : e.set.asvk;
+      if (Buffer.compare(key.issuerDer, inter.subjectDer) !== 0) continue;
+      try {
+        verifySignedBy(key, inter, `${e.label} -> ${signer.toUpperCase()}`);
+        return e;
+      } catch {
+        // Same names, another key: not this set.
+      }
+    }
+    return undefined;
+  }
+
   /** The label of an extra root set by its ARK, or undefined for the store's own roots. */
   extraLabel(ark: { id: string }): string | undefined {
     return this.extras.find((e) => e.set.ark.id === ark.id)?.label;

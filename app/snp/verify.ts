@@ -16,7 +16,7 @@ import {
 import { checkNotRevoked, parseCrl, verifyCrl, type SnpCrl } from './crl';
 import { SnpError } from './errors';
 import { parseReport, productFromCpuid, SNP_SIGNED_LENGTH, type SnpReport } from './report';
-import { SnpTrustStore, type ExtraSnpRoots, type SnpProduct } from './roots';
+import { SnpTrustStore, type SnpProduct } from './roots';
 import { decodeTcb, tcbComponents, tcbReservedNonZero, type TcbParts } from './tcb';
 
 declare const verifiedBrand: unique symbol;
@@ -87,27 +87,6 @@ function resolveProduct(report: SnpReport, key: SnpCert, given: SnpProduct | und
   return first[1];
 }
 
-/** The extra root set whose intermediate issued and signed `key`, if any (none when the own roots did). */
-function extraRootsOf(
-  trust: SnpTrustStore,
-  product: SnpProduct,
-  key: SnpCert,
-  signer: 'vcek' | 'vlek',
-  cache: SnpVerifyCache,
-): ExtraSnpRoots | undefined {
-  for (const e of trust.extraRoots(product)) {
-    const inter = signer === 'vcek' ? e.set.ask : e.set.asvk;
-    if (Buffer.compare(key.issuerDer, inter.subjectDer) !== 0) continue;
-    try {
-      cache.verifySignedBy(key, inter, `${e.label} -> ${signer.toUpperCase()}`);
-      return e;
-    } catch {
-      // Same names, another key: not this set.
-    }
-  }
-  return undefined;
-}
-
 function cachedCrl(cache: SnpVerifyCache, bytes: Uint8Array, ark: SnpCert): SnpCrl {
   const digest = createHash('sha256').update(bytes).digest('hex');
   return cache.remember(`crl:${ark.id}:${digest}`, () => parseCrl(bytes));
@@ -144,7 +123,7 @@ export function verifyReport(reportBytes: Uint8Array, opts: VerifyReportOptions)
   // The store's own roots, unless the key was issued under an extra root set (the demo's simulated chip).
   let roots = trust.roots(product);
   let crlBytes = opts.crl;
-  const extra = opts.chain ? undefined : extraRootsOf(trust, product, key, signer, cache);
+  const extra = opts.chain ? undefined : trust.extraIssuerOf(product, key, signer);
   if (extra) {
     roots = extra.set;
     crlBytes = extra.crl;

@@ -304,7 +304,8 @@ export class KbsService {
       const verified = await this.verify(input, details);
       const r = verified.report;
       base.chipId = hex(r.chipId);
-      base.anchor = `amd-ark:${verified.product.toLowerCase()}`;
+      // AMD's pinned ARK unless the service was given other SNP roots (a lab, tests).
+      base.anchor = `${this.deps.trust ? 'snp-root' : 'amd-ark'}:${verified.product.toLowerCase()}`;
       Object.assign(details, {
         product: verified.product,
         signer: verified.signer,
@@ -649,7 +650,9 @@ export class KbsService {
     throw refuse(
       'AttestationError',
       'approval-pending',
-      `the owner has not decided within ${this.approvalWait()} s (approval ${approval.id} still pending)`,
+      signal?.aborted
+        ? `the guest hung up while approval ${approval.id} was pending`
+        : `the owner has not decided within ${this.approvalWait()} s (approval ${approval.id} still pending)`,
       { approval: approval.id },
     );
   }

@@ -438,6 +438,36 @@ describe('manual approval at attest', () => {
     expect(t.status, t.text).toBe(200);
   });
 
+  it('a guest that hangs up while waiting ends the wait (the approval stays for the owner)', async () => {
+    const s = await serve({ approvalWaitSeconds: 30 });
+    const g = guest(s);
+    await g.auth();
+    const body = JSON.stringify(g.attestBody({ spec: dbSpec }));
+    const url = new URL('/kbs/v0/attest', s.url);
+    const req = http.request({
+      host: url.hostname,
+      port: url.port,
+      path: url.pathname,
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'content-length': String(body.length),
+        cookie: `kbs-session-id=${g.cookie!}`,
+      },
+    });
+    req.on('error', () => {});
+    req.end(body);
+    const a = await waitForPending(s, 'db');
+    req.destroy();
+    let gone;
+    for (let i = 0; i < 100 && !gone; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      gone = s.audit.list().find((e) => e.reason === 'approval-pending');
+    }
+    expect(gone?.message).toMatch(/hung up/);
+    expect(s.approvals.get(a.id)?.state).toBe('pending');
+  });
+
   it('denied while the attest waits: 401; the next identical attest is refused at once', async () => {
     const g = guest(await serve());
     await g.auth();

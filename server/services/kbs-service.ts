@@ -263,6 +263,8 @@ export class KbsService {
     this.audit({
       ...base,
       result: 'info',
+      // Aggregated per client like refusals (audit-log.ts): opening sessions costs a caller nothing.
+      reason: 'session-opened',
       message: 'KBS session opened: challenge issued',
       details: { expiresAt: new Date(session.expiresAt).toISOString() },
     });

@@ -695,6 +695,21 @@ describe('refusals', () => {
     expect(refused.length).toBeLessThan(5);
   });
 
+  it('sessions opened by one client are audited once per window, then counted in one summary', async () => {
+    const s = await serve({ maxSessionsPerClient: 100 }, { audit: { aggregateWindowMs: 400 } });
+    const g = guest(s);
+    for (let i = 0; i < 30; i++) expect((await g.auth()).status).toBe(200);
+    const opened = () => s.audit.list().filter((e) => e.reason === 'session-opened');
+    expect(opened()).toHaveLength(1);
+    let summary;
+    for (let i = 0; i < 100 && !summary; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      summary = opened().find((e) => e.details?.aggregated !== undefined);
+    }
+    expect(summary?.details?.aggregated).toBe(29);
+    expect(summary?.result).toBe('info');
+  });
+
   it('the session cap in all: 429 across client groups too', async () => {
     const s = await serve({ maxSessions: 3, maxSessionsPerClient: 10 });
     const g = guest(s);

@@ -533,6 +533,21 @@ describe('refusals', () => {
     expect(r.json.detail).toBe('the attestation report did not verify');
   });
 
+  it("a VCEK of another chip in cert_chain: its hwid is not the report's chip id", async () => {
+    const other = makeKey(roots, 'vcek', { product: 'Milan', tcb: TCB, hwid: chipId(12) });
+    const g = guest();
+    await g.auth();
+    const body = g.attestBody({ certChain: true });
+    const ev = (body['tee-evidence'] as { primary_evidence: { cert_chain: unknown[] } }).primary_evidence;
+    ev.cert_chain = [{ cert_type: 'VCEK', data: Array.from(other.der) }];
+    kbsError(await g.call('POST', '/kbs/v0/attest', body), 401, 'AttestationError');
+    const last = svc.audit
+      .list()
+      .filter((e) => e.type === 'snp-attest' && e.result === 'refused')
+      .pop()!;
+    expect(last.details?.coreCode).toBe('hwid-mismatch');
+  });
+
   it('a guest no profile accepts (measurement) and one two profiles accept (ambiguous)', async () => {
     const g = guest();
     await g.auth();

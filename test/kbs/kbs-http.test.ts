@@ -379,14 +379,15 @@ describe('the full flow', () => {
 
 describe('VLEK-signed reports', () => {
   it('verify with the VLEK from cert_chain; without it they are refused (a VLEK is never on the key server)', async () => {
-    const g = guest();
+    const s = await serve();
+    const g = guest(s);
     await g.auth();
     const t = await g.attest({ vlek: true });
     expect(t.status, t.text).toBe(200);
     expect(await g.open((await g.resource('default/key/web')).json)).toBe(VALUE_WEB);
     await g.auth();
     kbsError(await g.attest({ vlek: true, certChain: false }), 401, 'AttestationError');
-    const last = svc.audit
+    const last = s.audit
       .list()
       .filter((e) => e.type === 'snp-attest' && e.result === 'refused')
       .pop()!;
@@ -512,15 +513,16 @@ describe('refusals', () => {
   });
 
   it('report_data bound to another key', async () => {
-    const g = guest();
+    const s = await serve();
+    const g = guest(s);
     await g.auth();
     const body = g.attestBody();
-    const stranger = guest();
+    const stranger = guest(s);
     (body['runtime-data'] as Record<string, unknown>)['tee-pubkey'] = stranger.jwk;
     const r = await g.call('POST', '/kbs/v0/attest', body);
     kbsError(r, 401, 'AttestationError');
     expect(r.json.detail).toBe('the owner does not accept this guest');
-    const ev = svc.audit.list().filter((e) => e.type === 'snp-attest' && e.reason === 'not-accepted');
+    const ev = s.audit.list().filter((e) => e.type === 'snp-attest' && e.reason === 'not-accepted');
     const rules = JSON.stringify(ev[ev.length - 1]!.details);
     expect(rules).toContain('"rule":"report_data"');
   });
@@ -535,13 +537,15 @@ describe('refusals', () => {
 
   it("a VCEK of another chip in cert_chain: its hwid is not the report's chip id", async () => {
     const other = makeKey(roots, 'vcek', { product: 'Milan', tcb: TCB, hwid: chipId(12) });
-    const g = guest();
+    // A service of its own: refusals are aggregated per client and reason, so the first must be this one.
+    const s = await serve();
+    const g = guest(s);
     await g.auth();
     const body = g.attestBody({ certChain: true });
     const ev = (body['tee-evidence'] as { primary_evidence: { cert_chain: unknown[] } }).primary_evidence;
     ev.cert_chain = [{ cert_type: 'VCEK', data: Array.from(other.der) }];
     kbsError(await g.call('POST', '/kbs/v0/attest', body), 401, 'AttestationError');
-    const last = svc.audit
+    const last = s.audit
       .list()
       .filter((e) => e.type === 'snp-attest' && e.result === 'refused')
       .pop()!;

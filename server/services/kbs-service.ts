@@ -306,8 +306,7 @@ export class KbsService {
       const verified = await this.verify(input, details);
       const r = verified.report;
       base.chipId = hex(r.chipId);
-      // AMD's pinned ARK unless the service was given other SNP roots (a lab, tests).
-      base.anchor = `${this.deps.trust ? 'snp-root' : 'amd-ark'}:${verified.product.toLowerCase()}`;
+      base.anchor = `amd-ark:${verified.product.toLowerCase()}`;
       Object.assign(details, {
         product: verified.product,
         signer: verified.signer,

@@ -263,6 +263,8 @@ export class KbsService {
     this.audit({
       ...base,
       result: 'info',
+      // Aggregated per client like refusals (audit-log.ts): opening sessions costs a caller nothing.
+      reason: 'session-opened',
       message: 'KBS session opened: challenge issued',
       details: { expiresAt: new Date(session.expiresAt).toISOString() },
     });
@@ -663,7 +665,9 @@ export class KbsService {
     throw refuse(
       'AttestationError',
       'approval-pending',
-      `the owner has not decided within ${this.approvalWait()} s (approval ${approval.id} still pending)`,
+      signal?.aborted
+        ? `the guest hung up while approval ${approval.id} was pending`
+        : `the owner has not decided within ${this.approvalWait()} s (approval ${approval.id} still pending)`,
       { approval: approval.id },
     );
   }

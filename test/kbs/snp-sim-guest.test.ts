@@ -203,6 +203,20 @@ describe('the whole flow through the listener', () => {
     expect(vcekFetches).toEqual([]);
   });
 
+  it('a version 5 report (mitigation vectors in its JSON form) is accepted; a version 2 one is refused by default', async () => {
+    const v5 = guest({ reportVersion: 5 });
+    expect(Buffer.from(await v5.getResource('default/key/web')).toString()).toBe(VALUE_WEB);
+    expect(v5.lastEvidence?.jsonText).toContain('"launch_mit_vector":0');
+    // Without its VCEK in the evidence a v2 report names no product (no CPUID): refused as evidence.
+    const bare = guest({ reportVersion: 2 });
+    await refusedWithoutRelease(bare, () => bare.handshakeWithRetries());
+    // With it, the product is known and the profile's minimum report version (3) refuses it.
+    const v2 = guest({ reportVersion: 2, hostCertificates: 'vcek' });
+    const seq = lastSeq();
+    await refusedWithoutRelease(v2, () => v2.handshakeWithRetries());
+    expect(JSON.stringify((await refusalAfter(seq)).details)).toMatch(/"rule":"[^"]*version[^"]*"/);
+  });
+
   it('the manual profile: the attest waits, the owner approves through the owner API, the secret is released', async () => {
     const c = guest({ measurement: M_DB, hostData: HOST_DB });
     const pending = c.getResource('default/key/db');

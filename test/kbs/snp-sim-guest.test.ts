@@ -217,6 +217,18 @@ describe('the whole flow through the listener', () => {
     expect(JSON.stringify((await refusalAfter(seq)).details)).toMatch(/"rule":"[^"]*version[^"]*"/);
   });
 
+  it('the owner edits the profile after the attestation: 401, the guest re-handshakes as guest-components does', async () => {
+    const s = await serve();
+    const c = guest({}, {}, s);
+    expect(Buffer.from(await c.getResource('default/key/web')).toString()).toBe(VALUE_WEB);
+    const firstToken = c.token!.token;
+    s.profiles.put({ ...s.profiles.get('web')!, name: 'SNP web (edited)' });
+    const before = releases(s).length;
+    expect(Buffer.from(await c.getResource('default/key/web')).toString()).toBe(VALUE_WEB);
+    expect(c.token!.token).not.toBe(firstToken);
+    expect(releases(s).length).toBe(before + 1);
+  });
+
   it('the manual profile: the attest waits, the owner approves through the owner API, the secret is released', async () => {
     const c = guest({ measurement: M_DB, hostData: HOST_DB });
     const pending = c.getResource('default/key/db');

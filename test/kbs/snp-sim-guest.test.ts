@@ -429,3 +429,71 @@ describe('over TLS, the guest pinning the service certificate (as the docs tell 
     await expect(plain.auth()).rejects.toMatchObject({ stage: 'transport' });
   });
 });
+
+describe('Genoa and Turin chips (Turin: FMC in the TCB, an 8-byte hwid)', () => {
+  it.each(['Genoa', 'Turin'] as const)(
+    '%s: the whole flow, and a TCB below the minimum refused',
+    async (product) => {
+      const chip = await SimulatedSnpFirmware.create({ product, rsaModulusBits: 2048 });
+      const chipKds = await chip.kdsStandIn();
+      try {
+        const dataDir = fs.mkdtempSync(join(os.tmpdir(), `kbs-sim-${product}-`));
+        dirs.push(dataDir);
+        const s = await startService({
+          host: '127.0.0.1',
+          port: 0,
+          dataDir,
+          secretStore: new InMemorySecretStore(),
+          ownerToken: OWNER_TOKEN,
+          rateLimit: false,
+          audit: { aggregateWindowMs: 0 },
+          kdsUrl: chipKds.url,
+          kbs: {
+            keys: new SnpKdsClient({ baseUrl: chipKds.url, maxAttempts: 1 }),
+            trust: chip.trustStore(),
+          },
+        });
+        running.push(s);
+        s.profiles.put(
+          VmProfileSchema.parse({
+            id: 'web',
+            name: 'SNP web',
+            scheme: 'amd-sev-snp',
+            policy: Number(DEFAULT_SNP_POLICY),
+            cpuCounts: [1],
+            firmware: { kind: 'digests', launchDigests: [hex(M_WEB)] },
+            approval: 'auto',
+            secrets: [{ guid: GUID_WEB, kind: 'luks-passphrase', resource: 'default/key/web' }],
+            snp: { minimumTcb: { ...chip.tcb } },
+          }),
+        );
+        await s.secretStore.set(secretAccount('web', GUID_WEB), Buffer.from(VALUE_WEB));
+        const g = chip.launch({ measurement: M_WEB, policy: DEFAULT_SNP_POLICY });
+        const c = new SnpGuestClient({ baseUrl: s.url, guest: g, handshakeAttempts: 1 });
+        clients.push(c);
+        expect(Buffer.from(await c.getResource('default/key/web')).toString()).toBe(VALUE_WEB);
+        const vcekPath = chipKds.requests.find((q) => q.path.includes('?'))?.path ?? '';
+        expect(vcekPath).toContain(`/vcek/v1/${product}/${Buffer.from(chip.hwid()).toString('hex')}?`);
+        if (product === 'Turin') expect(vcekPath).toContain('fmcSPL=');
+
+        const low = chip.launch({
+          measurement: M_WEB,
+          policy: DEFAULT_SNP_POLICY,
+          tcb:
+            product === 'Turin'
+              ? { ...chip.tcb, fmc: 0 }
+              : { ...chip.tcb, microcode: chip.tcb.microcode - 1 },
+        });
+        const lc = new SnpGuestClient({ baseUrl: s.url, guest: low, handshakeAttempts: 1 });
+        clients.push(lc);
+        const seq = lastSeq(s);
+        await refusedWithoutRelease(lc, () => lc.handshakeWithRetries(), 'default/key/web', s);
+        expect(JSON.stringify((await refusalAfter(seq, s)).details)).toMatch(
+          product === 'Turin' ? /"rule":"reported_tcb.fmc"/ : /"rule":"reported_tcb.microcode"/,
+        );
+      } finally {
+        await chipKds.stop();
+      }
+    },
+  );
+});

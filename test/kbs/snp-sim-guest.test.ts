@@ -195,6 +195,12 @@ describe('the whole flow through the listener', () => {
     },
   );
 
+  it('a guest sending init-data (TOML, as guest-components with an initdata file) is served the same', async () => {
+    const c = guest({}, { initData: 'version = "0.1.0"\nalgorithm = "sha384"\n[data]\n' });
+    expect(Buffer.from(await c.getResource('default/key/web')).toString()).toBe(VALUE_WEB);
+    expect(JSON.parse(c.lastAttestBody!)['init-data']).toMatchObject({ format: 'toml' });
+  });
+
   it('the host supplies ARK, ASK and VCEK with the report (cert_chain): accepted the same', async () => {
     const before = kds.requests.length;
     const c = guest({ hostCertificates: 'chain' });

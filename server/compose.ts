@@ -7,9 +7,13 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { VmProfile } from '../app/profile';
 import { DomainError, messageOf } from '../app/errors';
+import { KbsTokenIssuer } from '../app/kbs/jwt';
 import { DiskCekCache, KdsClient } from '../app/sev/kds';
 import { TrustStore } from '../app/sev/roots';
+import { SnpKdsClient } from '../app/snp/kds';
+import { SnpTrustStore } from '../app/snp/roots';
 import { bundleRoutes } from './listener/bundle-routes';
+import { kbsRoutes } from './listener/kbs-routes';
 import { ListenerController } from './listener/listener-controller';
 import type { ListenerLimits } from './listener/server';
 import { Listener } from './listener/server';
@@ -24,6 +28,8 @@ import { BundleService } from './services/bundle-service';
 import { ConnectionTable, type ConnectionStore } from './services/connections';
 import { DemoService } from './services/demo-service';
 import { ExpectedDigests } from './services/expected-digests';
+import { KbsService, type SnpKeySource } from './services/kbs-service';
+import { SnpMeasurements } from './services/snp-measurements';
 import { createConfBackend, type KeyValueBackend } from './services/kv-backend';
 import { OwnerService } from './services/owner-service';
 import { ProfileStore } from './services/profile-store';
@@ -72,6 +78,20 @@ export interface ServeOptions {
   /** Where a signed CEK comes from when the chain's is unsigned; default a KdsClient on kdsUrl with a disk cache in DIR/kds-cache. */
   kds?: CekSource;
   approvalTimeoutSeconds?: number;
+  /**
+   * SEV-SNP guests (Trustee KBS, /kbs/v0): where VCEKs and CRLs come from (default an SnpKdsClient on
+   * kdsUrl with a disk cache in DIR/snp-kds-cache and the owner's offline VCEKs in DIR/snp-vceks), the SNP
+   * roots (default AMD's pinned ones; tests pass their own), how long an attest waits for the owner
+   * (default the setting kbsApprovalWaitSeconds), and the session caps.
+   */
+  kbs?: {
+    keys?: SnpKeySource;
+    trust?: SnpTrustStore;
+    approvalWaitSeconds?: number;
+    challengeTtlSeconds?: number;
+    maxSessions?: number;
+    maxSessionsPerClient?: number;
+  };
   /** Pending-approval budgets (ApprovalServiceOptions: maxPending, per client, per platform, host token). */
   approvalLimits?: {
     maxPending?: number;
@@ -135,6 +155,10 @@ export interface Services {
   /** The expected-digest cache (one firmware pass per artifact), shared with previews of draft profiles. */
   digests: ExpectedDigests;
   attestation: AttestationService;
+  /** SEV-SNP guests over Trustee's KBS protocol (the listener's /kbs/v0 routes). */
+  kbs: KbsService;
+  /** The SNP roots the KBS verifies against (AMD's pinned ones unless given); the demo adds its own. */
+  snpTrust: SnpTrustStore;
   owner: OwnerService;
   /** The keys trusted to sign bundles (DIR/trusted-keys.json). */
   trustedKeys: TrustedKeyStore;
@@ -306,7 +330,37 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
     audit,
     ...(opts.version ? { version: opts.version } : {}),
   });
-  const extraRoutes = bundleRoutes(bundles);
+  const snpTrust = opts.kbs?.trust ?? SnpTrustStore.pinned();
+  const kbs = new KbsService({
+    profiles,
+    secrets: secretStore,
+    approvals,
+    audit,
+    tokens: new KbsTokenIssuer(),
+    measurements: new SnpMeasurements({
+      firmwarePath: (sha) => (artifacts.has(sha) ? artifacts.path(sha) : undefined),
+    }),
+    keys:
+      opts.kbs?.keys ??
+      new SnpKdsClient({
+        baseUrl: opts.kdsUrl ?? s.kdsUrl,
+        cacheDir: join(opts.dataDir, 'snp-kds-cache'),
+        offlineDir: join(opts.dataDir, 'snp-vceks'),
+        // A guest waits on this (and retries the handshake itself): two attempts at most.
+        maxAttempts: 2,
+      }),
+    trust: snpTrust,
+    allowMissingCrl: () => settings.get().snpAllowMissingCrl,
+    approvalWaitSeconds: () => opts.kbs?.approvalWaitSeconds ?? settings.get().kbsApprovalWaitSeconds,
+    ...(opts.kbs?.challengeTtlSeconds !== undefined
+      ? { challengeTtlSeconds: opts.kbs.challengeTtlSeconds }
+      : {}),
+    ...(opts.kbs?.maxSessions !== undefined ? { maxSessions: opts.kbs.maxSessions } : {}),
+    ...(opts.kbs?.maxSessionsPerClient !== undefined
+      ? { maxSessionsPerClient: opts.kbs.maxSessionsPerClient }
+      : {}),
+  });
+  const extraRoutes = [...bundleRoutes(bundles), ...kbsRoutes(kbs, log)];
   const controller: ListenerController = new ListenerController({
     dataDir: opts.dataDir,
     settings,
@@ -365,6 +419,8 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
     approvalReplication,
     digests,
     attestation,
+    kbs,
+    snpTrust,
     owner,
     trustedKeys,
     pinnedCeks,
@@ -375,6 +431,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
     close: async () => {
       approvals.close();
       await connections.close();
+      kbs.close();
       owner.close();
       await audit.close();
       await approvalReplication?.flush();
@@ -396,6 +453,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
       profiles,
       artifacts,
       trust,
+      snpTrust,
       approvals,
       audit,
       owner,

@@ -14,6 +14,8 @@ export const HAPROXY_CFG = join(__dirname, '..', '..', 'docs', 'scale-out', 'hap
 export interface RunningHaproxy {
   url: string;
   port: number;
+  /** The source-balanced port for SEV-SNP guests' KBS traffic. */
+  kbsUrl: string;
   child: ChildProcess;
   stop(): Promise<void>;
 }
@@ -30,14 +32,19 @@ async function freePort(): Promise<number> {
 }
 
 /** The documented configuration with the bind address and the server lines replaced. */
-export function renderHaproxyConfig(text: string, port: number, backends: string[]): string {
+export function renderHaproxyConfig(text: string, port: number, backends: string[], kbsPort: number): string {
   const servers = backends
     .map((b, i) => `    server replica${i + 1} ${b} check inter 1s fall 2 rise 1`)
     .join('\n');
   const out = text
     .replace(/^(\s*)bind :8470$/m, `$1bind 127.0.0.1:${port}`)
-    .replace(/(^\s*server replica\d+ .*\n?)+/m, servers + '\n');
-  if (!out.includes(`bind 127.0.0.1:${port}`) || !out.includes('server replica1 ')) {
+    .replace(/^(\s*)bind :8471$/m, `$1bind 127.0.0.1:${kbsPort}`)
+    .replace(/(^\s*server replica\d+ .*\n?)+/gm, servers + '\n');
+  if (
+    !out.includes(`bind 127.0.0.1:${port}`) ||
+    !out.includes(`bind 127.0.0.1:${kbsPort}`) ||
+    /10\.0\.0\./.test(out)
+  ) {
     throw new Error(`${HAPROXY_CFG} no longer has the bind / server lines this helper rewrites`);
   }
   return out;
@@ -45,9 +52,10 @@ export function renderHaproxyConfig(text: string, port: number, backends: string
 
 export async function startHaproxy(backends: string[]): Promise<RunningHaproxy> {
   const port = await freePort();
+  const kbsPort = await freePort();
   const dir = fs.mkdtempSync(join(tmpdir(), 'sev-haproxy-'));
   const cfg = join(dir, 'haproxy.cfg');
-  fs.writeFileSync(cfg, renderHaproxyConfig(fs.readFileSync(HAPROXY_CFG, 'utf8'), port, backends));
+  fs.writeFileSync(cfg, renderHaproxyConfig(fs.readFileSync(HAPROXY_CFG, 'utf8'), port, backends, kbsPort));
   const child = spawn('haproxy', ['-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
@@ -72,6 +80,7 @@ export async function startHaproxy(backends: string[]): Promise<RunningHaproxy> 
   return {
     url: `http://127.0.0.1:${port}`,
     port,
+    kbsUrl: `http://127.0.0.1:${kbsPort}`,
     child,
     stop: async () => {
       child.kill('SIGTERM');

@@ -73,6 +73,25 @@ describe('HAProxy in front of three replicas (docs/scale-out/haproxy.cfg)', () =
     expect(r.status, r.stderr).toBe(0);
   });
 
+  it('the KBS port keeps a source on one replica; the host port spreads', async () => {
+    /** Which replica answered: its own "listening on" audit event names it. */
+    const whoAnswers = async (base: string) => {
+      const ev = await request(base, 'GET', '/v1/events?type=listener', { headers: { connection: 'close' } });
+      expect(ev.status).toBe(200);
+      return (ev.json.events as Array<{ message?: string }>).find((e) =>
+        e.message?.startsWith('listening on'),
+      )!.message!;
+    };
+    const viaKbs = new Set<string>();
+    const viaHosts = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      viaKbs.add(await whoAnswers(haproxy.kbsUrl));
+      viaHosts.add(await whoAnswers(haproxy.url));
+    }
+    expect(viaKbs.size).toBe(1);
+    expect(viaHosts.size).toBe(3);
+  });
+
   it('host flows through the balancer release the secret; a stopped replica is routed around', async () => {
     const via = { svc: { url: haproxy.url } } as Parameters<typeof hostFlow>[0];
     // A fresh connection per request: round robin spreads them over the replicas.

@@ -22,7 +22,7 @@ import { TunnelController } from './serve/tunnel-controller';
 import { ApprovalService } from './services/approvals';
 import { ArtifactImportService } from './services/artifact-import';
 import { ArtifactStore } from './services/artifact-store';
-import { AttestationService, type CekSource } from './services/attestation';
+import { AttestationService, type AuditSink, type CekSource } from './services/attestation';
 import { AuditLog } from './services/audit-log';
 import { BundleService } from './services/bundle-service';
 import { ConnectionTable, type ConnectionStore } from './services/connections';
@@ -256,6 +256,20 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
     ? new PgConnectionStore({ db: shared.db, cipher: shared.cipher, ttlMs, log })
     : new ConnectionTable({ ttlMs });
   const mirror = shared ? new AuditChainMirror(audit, shared.chain, log) : undefined;
+  // What the release paths (SEV validate, KBS resource) write to: with --database, a durable event also
+  // waits for its copy in the shared chain, so a release is on the chain before the secret leaves.
+  const releaseAudit: AuditSink = mirror
+    ? {
+        append: (e) => audit.append(e),
+        appendDurable: async (e) => {
+          const event = audit.append(e);
+          const copied = mirror.copyOf(event);
+          await audit.flushed(event.seq);
+          await copied;
+          return event;
+        },
+      }
+    : audit;
   const digests = new ExpectedDigests({
     firmwarePath: (sha) => (artifacts.has(sha) ? artifacts.path(sha) : undefined),
   });
@@ -270,23 +284,8 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
     connections,
     approvals,
     digests,
-    audit,
+    audit: releaseAudit,
     pinnedCeks,
-    ...(mirror
-      ? {
-          // A release waits for its copy in the shared chain as well as the local fdatasync.
-          audit: {
-            append: (e) => audit.append(e),
-            appendDurable: async (e) => {
-              const event = audit.append(e);
-              const copied = mirror.copyOf(event);
-              await audit.flushed(event.seq);
-              await copied;
-              return event;
-            },
-          },
-        }
-      : {}),
     kds:
       opts.kds ??
       new KdsClient({
@@ -335,7 +334,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
     profiles,
     secrets: secretStore,
     approvals,
-    audit,
+    audit: releaseAudit,
     tokens: new KbsTokenIssuer(),
     measurements: new SnpMeasurements({
       firmwarePath: (sha) => (artifacts.has(sha) ? artifacts.path(sha) : undefined),

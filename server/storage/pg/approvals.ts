@@ -39,6 +39,7 @@ export class PgApprovalReplication implements ApprovalReplication {
       );
     });
     this.notifier.onReconnect(() => void this.loadAll().catch(() => {}));
+    await this.notifier.listening(APPROVAL_CHANNEL);
     await this.loadAll();
   }
 

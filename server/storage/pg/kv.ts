@@ -47,12 +47,14 @@ export class PgKeyValueBackend<T extends Record<string, unknown>> implements Flu
     defaults: T,
   ): Promise<PgKeyValueBackend<T>> {
     const b = new PgKeyValueBackend(db, store, defaults);
-    await b.reload();
+    // Listening before the first read: a commit in between is not missed.
     notifier.on(KV_CHANNEL, (payload) => {
       const [s, key] = payload.split('\n');
       if (s === store && key !== undefined) void b.reload(key).catch(() => {});
     });
     notifier.onReconnect(() => void b.reload().catch(() => {}));
+    await notifier.listening(KV_CHANNEL);
+    await b.reload();
     return b;
   }
 

@@ -15,6 +15,8 @@ export class Notifier {
   private closed = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private everConnected = false;
+  /** The LISTEN issued for a channel added while connected. */
+  private readonly listens = new Map<string, Promise<void>>();
 
   constructor(
     private readonly url: string,
@@ -31,10 +33,23 @@ export class Notifier {
     if (!set) {
       set = new Set();
       this.handlers.set(channel, set);
-      if (this.client) void this.client.query(`LISTEN ${pg.escapeIdentifier(channel)}`).catch(() => {});
+      if (this.client) {
+        this.listens.set(
+          channel,
+          this.client.query(`LISTEN ${pg.escapeIdentifier(channel)}`).then(
+            () => undefined,
+            () => undefined,
+          ),
+        );
+      }
     }
     set.add(fn);
     return () => set.delete(fn);
+  }
+
+  /** Resolves once the channel is listened to (read state after it: no commit falls in between). */
+  async listening(channel: string): Promise<void> {
+    await this.listens.get(channel);
   }
 
   onReconnect(fn: () => void): () => void {

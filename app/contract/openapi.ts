@@ -292,6 +292,7 @@ export function buildOpenApiDocument(version = '0.1.0'): Json {
             '200': { description: 'registered', content: json('BundleImportResponse') },
             '400': err('bundle-invalid | bad-request'),
             '403': err('bundle-key-untrusted'),
+            '409': err('bundle-scheme-mismatch'),
             '422': err('bundle-unsigned | bundle-signature-invalid'),
           },
         }),

@@ -10,6 +10,7 @@ import { DomainError, messageOf } from '../app/errors';
 import { DiskCekCache, KdsClient } from '../app/sev/kds';
 import { TrustStore } from '../app/sev/roots';
 import { bundleRoutes } from './listener/bundle-routes';
+import { hostSetupRoutes } from './listener/host-setup-routes';
 import { ListenerController } from './listener/listener-controller';
 import type { ListenerLimits } from './listener/server';
 import { Listener } from './listener/server';
@@ -24,6 +25,8 @@ import { BundleService } from './services/bundle-service';
 import { ConnectionTable } from './services/connections';
 import { DemoService } from './services/demo-service';
 import { ExpectedDigests } from './services/expected-digests';
+import { HostSetupService } from './services/host-setup-service';
+import { snpMeasurementRows, SnpIdKeyService } from './services/snp-id-keys';
 import { createConfBackend, type KeyValueBackend } from './services/kv-backend';
 import { OwnerService } from './services/owner-service';
 import { ProfileStore } from './services/profile-store';
@@ -126,6 +129,8 @@ export interface Services {
   pinnedCeks: PinnedCekStore;
   /** Measurement bundles: signing key, export, verify, import (also the listener's bundle routes). */
   bundles: BundleService;
+  /** What to paste on the host for a profile; SEV-SNP ID keys and ID blocks (also REST routes). */
+  hostSetup: HostSetupService;
   listener: ListenerController;
   /** The SSH reverse tunnel to the listener (tunnel:status / tunnel:configure, serve --tunnel). */
   tunnel: TunnelController;
@@ -256,7 +261,23 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     audit,
     ...(opts.version ? { version: opts.version } : {}),
   });
-  const extraRoutes = bundleRoutes(bundles);
+  // SNP ID keys (one per VM) live in the same secret store as the bundle signing key.
+  const hostSetup = new HostSetupService({
+    profiles,
+    listener: () => ({
+      url: controller.url,
+      ...(controller.tlsFingerprint !== undefined ? { tlsFingerprint: controller.tlsFingerprint } : {}),
+      hostTokenRequired: controller.hostToken !== undefined,
+    }),
+    tunnel: async () => tunnel.status(),
+    snp: new SnpIdKeyService({
+      profiles,
+      secrets: secretStore,
+      audit,
+      measurements: (p) => snpMeasurementRows(p, (id) => bundles.previewProfile(id)),
+    }),
+  });
+  const extraRoutes = [...bundleRoutes(bundles), ...hostSetupRoutes(hostSetup)];
   const controller: ListenerController = new ListenerController({
     dataDir: opts.dataDir,
     settings,
@@ -317,6 +338,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     trustedKeys,
     pinnedCeks,
     bundles,
+    hostSetup,
     listener: controller,
     tunnel,
     demo: undefined as unknown as DemoService,

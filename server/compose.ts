@@ -7,10 +7,14 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { VmProfile } from '../app/profile';
 import { DomainError, messageOf } from '../app/errors';
+import { KbsTokenIssuer } from '../app/kbs/jwt';
 import { DiskCekCache, KdsClient } from '../app/sev/kds';
 import { TrustStore } from '../app/sev/roots';
+import { SnpKdsClient } from '../app/snp/kds';
+import type { SnpTrustStore } from '../app/snp/roots';
 import { bundleRoutes } from './listener/bundle-routes';
 import { hostSetupRoutes } from './listener/host-setup-routes';
+import { kbsRoutes } from './listener/kbs-routes';
 import { ListenerController } from './listener/listener-controller';
 import type { ListenerLimits } from './listener/server';
 import { Listener } from './listener/server';
@@ -26,7 +30,9 @@ import { ConnectionTable } from './services/connections';
 import { DemoService } from './services/demo-service';
 import { ExpectedDigests } from './services/expected-digests';
 import { HostSetupService } from './services/host-setup-service';
+import { KbsService, type SnpKeySource } from './services/kbs-service';
 import { snpMeasurementRows, SnpIdKeyService } from './services/snp-id-keys';
+import { SnpMeasurements } from './services/snp-measurements';
 import { createConfBackend, type KeyValueBackend } from './services/kv-backend';
 import { OwnerService } from './services/owner-service';
 import { ProfileStore } from './services/profile-store';
@@ -71,6 +77,20 @@ export interface ServeOptions {
   /** Where a signed CEK comes from when the chain's is unsigned; default a KdsClient on kdsUrl with a disk cache in DIR/kds-cache. */
   kds?: CekSource;
   approvalTimeoutSeconds?: number;
+  /**
+   * SEV-SNP guests (Trustee KBS, /kbs/v0): where VCEKs and CRLs come from (default an SnpKdsClient on
+   * kdsUrl with a disk cache in DIR/snp-kds-cache and the owner's offline VCEKs in DIR/snp-vceks), the SNP
+   * roots (default AMD's pinned ones; tests pass their own), how long an attest waits for the owner
+   * (default the setting kbsApprovalWaitSeconds), and the session caps.
+   */
+  kbs?: {
+    keys?: SnpKeySource;
+    trust?: SnpTrustStore;
+    approvalWaitSeconds?: number;
+    challengeTtlSeconds?: number;
+    maxSessions?: number;
+    maxSessionsPerClient?: number;
+  };
   /** Pending-approval budgets (ApprovalServiceOptions: maxPending, per client, per platform, host token). */
   approvalLimits?: {
     maxPending?: number;
@@ -122,6 +142,8 @@ export interface Services {
   /** The expected-digest cache (one firmware pass per artifact), shared with previews of draft profiles. */
   digests: ExpectedDigests;
   attestation: AttestationService;
+  /** SEV-SNP guests over Trustee's KBS protocol (the listener's /kbs/v0 routes). */
+  kbs: KbsService;
   owner: OwnerService;
   /** The keys trusted to sign bundles (DIR/trusted-keys.json). */
   trustedKeys: TrustedKeyStore;
@@ -277,7 +299,36 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
       measurements: (p) => snpMeasurementRows(p, (id) => bundles.previewProfile(id)),
     }),
   });
-  const extraRoutes = [...bundleRoutes(bundles), ...hostSetupRoutes(hostSetup)];
+  const kbs = new KbsService({
+    profiles,
+    secrets: secretStore,
+    approvals,
+    audit,
+    tokens: new KbsTokenIssuer(),
+    measurements: new SnpMeasurements({
+      firmwarePath: (sha) => (artifacts.has(sha) ? artifacts.path(sha) : undefined),
+    }),
+    keys:
+      opts.kbs?.keys ??
+      new SnpKdsClient({
+        baseUrl: opts.kdsUrl ?? s.kdsUrl,
+        cacheDir: join(opts.dataDir, 'snp-kds-cache'),
+        offlineDir: join(opts.dataDir, 'snp-vceks'),
+        // A guest waits on this (and retries the handshake itself): two attempts at most.
+        maxAttempts: 2,
+      }),
+    ...(opts.kbs?.trust ? { trust: opts.kbs.trust } : {}),
+    allowMissingCrl: () => settings.get().snpAllowMissingCrl,
+    approvalWaitSeconds: () => opts.kbs?.approvalWaitSeconds ?? settings.get().kbsApprovalWaitSeconds,
+    ...(opts.kbs?.challengeTtlSeconds !== undefined
+      ? { challengeTtlSeconds: opts.kbs.challengeTtlSeconds }
+      : {}),
+    ...(opts.kbs?.maxSessions !== undefined ? { maxSessions: opts.kbs.maxSessions } : {}),
+    ...(opts.kbs?.maxSessionsPerClient !== undefined
+      ? { maxSessionsPerClient: opts.kbs.maxSessionsPerClient }
+      : {}),
+  });
+  const extraRoutes = [...bundleRoutes(bundles), ...kbsRoutes(kbs, log), ...hostSetupRoutes(hostSetup)];
   const controller: ListenerController = new ListenerController({
     dataDir: opts.dataDir,
     settings,
@@ -334,6 +385,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     connections,
     digests,
     attestation,
+    kbs,
     owner,
     trustedKeys,
     pinnedCeks,
@@ -345,6 +397,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     close: async () => {
       approvals.close();
       connections.close();
+      kbs.close();
       owner.close();
       await audit.close();
     },

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BundleDocument } from '../../app/bundle/bundle';
 import type { VmProfile } from '../../app/profile';
+import { SnpMeasurements } from '../../server/services/snp-measurements';
 import { FIRMWARE_PATH, request, startHarness, type Harness } from '../helpers/listener-harness';
 
 let a: Harness;
@@ -111,6 +112,14 @@ describe('SEV-SNP bundles over REST', () => {
     });
     // Exported again from B's copy's rules, nothing is lost: the SNP section is the same.
     expect(b.svc.profiles.get('snp-web')!.snp).toEqual(snpProfile.snp);
+  });
+
+  it("the bundle's measurements are exactly those the KBS admits for the profile (SnpMeasurements)", async () => {
+    const kbs = new SnpMeasurements({ firmwarePath: (sha) => a.svc.artifacts.path(sha) });
+    expect(await kbs.forProfile(snpProfile)).toEqual(snpDoc.body.rows.map((r) => r.digest));
+    expect(await kbs.forProfile(b.svc.profiles.get('snp-web')!)).toEqual(
+      snpDoc.body.rows.map((r) => r.digest),
+    );
   });
 
   it('vqsv, simple-kbs and simple-kbs-sql answer 409 bundle-export-unsupported; csv works', async () => {

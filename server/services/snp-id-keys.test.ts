@@ -8,7 +8,8 @@ import { fromBase64, fromHex, toHex } from '../../app/sev/bytes';
 import { decodeIdBlock, verifyIdBlock } from '../../app/snp/id-block';
 import { M, snpKeyService, snpTestProfile } from '../../test/helpers/snp-host-setup-fixtures';
 import { InMemorySecretStore } from './secret-store';
-import { AUTHOR_KEY_ACCOUNT, idKeyAccount } from './snp-id-keys';
+import { BundleError } from '../../app/bundle/errors';
+import { AUTHOR_KEY_ACCOUNT, idKeyAccount, SnpIdKeyService } from './snp-id-keys';
 
 describe('SnpIdKeyService', () => {
   it('creates the VM ID key on request, trusts its digest, and keeps it on the next call', async () => {
@@ -88,6 +89,33 @@ describe('SnpIdKeyService', () => {
     const second = await service.ensureKeys('snp-vm', { replace: true });
     expect(second.idKeyDigest).not.toBe(first.idKeyDigest);
     expect(profiles.get('snp-vm')!.snp!.trustedIdKeyDigests).toEqual([M('9'), second.idKeyDigest]);
+  });
+
+  it('a firmware that cannot be measured leaves the fragment without an ID block and says why', async () => {
+    const secrets = new InMemorySecretStore();
+    const { profiles } = snpKeyService(secrets);
+    const service = new SnpIdKeyService({
+      profiles,
+      secrets,
+      measurements: () =>
+        Promise.reject(
+          new BundleError('bundle-export-unsupported', "snp-vm's firmware is not in the artifact store"),
+        ),
+    });
+    await service.ensureKeys('snp-vm');
+    const s = await service.hostSetup('snp-vm');
+    expect(s.rows).toEqual([]);
+    expect(s.idBlock).toBeUndefined();
+    expect(s.idBlockMissing).toBe(
+      "the expected measurements could not be computed (snp-vm's firmware is not in the artifact store)",
+    );
+    // A programming error is not swallowed.
+    const broken = new SnpIdKeyService({
+      profiles,
+      secrets,
+      measurements: () => Promise.reject(new TypeError('bug')),
+    });
+    await expect(broken.hostSetup('snp-vm')).rejects.toThrow('bug');
   });
 
   it('refuses a row the profile does not have, an SEV profile and an unknown VM', async () => {

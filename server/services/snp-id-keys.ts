@@ -119,7 +119,16 @@ export class SnpIdKeyService {
    */
   async hostSetup(vmId: string, opts: HostSetupOptions = {}): Promise<SnpHostSetupInput> {
     const p = this.snpProfile(vmId);
-    const rows = await this.deps.measurements(p);
+    let rows: SnpMeasurementRow[];
+    let unmeasured: string | undefined;
+    try {
+      rows = await this.deps.measurements(p);
+    } catch (e) {
+      // The fragment is still useful without an ID block; say why there is none.
+      if (!(e instanceof DomainError)) throw e;
+      rows = [];
+      unmeasured = `the expected measurements could not be computed (${e.message})`;
+    }
     const out: SnpHostSetupInput = { rows };
     const idKey = await this.load(idKeyAccount(vmId));
     let authorKey: KeyObject | undefined;
@@ -143,7 +152,7 @@ export class SnpIdKeyService {
     if (!idKey) {
       out.idBlockMissing = 'this VM has no ID key yet (create one to sign an ID block)';
     } else if (rows.length === 0) {
-      out.idBlockMissing = 'the profile has no expected measurement to sign';
+      out.idBlockMissing = unmeasured ?? 'the profile has no expected measurement to sign';
     } else if (!row) {
       out.idBlockMissing = `the profile has ${rows.length} measurements: choose the row (vCPU count and signature) to sign`;
     } else if (opts.authorKey && !authorKey) {

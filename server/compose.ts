@@ -11,7 +11,7 @@ import { KbsTokenIssuer } from '../app/kbs/jwt';
 import { DiskCekCache, KdsClient } from '../app/sev/kds';
 import { TrustStore } from '../app/sev/roots';
 import { SnpKdsClient } from '../app/snp/kds';
-import type { SnpTrustStore } from '../app/snp/roots';
+import { SnpTrustStore } from '../app/snp/roots';
 import { bundleRoutes } from './listener/bundle-routes';
 import { hostSetupRoutes } from './listener/host-setup-routes';
 import { kbsRoutes } from './listener/kbs-routes';
@@ -144,6 +144,8 @@ export interface Services {
   attestation: AttestationService;
   /** SEV-SNP guests over Trustee's KBS protocol (the listener's /kbs/v0 routes). */
   kbs: KbsService;
+  /** The SNP roots the KBS verifies against (AMD's pinned ones unless given); the demo adds its own. */
+  snpTrust: SnpTrustStore;
   owner: OwnerService;
   /** The keys trusted to sign bundles (DIR/trusted-keys.json). */
   trustedKeys: TrustedKeyStore;
@@ -299,6 +301,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
       measurements: (p) => snpMeasurementRows(p, (id) => bundles.previewProfile(id)),
     }),
   });
+  const snpTrust = opts.kbs?.trust ?? SnpTrustStore.pinned();
   const kbs = new KbsService({
     profiles,
     secrets: secretStore,
@@ -317,7 +320,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
         // A guest waits on this (and retries the handshake itself): two attempts at most.
         maxAttempts: 2,
       }),
-    ...(opts.kbs?.trust ? { trust: opts.kbs.trust } : {}),
+    trust: snpTrust,
     allowMissingCrl: () => settings.get().snpAllowMissingCrl,
     approvalWaitSeconds: () => opts.kbs?.approvalWaitSeconds ?? settings.get().kbsApprovalWaitSeconds,
     ...(opts.kbs?.challengeTtlSeconds !== undefined
@@ -386,6 +389,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     digests,
     attestation,
     kbs,
+    snpTrust,
     owner,
     trustedKeys,
     pinnedCeks,
@@ -416,6 +420,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
       profiles,
       artifacts,
       trust,
+      snpTrust,
       approvals,
       audit,
       owner,

@@ -10,7 +10,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { VmProfileSchema, type VmProfile } from '../profile';
 import { computeSnpLaunchDigest, prepareSnpOvmf, type SnpOvmfState } from '../snp/measure/launch-digest';
 import { findSnpVcpuType, vcpuSignatureOf } from '../snp/measure/vcpu-types';
+import { prepareFirmware } from '../digest/launch-digest';
 import {
+  buildBundleBody,
   buildSnpBundleBody,
   generateSigningKey,
   keyFingerprint,
@@ -263,5 +265,40 @@ describe('an SEV-SNP bundle', () => {
       }
       expect(msg, format).toMatch(/^bundle-export-unsupported: an SEV-SNP bundle exports as native or csv/);
     }
+  });
+});
+
+describe('SEV bundles stay byte-compatible', () => {
+  it('an SEV-ES bundle written by the code before SNP rows is rebuilt byte for byte (and verifies)', async () => {
+    // test/fixtures/bundles/sev-es-v1-before-snp.bundle.json: written by main before this change with
+    // the inputs below and the seed 0x07 x 32 (Ed25519 signatures are deterministic).
+    const golden = readFileSync('test/fixtures/bundles/sev-es-v1-before-snp.bundle.json', 'utf8');
+    const fw = await prepareFirmware('test/fixtures/vectors/virtee-sev/ovmf_AmdSev_suffix.bin');
+    const body = buildBundleBody({
+      profile: {
+        id: 'golden',
+        name: 'Golden SEV-ES',
+        scheme: 'amd-sev-es',
+        policy: 5,
+        cpuCounts: [1, 2],
+        cpuSignatures: [{ family: 25, model: 1, stepping: 1 }],
+        vmsaVariants: ['legacy', 'kvm-init2'],
+        firmware: { kind: 'artifact', sha256: fw.info.sha256, size: fw.info.size },
+        kernelHash: 'ab'.repeat(32),
+        initrdHash: 'cd'.repeat(32),
+        cmdline: 'console=ttyS0',
+        minApi: { major: 1, minor: 51 },
+        allowedBuildIds: [3],
+        approval: 'manual',
+        secrets: [],
+      },
+      firmware: fw,
+      createdAt: '2026-12-01T00:00:00.000Z',
+      generator: 'sev-attest golden',
+    });
+    const seed = new Uint8Array(32).fill(7);
+    expect(JSON.stringify(signBundle(body, seed), null, 2) + '\n').toBe(golden);
+    const fp = keyFingerprint(publicKeyOf(seed));
+    expect(verifyBundle(golden, [{ fingerprint: fp }]).body.rows).toHaveLength(4);
   });
 });

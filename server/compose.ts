@@ -43,6 +43,7 @@ import { TrustedKeyStore, type StoredTrustedKey } from './services/trusted-keys'
 import { PinnedCekStore, type PinnedCek } from './services/pinned-ceks';
 import { PgApprovalReplication } from './storage/pg/approvals';
 import { PgConnectionStore } from './storage/pg/connections';
+import { PgKbsSessionStore } from './storage/pg/kbs-sessions';
 import { PgSecretStore } from './storage/pg/secrets';
 import { AuditChainMirror, type SharedDatabase } from './storage/pg/shared';
 
@@ -356,7 +357,9 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
     secrets: secretStore,
     approvals,
     audit: releaseAudit,
-    tokens: new KbsTokenIssuer(),
+    tokens: new KbsTokenIssuer(shared ? { key: shared.kbsTokenKey } : {}),
+    // serve --database: sessions in the shared database, so each step may reach another replica.
+    ...(shared ? { sessions: new PgKbsSessionStore({ db: shared.db, cipher: shared.cipher }) } : {}),
     measurements: new SnpMeasurements({
       firmwarePath: (sha) => (artifacts.has(sha) ? artifacts.path(sha) : undefined),
     }),

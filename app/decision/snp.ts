@@ -13,7 +13,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FlattenedJwe } from '../kbs/jwe';
 import { encryptForTee } from '../kbs/jwe';
-import type { TeePublicKey } from '../kbs/jwk';
+import { parseTeePubkey, type TeePublicKey } from '../kbs/jwk';
 import type { VmProfile } from '../profile';
 import { SNP_POLICY_DEBUG_BIT } from '../profile';
 import { appraiseReport, type SnpAppraisalPolicy, type SnpRefusal } from '../snp/appraisal';
@@ -136,11 +136,34 @@ interface MintArgs<P extends SnpProfile> {
   teePubkey: TeePublicKey;
 }
 
+/**
+ * A VerifiedSnpGuest as plain data, for a KBS session kept in the shared database (sealed there under
+ * the service key and bound to its row, server/storage/pg/kbs-sessions.ts): the guest attests on one
+ * replica and reads its resources on another.
+ */
+export interface SnpGuestRecord<P extends SnpProfile = VmProfile> {
+  profile: P;
+  vouchedBy: 'measurement' | 'id-key' | 'author-key';
+  /** The guest's key as its JWK. */
+  teePubkey: Record<string, unknown>;
+  product: SnpProduct;
+  signer: 'vcek' | 'vlek';
+  chipId: string;
+  measurement: string;
+  policy: string;
+  reportedTcb: TcbParts;
+  vmpl: number;
+}
+
+type GuestFields<P extends SnpProfile> = Omit<SnpGuestRecord<P>, 'teePubkey'> & { teePubkey: TeePublicKey };
+
 let mint: <P extends SnpProfile>(a: MintArgs<P>) => VerifiedSnpGuest<P>;
+let restore: <P extends SnpProfile>(f: GuestFields<P>) => VerifiedSnpGuest<P>;
 
 /**
  * A guest whose verified report exactly one SNP profile accepted, bound to the key its report_data
- * names. Only decideSnpGuest creates one (private constructor, module-private factory).
+ * names. Only decideSnpGuest creates one (private constructor, module-private factory), or
+ * restoreSnpGuest from what a session store kept of one.
  */
 export class VerifiedSnpGuest<P extends SnpProfile = VmProfile> {
   readonly #teePubkey: TeePublicKey;
@@ -162,27 +185,41 @@ export class VerifiedSnpGuest<P extends SnpProfile = VmProfile> {
   readonly vmpl: number;
   readonly vouchedBy: 'measurement' | 'id-key' | 'author-key';
 
-  private constructor(a: MintArgs<P>) {
-    const r = a.report.report;
-    this.#teePubkey = a.teePubkey;
+  private constructor(f: GuestFields<P>) {
+    this.#teePubkey = f.teePubkey;
     this.#resources = new Set(
-      a.profile.secrets.flatMap((s) => (s.resource !== undefined ? [s.resource] : [])),
+      f.profile.secrets.flatMap((s) => (s.resource !== undefined ? [s.resource] : [])),
     );
-    this.profile = a.profile;
-    this.profileId = a.profile.id;
-    this.revision = a.profile.revision;
-    this.product = a.report.product;
-    this.signer = a.report.signer;
-    this.chipId = hex(r.chipId);
-    this.measurement = hex(r.measurement);
-    this.policy = policyHex(r.policy.raw);
-    this.reportedTcb = { ...a.report.tcb.reported };
-    this.vmpl = r.vmpl;
-    this.vouchedBy = a.vouchedBy;
+    this.profile = f.profile;
+    this.profileId = f.profile.id;
+    this.revision = f.profile.revision;
+    this.product = f.product;
+    this.signer = f.signer;
+    this.chipId = f.chipId;
+    this.measurement = f.measurement;
+    this.policy = f.policy;
+    this.reportedTcb = { ...f.reportedTcb };
+    this.vmpl = f.vmpl;
+    this.vouchedBy = f.vouchedBy;
   }
 
   static {
-    mint = <P extends SnpProfile>(a: MintArgs<P>) => new VerifiedSnpGuest<P>(a);
+    mint = <P extends SnpProfile>(a: MintArgs<P>) => {
+      const r = a.report.report;
+      return new VerifiedSnpGuest<P>({
+        profile: a.profile,
+        vouchedBy: a.vouchedBy,
+        teePubkey: a.teePubkey,
+        product: a.report.product,
+        signer: a.report.signer,
+        chipId: hex(r.chipId),
+        measurement: hex(r.measurement),
+        policy: policyHex(r.policy.raw),
+        reportedTcb: a.report.tcb.reported,
+        vmpl: r.vmpl,
+      });
+    };
+    restore = <P extends SnpProfile>(f: GuestFields<P>) => new VerifiedSnpGuest<P>(f);
   }
 
   /** The guest's public key (the token carries it; resources are encrypted to it). */
@@ -275,4 +312,29 @@ export function releaseResource(
   value: Uint8Array,
 ): FlattenedJwe {
   return VerifiedSnpGuest.package(guest, path, value);
+}
+
+/** The guest as plain data (see SnpGuestRecord). */
+export function snpGuestRecord<P extends SnpProfile>(g: VerifiedSnpGuest<P>): SnpGuestRecord<P> {
+  return {
+    profile: g.profile,
+    vouchedBy: g.vouchedBy,
+    teePubkey: { ...g.teePubkey.jwk },
+    product: g.product,
+    signer: g.signer,
+    chipId: g.chipId,
+    measurement: g.measurement,
+    policy: g.policy,
+    reportedTcb: { ...g.reportedTcb },
+    vmpl: g.vmpl,
+  };
+}
+
+/**
+ * The guest a session store kept with snpGuestRecord. Only for records the service itself wrote and
+ * authenticated (sealed under the service key, bound to the session's row): never for data a client sent,
+ * which would mint a releasing guest without an appraisal.
+ */
+export function restoreSnpGuest<P extends SnpProfile>(r: SnpGuestRecord<P>): VerifiedSnpGuest<P> {
+  return restore({ ...r, teePubkey: parseTeePubkey(r.teePubkey) });
 }

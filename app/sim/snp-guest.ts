@@ -61,6 +61,11 @@ export interface SnpGuestHooks {
 export interface SnpGuestClientOptions {
   /** `http(s)://host:port` of the service's guest listener. */
   baseUrl: string;
+  /**
+   * Another base URL per step (scale-out tests: auth, attest and resource each to another replica of one
+   * deployment); the cookie jar is shared, as for a guest behind a round-robin balancer.
+   */
+  baseUrlFor?: (step: 'auth' | 'attest' | 'resource') => string | undefined;
   guest: SimulatedSnpGuest;
   keyAlgorithm?: TeeKeyAlgorithm;
   /** RSA size for 'RSA-OAEP-256' (default 2048, guest-components' size). */
@@ -294,7 +299,10 @@ export class SnpGuestClient {
     body?: string,
     headers: Record<string, string> = {},
   ): Promise<HttpAnswer> {
-    const url = new URL(path, this.base);
+    const step = /^\/kbs\/v0\/(auth|attest|resource)\b/.exec(path)?.[1] as
+      'auth' | 'attest' | 'resource' | undefined;
+    const other = step ? this.opts.baseUrlFor?.(step) : undefined;
+    const url = new URL(path, other ?? this.base);
     const mod = url.protocol === 'https:' ? https : http;
     const timeout = this.opts.requestTimeoutMs ?? 150_000;
     return new Promise<HttpAnswer>((resolve, reject) => {

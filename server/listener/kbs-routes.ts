@@ -209,7 +209,7 @@ export function kbsRoutes(service: KbsService, log: (line: string) => void = () 
   return [
     route('POST', /^\/kbs\/v0\/auth$/, async (ctx) => {
       parseKbsAuthRequest((await readBody(ctx.req, KBS_ROUTE_BODY_BYTES)).toString('utf8'));
-      const out = service.auth(ctx.client);
+      const out = await service.auth(ctx.client);
       send(
         ctx.res,
         200,

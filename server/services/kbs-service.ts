@@ -2,8 +2,9 @@
  * The SEV-SNP attestation service speaking Trustee KBS's RCAR protocol (docs/protocol.md §15,
  * docs/api.md "SEV-SNP guests"), free of transports: server/listener/kbs-routes.ts maps HTTP to it.
  *
- * auth: a session in memory (cookie id = 32 random bytes base64url, nonce = base64 of 32 random bytes),
- * capped per client group and in total so a flood of /auth cannot exhaust memory (429 + Retry-After).
+ * auth: a session in the session store (memory, or the shared database with serve --database:
+ * ./kbs-sessions.ts; cookie id = 32 random bytes base64url, nonce = base64 of 32 random bytes), capped
+ * per client group and in total so a flood of /auth cannot exhaust memory (429 + Retry-After).
  * attest: once per session. The nonce must be the session's; the report is rebuilt from the guest's JSON,
  * verified (VCEK or VLEK from the evidence, else AMD's key server; the ARK-signed CRL, refused when
  * unreachable unless the owner allowed a missing CRL; the VCEK's hwid against chip_id) and appraised by
@@ -25,7 +26,7 @@ import {
   type SnpCandidate,
   type VerifiedSnpGuest,
 } from '../../app/decision/snp';
-import { isDomainError, messageOf } from '../../app/errors';
+import { DomainError, isDomainError, messageOf } from '../../app/errors';
 import type { FlattenedJwe } from '../../app/kbs/jwe';
 import { parseTeePubkey, type TeePublicKey } from '../../app/kbs/jwk';
 import type { KbsTokenIssuer } from '../../app/kbs/jwt';
@@ -43,6 +44,7 @@ import { verifyReport, type VerifiedSnpReport } from '../../app/snp/verify';
 import { approvalFingerprint, type Approval, type ApprovalService } from './approvals';
 import { clientLabel, type AuditSink, type ClientInfo } from './attestation';
 import { clientGroup } from './client-group';
+import { MemoryKbsSessionStore, type KbsSession, type KbsSessionStore } from './kbs-sessions';
 import { SecretStoreUnavailableError, type SecretStore } from './secret-store';
 
 /** Where VCEKs and CRLs come from (app/snp/kds.ts SnpKdsClient: offline store, cache, AMD's key server). */
@@ -81,19 +83,9 @@ export interface KbsServiceDeps {
   /** Sessions at once in all (default 10000) and per client group (default 64). */
   maxSessions?: number;
   maxSessionsPerClient?: number;
+  /** Where sessions live (default: this process's memory). */
+  sessions?: KbsSessionStore;
   now?: () => number;
-}
-
-type SessionState = 'challenged' | 'attesting' | 'attested' | 'spent';
-
-interface Session {
-  readonly id: string;
-  readonly group: string;
-  readonly nonce: string;
-  state: SessionState;
-  readonly createdAt: number;
-  expiresAt: number;
-  guest?: VerifiedSnpGuest;
 }
 
 /** What /auth returns: the cookie value, the challenge and when the challenge expires (ms). */
@@ -146,6 +138,8 @@ const GUEST_DETAIL: Record<string, string> = {
   'rate-limited': 'too many KBS sessions are open; try later',
   'no-session': 'no KBS session: send the kbs-session-id cookie from /kbs/v0/auth',
   'unknown-session': 'unknown or expired KBS session; start again at /kbs/v0/auth',
+  'session-undecryptable': 'unknown or expired KBS session; start again at /kbs/v0/auth',
+  'database-unavailable': 'the service is temporarily unavailable; try later',
   'session-expired': 'the KBS session expired; start again at /kbs/v0/auth',
   'session-used': 'this KBS session already attested (a session attests once); start again at /kbs/v0/auth',
   'not-attested': 'this KBS session has not attested; attest first',
@@ -194,8 +188,7 @@ function sameText(a: string, b: string): boolean {
 
 /** The KBS service: auth, attest, resource. */
 export class KbsService {
-  private readonly sessions = new Map<string, Session>();
-  private readonly perGroup = new Map<string, number>();
+  private readonly sessions: KbsSessionStore;
   private readonly now: () => number;
   private readonly challengeTtlMs: number;
   private readonly maxSessions: number;
@@ -205,12 +198,17 @@ export class KbsService {
 
   constructor(private readonly deps: KbsServiceDeps) {
     this.now = deps.now ?? Date.now;
+    this.sessions = deps.sessions ?? new MemoryKbsSessionStore(this.now);
     this.challengeTtlMs = (deps.challengeTtlSeconds ?? 300) * 1000;
     this.maxSessions = deps.maxSessions ?? 10_000;
     this.maxPerClient = deps.maxSessionsPerClient ?? 64;
     const w = deps.approvalWaitSeconds ?? 120;
     this.approvalWait = typeof w === 'function' ? w : () => w;
-    this.sweepTimer = setInterval(() => this.sweep(), 60_000);
+    this.sweepTimer = setInterval(() => {
+      this.sessions.sweep(this.now()).catch(() => {
+        // The next sweep (or a cap check) tries again; an unreachable database is reported by requests.
+      });
+    }, 60_000);
     this.sweepTimer.unref();
   }
 
@@ -219,47 +217,47 @@ export class KbsService {
     return this.sessions.size;
   }
 
-  /** Drops every session and stops the sweep timer (shutdown). */
+  /** Stops the sweep timer and the session store (shutdown). */
   close(): void {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
-    this.sessions.clear();
-    this.perGroup.clear();
+    this.sessions.close();
   }
 
   /** POST /kbs/v0/auth: a new session and its challenge. Throws KbsRefusal (429 over the caps). */
-  auth(client: ClientInfo): KbsChallengeOutcome {
+  async auth(client: ClientInfo): Promise<KbsChallengeOutcome> {
     const base: AuditEventInput = { type: 'snp-attest', result: 'refused', client: clientLabel(client) };
     const group = clientGroup(client.address);
     const now = this.now();
-    if (this.sessions.size >= this.maxSessions || (this.perGroup.get(group) ?? 0) >= this.maxPerClient) {
-      this.sweep();
+    const session = {
+      id: randomBytes(32).toString('base64url'),
+      group,
+      nonce: randomBytes(32).toString('base64'),
+      createdAt: now,
+      expiresAt: now + this.challengeTtlMs,
+    };
+    let opened;
+    try {
+      opened = await this.sessions.open(session, {
+        maxSessions: this.maxSessions,
+        maxPerClient: this.maxPerClient,
+      });
+    } catch (e) {
+      throw this.refused(base, e);
     }
-    const inGroup = this.perGroup.get(group) ?? 0;
-    if (this.sessions.size >= this.maxSessions || inGroup >= this.maxPerClient) {
-      const whole = this.sessions.size >= this.maxSessions;
+    if (!opened.ok) {
       const e = refuse(
         'TooManyRequests',
         'rate-limited',
-        whole
-          ? `KBS /auth refused: ${this.sessions.size} sessions are open (the limit in all is ${this.maxSessions})`
-          : `KBS /auth refused: ${inGroup} sessions of client group ${group} are open (the limit is ${this.maxPerClient})`,
-        { group, open: whole ? this.sessions.size : inGroup },
-        this.retryAfter(whole ? undefined : group),
+        opened.whole
+          ? `KBS /auth refused: ${opened.open} sessions are open (the limit in all is ${this.maxSessions})`
+          : `KBS /auth refused: ${opened.open} sessions of client group ${group} are open (the limit is ${this.maxPerClient})`,
+        { group, open: opened.open },
+        opened.retryAfterSeconds,
       );
       this.audit({ ...base, reason: e.reason, message: e.message, details: e.details });
       throw e;
     }
-    const session: Session = {
-      id: randomBytes(32).toString('base64url'),
-      group,
-      nonce: randomBytes(32).toString('base64'),
-      state: 'challenged',
-      createdAt: now,
-      expiresAt: now + this.challengeTtlMs,
-    };
-    this.sessions.set(session.id, session);
-    this.perGroup.set(group, inGroup + 1);
     this.audit({
       ...base,
       result: 'info',
@@ -281,18 +279,19 @@ export class KbsService {
     const base: AuditEventInput = { type: 'snp-attest', result: 'refused', client: clientLabel(client) };
     const details: Record<string, unknown> = {};
     base.details = details;
-    let session: Session | undefined;
+    let session: KbsSession | undefined;
+    let attesting = false;
     try {
-      session = this.take(sessionId, 'AttestationError');
-      if (session.state !== 'challenged') {
+      session = await this.take(sessionId, 'AttestationError');
+      // Single use from here on: a concurrent or later attest on this session (on any replica) is refused.
+      if (session.state !== 'challenged' || !(await this.sessions.beginAttest(session.id))) {
         throw refuse(
           'AttestationError',
           'session-used',
-          `KBS session attested already (state ${session.state})`,
+          `KBS session attested already (state ${session.state === 'challenged' ? 'attesting' : session.state})`,
         );
       }
-      // Single use from here on: a concurrent or later attest on this session is refused.
-      session.state = 'attesting';
+      attesting = true;
       if (!sameText(input.nonce, session.nonce)) {
         throw refuse('AttestationError', 'nonce-mismatch', "runtime-data.nonce is not the session's nonce");
       }
@@ -355,9 +354,8 @@ export class KbsService {
       });
       // The token's exp is in seconds; the attested session lives exactly as long.
       const expiresAt = issued.expiresAt * 1000;
-      session.state = 'attested';
-      session.guest = guest;
-      session.expiresAt = expiresAt;
+      await this.sessions.attested(session.id, guest, expiresAt);
+      attesting = false;
       this.audit({
         ...base,
         result: 'ok',
@@ -366,7 +364,11 @@ export class KbsService {
       });
       return { token: issued.token, expiresAt };
     } catch (e) {
-      if (session && session.state === 'attesting') session.state = 'spent';
+      if (session && attesting) {
+        await this.sessions.spend(session.id).catch(() => {
+          // Left attesting: it never attests again either, and expires.
+        });
+      }
       throw this.refused(base, e);
     }
   }
@@ -388,7 +390,7 @@ export class KbsService {
     };
     let value: Uint8Array | undefined;
     try {
-      const session = this.take(sessionId, 'TokenNotFound');
+      const session = await this.take(sessionId, 'TokenNotFound');
       const guest = session.guest;
       if (session.state !== 'attested' || !guest) {
         throw refuse(
@@ -453,12 +455,20 @@ export class KbsService {
   }
 
   /** The session for a cookie: known and unexpired, else a refusal of the given kind. */
-  private take(sessionId: string | undefined, kind: KbsErrorKind): Session {
+  private async take(sessionId: string | undefined, kind: KbsErrorKind): Promise<KbsSession> {
     if (sessionId === undefined) throw refuse(kind, 'no-session', 'no kbs-session-id cookie');
-    const s = this.sessions.get(sessionId);
+    let s: KbsSession | undefined;
+    try {
+      s = await this.sessions.get(sessionId);
+    } catch (e) {
+      // A stored session that does not open under the service key (copied from another row, changed).
+      if (e instanceof DomainError && e.code === 'row-undecryptable')
+        throw refuse(kind, 'session-undecryptable', e.message);
+      throw e;
+    }
     if (!s) throw refuse(kind, 'unknown-session', 'unknown KBS session');
     if (this.now() >= s.expiresAt) {
-      this.drop(s);
+      await this.sessions.drop(s.id);
       throw refuse(kind, 'session-expired', `KBS session expired at ${new Date(s.expiresAt).toISOString()}`);
     }
     return s;
@@ -691,31 +701,6 @@ export class KbsService {
     });
   }
 
-  /** Seconds until a session of the group (or any) expires: the Retry-After of a 429. */
-  private retryAfter(group: string | undefined): number {
-    const now = this.now();
-    let soonest = Infinity;
-    for (const s of this.sessions.values()) {
-      if (group === undefined || s.group === group) soonest = Math.min(soonest, s.expiresAt);
-    }
-    return Number.isFinite(soonest) ? Math.max(1, Math.ceil((soonest - now) / 1000)) : 1;
-  }
-
-  private drop(s: Session): void {
-    if (!this.sessions.delete(s.id)) return;
-    const n = (this.perGroup.get(s.group) ?? 1) - 1;
-    if (n <= 0) this.perGroup.delete(s.group);
-    else this.perGroup.set(s.group, n);
-  }
-
-  /** Forgets expired sessions and spent ones. */
-  private sweep(): void {
-    const now = this.now();
-    for (const s of this.sessions.values()) {
-      if (now >= s.expiresAt || s.state === 'spent') this.drop(s);
-    }
-  }
-
   /** Fire-and-forget audit; a failing log must not turn a refusal into a 500. */
   private audit(e: AuditEventInput): void {
     try {
@@ -732,6 +717,8 @@ export class KbsService {
     else if (e instanceof SecretStoreUnavailableError)
       r = refuse('ServiceUnavailable', 'secret-store-unavailable', e.message, {}, 30);
     else if (isKbsProtocolError(e)) r = refuse(e.kind, 'bad-evidence', e.message);
+    else if (isDomainError(e) && e.code === 'database-unavailable')
+      r = refuse('ServiceUnavailable', 'database-unavailable', e.message, {}, e.retryAfterSeconds ?? 5);
     else r = refuse('Internal', 'internal', messageOf(e));
     this.audit({
       ...base,

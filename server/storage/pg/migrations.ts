@@ -100,6 +100,26 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX approvals_expiry ON approvals (expires_at);
     `,
   },
+  {
+    version: 5,
+    name: 'SEV-SNP guests KBS sessions shared by the replicas',
+    sql: `
+      CREATE TABLE kbs_sessions (
+        -- SHA-256 of the session cookie (hex): a reader of the database cannot present it.
+        id text PRIMARY KEY,
+        client_group text NOT NULL,
+        state text NOT NULL CHECK (state IN ('challenged', 'attesting', 'attested', 'spent')),
+        created_at timestamptz NOT NULL,
+        expires_at timestamptz NOT NULL,
+        -- The nonce (challenged, attesting) or the nonce and the attested guest (attested), sealed under the
+        -- service key bound to (kbs_sessions, id, 'challenged' or 'attested'); NULL once spent.
+        sealed bytea,
+        CHECK ((state = 'spent') = (sealed IS NULL))
+      );
+      CREATE INDEX kbs_sessions_group ON kbs_sessions (client_group, expires_at);
+      CREATE INDEX kbs_sessions_expiry ON kbs_sessions (expires_at);
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -8,7 +8,7 @@
  * one opens. Each sealed value names the key that sealed it (its key id), so replicas given "new, old"
  * read rows sealed under either while the rows are re-sealed.
  */
-import { createHash } from 'node:crypto';
+import { createECDH, createHash, createPrivateKey, hkdfSync, type KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import { DomainError, messageOf } from '../../../app/errors';
 
@@ -81,4 +81,35 @@ export function loadServiceKeys(opts: { file?: string; env?: NodeJS.ProcessEnv }
     `--database needs the service key: --service-key-file FILE (mode 0600) or ${SERVICE_KEY_ENV}; make one ` +
       `with: (umask 077; openssl rand -base64 32 > FILE)`,
   );
+}
+
+/**
+ * The P-256 key that signs KBS attestation tokens (app/kbs/jwt.ts), derived from the sealing service key
+ * with HKDF-SHA256: every replica signs with the same key and no replica has to store one. A scalar
+ * outside [1, n-1] (about 2^-32 likely) moves on to the next counter.
+ */
+export function kbsTokenKeyFrom(key: ServiceKey): KeyObject {
+  for (let counter = 0; counter < 16; counter++) {
+    const d = Buffer.from(hkdfSync('sha256', key.bytes, 'sev-attest kbs token', `es256 v1 ${counter}`, 32));
+    try {
+      const ecdh = createECDH('prime256v1');
+      ecdh.setPrivateKey(d);
+      const pub = ecdh.getPublicKey(); // 0x04 || x || y
+      return createPrivateKey({
+        key: {
+          kty: 'EC',
+          crv: 'P-256',
+          d: d.toString('base64url'),
+          x: pub.subarray(1, 33).toString('base64url'),
+          y: pub.subarray(33, 65).toString('base64url'),
+        },
+        format: 'jwk',
+      });
+    } catch {
+      // Not a valid scalar: the next counter.
+    } finally {
+      d.fill(0);
+    }
+  }
+  throw new DomainError('internal', 'no KBS token key could be derived from the service key');
 }

@@ -16,7 +16,8 @@ import { PgKeyValueBackend } from './kv';
 import { migrate, type MigrationReport } from './migrations';
 import { Notifier } from './notifier';
 import { RowCipher } from './row-cipher';
-import { loadServiceKeys } from './service-key';
+import { kbsTokenKeyFrom, loadServiceKeys } from './service-key';
+import type { KeyObject } from 'node:crypto';
 
 export interface SharedDatabaseOptions {
   url: string;
@@ -40,6 +41,8 @@ export interface SharedDatabase {
   /** Keys trusted to sign bundles, and the owner's pinned CEKs, shared by every replica. */
   trustedKeys: PgKeyValueBackend<{ keys: StoredTrustedKey[] }>;
   pinnedCeks: PgKeyValueBackend<{ ceks: PinnedCek[] }>;
+  /** The KBS token signing key, derived from the sealing service key: the same on every replica. */
+  kbsTokenKey: KeyObject;
   close(): Promise<void>;
 }
 
@@ -75,6 +78,7 @@ export async function openSharedDatabase(opts: SharedDatabaseOptions): Promise<S
       profiles,
       trustedKeys,
       pinnedCeks,
+      kbsTokenKey: kbsTokenKeyFrom(keys[0]!),
       close: async () => {
         await notifier.close();
         await db.close();

@@ -44,6 +44,7 @@ import { PinnedCekStore, type PinnedCek } from './services/pinned-ceks';
 import { PgApprovalReplication } from './storage/pg/approvals';
 import { PgConnectionStore } from './storage/pg/connections';
 import { PgKbsSessionStore } from './storage/pg/kbs-sessions';
+import { SharedSettingsBackend } from './storage/pg/settings';
 import { PgSecretStore } from './storage/pg/secrets';
 import { AuditChainMirror, type SharedDatabase } from './storage/pg/shared';
 
@@ -221,8 +222,10 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
   const secretStore =
     chosenStore.kind === 'keychain' ? new MemoryOverlaySecretStore(chosenStore) : chosenStore;
   const kvBackend: KeyValueBackendFactory = opts.kvBackend ?? createConfBackend;
+  const localSettings = kvBackend({ cwd: opts.dataDir, configName: 'settings', defaults: { settings: {} } });
   const settings = new SettingsStore({
-    backend: kvBackend({ cwd: opts.dataDir, configName: 'settings', defaults: { settings: {} } }),
+    // serve --database: the deployment-wide settings are shared (storage/pg/settings.ts).
+    backend: shared ? new SharedSettingsBackend(localSettings, shared.settings) : localSettings,
   });
   for (const p of settings.problems()) log(`settings: ${p}`);
   const s = settings.get();

@@ -288,6 +288,32 @@ describe('KBS sessions shared by serve --database replicas', () => {
   });
 });
 
+describe('settings with serve --database', () => {
+  it('a deployment-wide setting changed on one replica is read by the others; per-replica ones stay local', async () => {
+    const [a, b, c] = replicas;
+    const before = b!.settings.get();
+    a!.settings.update({
+      kbsApprovalWaitSeconds: 7,
+      approvalTimeoutSeconds: 333,
+      listener: { allowedHosts: ['only-a.example'] },
+    });
+    for (let i = 0; i < 200 && b!.settings.get().kbsApprovalWaitSeconds !== 7; i++) {
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    for (const r of [b!, c!]) {
+      expect(r.settings.get().kbsApprovalWaitSeconds).toBe(7);
+      expect(r.settings.get().approvalTimeoutSeconds).toBe(333);
+      expect(r.settings.get().listener.allowedHosts).toEqual(before.listener.allowedHosts);
+    }
+    const row = await db.query<{ value: Record<string, unknown> }>(
+      `SELECT value FROM kv_store WHERE store = 'settings' AND key = 'settings'`,
+    );
+    expect(row.rows[0]!.value.kbsApprovalWaitSeconds).toBe(7);
+    expect(row.rows[0]!.value.listener).toBeUndefined();
+    expect(a!.settings.get().listener.allowedHosts).toEqual(['only-a.example']);
+  });
+});
+
 /** A second client holding the same cookie and key, pointed at one replica (the same guest's next request). */
 function guestOnSameCookie(c: SnpGuestClient, replica: number): SnpGuestClient {
   const proxy = Object.create(c) as SnpGuestClient;

@@ -41,6 +41,8 @@ export interface SharedDatabase {
   /** Keys trusted to sign bundles, and the owner's pinned CEKs, shared by every replica. */
   trustedKeys: PgKeyValueBackend<{ keys: StoredTrustedKey[] }>;
   pinnedCeks: PgKeyValueBackend<{ ceks: PinnedCek[] }>;
+  /** The deployment-wide settings (./settings.ts), shared by every replica. */
+  settings: PgKeyValueBackend<{ settings: Record<string, unknown> }>;
   /** The KBS token signing key, derived from the sealing service key: the same on every replica. */
   kbsTokenKey: KeyObject;
   close(): Promise<void>;
@@ -69,6 +71,9 @@ export async function openSharedDatabase(opts: SharedDatabaseOptions): Promise<S
       keys: [] as StoredTrustedKey[],
     });
     const pinnedCeks = await PgKeyValueBackend.open(db, notifier, 'pinned-ceks', { ceks: [] as PinnedCek[] });
+    const settings = await PgKeyValueBackend.open(db, notifier, 'settings', {
+      settings: {} as Record<string, unknown>,
+    });
     return {
       db,
       cipher,
@@ -78,6 +83,7 @@ export async function openSharedDatabase(opts: SharedDatabaseOptions): Promise<S
       profiles,
       trustedKeys,
       pinnedCeks,
+      settings,
       kbsTokenKey: kbsTokenKeyFrom(keys[0]!),
       close: async () => {
         await notifier.close();

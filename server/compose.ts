@@ -45,6 +45,7 @@ import { PgApprovalReplication } from './storage/pg/approvals';
 import { PgConnectionStore } from './storage/pg/connections';
 import { PgKbsSessionStore } from './storage/pg/kbs-sessions';
 import { SharedSettingsBackend } from './storage/pg/settings';
+import { PgCekCache, PgSnpKdsCache } from './storage/pg/kds-cache';
 import { PgSecretStore } from './storage/pg/secrets';
 import { AuditChainMirror, type SharedDatabase } from './storage/pg/shared';
 
@@ -299,7 +300,8 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
       opts.kds ??
       new KdsClient({
         baseUrl: opts.kdsUrl ?? s.kdsUrl,
-        cache: new DiskCekCache(join(opts.dataDir, 'kds-cache')),
+        // serve --database: one cache for the deployment (AMD's key server is asked once per chip).
+        cache: shared ? new PgCekCache(shared.db) : new DiskCekCache(join(opts.dataDir, 'kds-cache')),
         // A host waits on this: two attempts at most.
         maxAttempts: 2,
       }),
@@ -370,7 +372,9 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
       opts.kbs?.keys ??
       new SnpKdsClient({
         baseUrl: opts.kdsUrl ?? s.kdsUrl,
-        cacheDir: join(opts.dataDir, 'snp-kds-cache'),
+        ...(shared
+          ? { cache: new PgSnpKdsCache(shared.db) }
+          : { cacheDir: join(opts.dataDir, 'snp-kds-cache') }),
         offlineDir: join(opts.dataDir, 'snp-vceks'),
         // A guest waits on this (and retries the handshake itself): two attempts at most.
         maxAttempts: 2,

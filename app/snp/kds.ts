@@ -137,9 +137,34 @@ async function writeAtomic(target: string, data: Uint8Array): Promise<void> {
   }
 }
 
+/**
+ * Where downloaded VCEKs, chains and CRLs are kept, by a relative name (`vcek/<product>/<hwid>/<tcb>.der`,
+ * `<kind>-chain/<product>.pem`, `crl/<product>.der`). What comes back is checked again before use.
+ */
+export interface SnpKdsCache {
+  read(name: string): Promise<Uint8Array | undefined>;
+  write(name: string, body: Uint8Array): Promise<void>;
+}
+
+/** An SnpKdsCache of files under a directory (written atomically). */
+export class DiskSnpKdsCache implements SnpKdsCache {
+  constructor(readonly dir: string) {}
+
+  async read(name: string): Promise<Uint8Array | undefined> {
+    const b = await readFile(path.join(this.dir, name)).catch(() => undefined);
+    return b ? new Uint8Array(b) : undefined;
+  }
+
+  async write(name: string, body: Uint8Array): Promise<void> {
+    await writeAtomic(path.join(this.dir, name), body);
+  }
+}
+
 export interface SnpKdsOptions extends Omit<KdsClientOptions, 'cache'> {
   /** Keep downloaded VCEKs, chains and CRLs here (written atomically). */
   cacheDir?: string;
+  /** Another cache (serve --database: the shared database); takes the place of cacheDir. */
+  cache?: SnpKdsCache;
   /** Look VCEKs up here before the cache and the network. */
   offlineDir?: string;
 }
@@ -149,12 +174,12 @@ export type VcekSource = 'offline' | 'cache' | 'kds';
 /** Fetches VCEKs, chains and CRLs for SNP reports (see the module comment). */
 export class SnpKdsClient {
   private readonly http: KdsHttp;
-  private readonly cacheDir: string | undefined;
+  private readonly cache: SnpKdsCache | undefined;
   private readonly offline: OfflineVcekStore | undefined;
 
   constructor(opts: SnpKdsOptions = {}) {
     this.http = new KdsHttp(opts);
-    this.cacheDir = opts.cacheDir;
+    this.cache = opts.cache ?? (opts.cacheDir !== undefined ? new DiskSnpKdsCache(opts.cacheDir) : undefined);
     this.offline = opts.offlineDir !== undefined ? new OfflineVcekStore(opts.offlineDir) : undefined;
   }
 
@@ -210,17 +235,11 @@ export class SnpKdsClient {
       const hit = await this.offline.find(product, chipId, tcb);
       if (hit) return { der: hit, source: 'offline' };
     }
-    const cached = this.cacheDir
-      ? path.join(
-          this.cacheDir,
-          'vcek',
-          product,
-          hwidHex(product, chipId),
-          `${tcbFileStem(product, tcb)}.der`,
-        )
+    const cached = this.cache
+      ? ['vcek', product, hwidHex(product, chipId), `${tcbFileStem(product, tcb)}.der`].join('/')
       : undefined;
     if (cached) {
-      const b = await readFile(cached).catch(() => undefined);
+      const b = await this.cache!.read(cached).catch(() => undefined);
       if (b && vcekMatches(new Uint8Array(b), product, chipId, tcb))
         return { der: new Uint8Array(b), source: 'cache' };
     }
@@ -233,7 +252,7 @@ export class SnpKdsClient {
         if (!vcekMatches(b, product, chipId, tcb)) throw new Error('not a VCEK for this chip and TCB');
       },
     );
-    if (cached) await writeAtomic(cached, der).catch(() => undefined);
+    if (cached) await this.cache!.write(cached, der).catch(() => undefined);
     return { der, source: 'kds' };
   }
 
@@ -248,9 +267,9 @@ export class SnpKdsClient {
       certs.forEach((c, i) => parseSnpCert(c, `certificate ${i + 1}`));
       return { intermediate: certs[0]!, ark: certs[1]! };
     };
-    const cached = this.cacheDir ? path.join(this.cacheDir, `${kind}-chain`, `${product}.pem`) : undefined;
+    const cached = this.cache ? `${kind}-chain/${product}.pem` : undefined;
     if (cached) {
-      const b = await readFile(cached).catch(() => undefined);
+      const b = await this.cache!.read(cached).catch(() => undefined);
       if (b) {
         try {
           return split(new Uint8Array(b));
@@ -267,7 +286,7 @@ export class SnpKdsClient {
         split(b);
       },
     );
-    if (cached) await writeAtomic(cached, body).catch(() => undefined);
+    if (cached) await this.cache!.write(cached, body).catch(() => undefined);
     return split(body);
   }
 
@@ -279,9 +298,9 @@ export class SnpKdsClient {
     product: SnpProduct,
     now: Date = new Date(),
   ): Promise<{ der: Uint8Array; source: 'cache' | 'kds' }> {
-    const cached = this.cacheDir ? path.join(this.cacheDir, 'crl', `${product}.der`) : undefined;
+    const cached = this.cache ? `crl/${product}.der` : undefined;
     if (cached) {
-      const b = await readFile(cached).catch(() => undefined);
+      const b = await this.cache!.read(cached).catch(() => undefined);
       if (b) {
         try {
           const crl = parseCrl(new Uint8Array(b));
@@ -295,7 +314,7 @@ export class SnpKdsClient {
     const der = await this.get(this.crlUrl(product), `the ${product} CRL`, 'application/pkix-crl', (b) => {
       parseCrl(b);
     });
-    if (cached) await writeAtomic(cached, der).catch(() => undefined);
+    if (cached) await this.cache!.write(cached, der).catch(() => undefined);
     return { der, source: 'kds' };
   }
 }

@@ -120,6 +120,21 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX kbs_sessions_expiry ON kbs_sessions (expires_at);
     `,
   },
+  {
+    version: 6,
+    name: 'key server cache shared by the replicas',
+    sql: `
+      CREATE TABLE kds_cache (
+        -- 'sev-cek' (SEV CEKs by chip id) or 'snp' (VCEKs, chains, CRLs by relative name).
+        kind text NOT NULL,
+        name text NOT NULL,
+        -- Public certificates and CRLs as AMD's key server serves them; checked again on every use.
+        body bytea NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (kind, name)
+      );
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

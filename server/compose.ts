@@ -45,6 +45,7 @@ import { PgApprovalReplication } from './storage/pg/approvals';
 import { PgConnectionStore } from './storage/pg/connections';
 import { PgKbsSessionStore } from './storage/pg/kbs-sessions';
 import { SharedSettingsBackend } from './storage/pg/settings';
+import { PgArtifactReplica } from './storage/pg/artifacts';
 import { PgCekCache, PgSnpKdsCache } from './storage/pg/kds-cache';
 import { PgSecretStore } from './storage/pg/secrets';
 import { AuditChainMirror, type SharedDatabase } from './storage/pg/shared';
@@ -239,7 +240,24 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
         defaults: { profiles: {} as Record<string, VmProfile> },
       }),
   });
-  const artifacts = new ArtifactStore({ dir: join(opts.dataDir, 'artifacts') });
+  // serve --database: artifacts are shared; this directory is the replica's copy (storage/pg/artifacts.ts).
+  const artifactReplica = shared ? new PgArtifactReplica(shared.db, shared.notifier, log) : undefined;
+  const artifacts = new ArtifactStore({
+    dir: join(opts.dataDir, 'artifacts'),
+    ...(artifactReplica ? { replica: artifactReplica } : {}),
+  });
+  if (artifactReplica) {
+    const sync = (change: { deleted?: string }) =>
+      (change.deleted ? artifacts.forgetLocal(change.deleted) : artifacts.syncFromReplica()).catch(
+        (e: unknown) => log(`artifacts: copying from the shared database failed (${messageOf(e)})`),
+      );
+    artifactReplica.onChange(sync);
+    void sync({});
+  }
+  // A validate or measurement on this replica finds an artifact imported on another one.
+  const firmwarePath = shared
+    ? async (sha: string) => ((await artifacts.ensureLocal(sha)) ? artifacts.path(sha) : undefined)
+    : (sha: string) => (artifacts.has(sha) ? artifacts.path(sha) : undefined);
   const imports = new ArtifactImportService({ store: artifacts });
   const audit = AuditLog.open({
     file: join(opts.dataDir, 'audit.log'),
@@ -281,7 +299,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
       }
     : audit;
   const digests = new ExpectedDigests({
-    firmwarePath: (sha) => (artifacts.has(sha) ? artifacts.path(sha) : undefined),
+    firmwarePath,
   });
   const pinnedCeks = new PinnedCekStore(
     shared?.pinnedCeks ??
@@ -366,7 +384,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
     // serve --database: sessions in the shared database, so each step may reach another replica.
     ...(shared ? { sessions: new PgKbsSessionStore({ db: shared.db, cipher: shared.cipher }) } : {}),
     measurements: new SnpMeasurements({
-      firmwarePath: (sha) => (artifacts.has(sha) ? artifacts.path(sha) : undefined),
+      firmwarePath,
     }),
     keys:
       opts.kbs?.keys ??

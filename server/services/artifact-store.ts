@@ -3,6 +3,9 @@
  * Imports stream into `dir/tmp-<random>` while hashing, fsync, then rename: a file named by a digest
  * always holds exactly those bytes, and no import holds a whole file in memory.
  * A small index (`dir/index.json`, written through temp + fsync + rename) keeps names and import times.
+ * With serve --database an ArtifactReplica (server/storage/pg/artifacts.ts) shares every artifact: an
+ * import is in the database before it is acknowledged, and the directory becomes this replica's copy,
+ * filled from the database (syncFromReplica, ensureLocal).
  */
 import { DomainError } from '../../app/errors';
 import { createHash, randomBytes } from 'node:crypto';
@@ -51,6 +54,17 @@ export class ArtifactError extends DomainError<
   }
 }
 
+/** Where artifacts are shared with other replicas (serve --database). */
+export interface ArtifactReplica {
+  /** Stores the file's bytes and index entry unless they are there already. */
+  put(info: ArtifactInfo, file: string): Promise<void>;
+  /** Writes the bytes into `file` (new); the index entry and the SHA-256 of what was written. */
+  get(sha256: string, file: string): Promise<{ info: ArtifactInfo; sha256: string } | undefined>;
+  list(): Promise<string[]>;
+  delete(sha256: string): Promise<void>;
+  rename(sha256: string, name: string): Promise<void>;
+}
+
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 const INDEX_FILE = 'index.json';
 /** Bytes gathered before one writev (large writes; the socket hands over 64 KiB chunks). */
@@ -73,9 +87,12 @@ function assertDigest(sha256: string): void {
 export class ArtifactStore {
   readonly dir: string;
   private indexQueue: Promise<void> = Promise.resolve();
+  private readonly replica: ArtifactReplica | undefined;
+  private readonly fetching = new Map<string, Promise<boolean>>();
 
-  constructor(options: { dir: string }) {
+  constructor(options: { dir: string; replica?: ArtifactReplica }) {
     this.dir = options.dir;
+    this.replica = options.replica;
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
   }
 
@@ -116,6 +133,64 @@ export class ArtifactStore {
     options: ImportOptions & { maxBytes: number },
   ): Promise<ArtifactInfo> {
     return this.ingest(readable, options);
+  }
+
+  /**
+   * True once the artifact is in this replica's directory: copied from the shared database when another
+   * replica imported it (serve --database); false when nobody has it.
+   */
+  async ensureLocal(sha256: string): Promise<boolean> {
+    if (this.has(sha256)) return true;
+    if (!this.replica || !SHA256_HEX.test(sha256)) return false;
+    let running = this.fetching.get(sha256);
+    if (!running) {
+      running = this.fetchFromReplica(sha256).finally(() => this.fetching.delete(sha256));
+      this.fetching.set(sha256, running);
+    }
+    return running;
+  }
+
+  /** Copies every shared artifact this replica lacks; returns how many were copied. */
+  async syncFromReplica(): Promise<number> {
+    if (!this.replica) return 0;
+    let copied = 0;
+    for (const sha of await this.replica.list()) {
+      if (!this.has(sha) && (await this.ensureLocal(sha))) copied++;
+    }
+    return copied;
+  }
+
+  /** Another replica deleted an artifact: this copy goes too (the index entry with it). */
+  async forgetLocal(sha256: string): Promise<void> {
+    assertDigest(sha256);
+    await fsp.rm(join(this.dir, sha256), { force: true });
+    await this.updateIndex((index) => {
+      delete index[sha256];
+    });
+  }
+
+  private async fetchFromReplica(sha256: string): Promise<boolean> {
+    const tmp = this.tmpPath();
+    let got;
+    try {
+      got = await this.replica!.get(sha256, tmp);
+    } catch (e) {
+      await fsp.rm(tmp, { force: true });
+      throw e;
+    }
+    if (!got) {
+      await fsp.rm(tmp, { force: true });
+      return false;
+    }
+    if (got.sha256 !== sha256) {
+      await fsp.rm(tmp, { force: true });
+      throw new ArtifactError(
+        'artifact-io',
+        `the shared copy of artifact ${sha256} does not hash to its name (it hashes to ${got.sha256})`,
+      );
+    }
+    await this.commit(tmp, sha256, got.info.size, got.info.name, got.info.kind, got.info.importedAt);
+    return true;
   }
 
   /** Where the artifact's bytes are (whether or not it exists). */
@@ -168,6 +243,7 @@ export class ArtifactStore {
     await this.updateIndex((index) => {
       delete index[sha256];
     });
+    if (this.replica) await this.replica.delete(sha256);
     return existed;
   }
 
@@ -179,6 +255,7 @@ export class ArtifactStore {
       const prev = index[sha256];
       index[sha256] = { ...(prev ?? { importedAt: new Date().toISOString() }), name };
     });
+    if (this.replica) await this.replica.rename(sha256, name);
     return this.info(sha256)!;
   }
 
@@ -318,6 +395,8 @@ export class ArtifactStore {
     size: number,
     name: string | undefined,
     kind?: string,
+    /** Set when the bytes came from the shared database (not shared again; its import time kept). */
+    sharedImportedAt?: string,
   ): Promise<ArtifactInfo> {
     const target = join(this.dir, sha256);
     // Same digest, same bytes: an existing file is kept (its import time too).
@@ -326,7 +405,7 @@ export class ArtifactStore {
       await fsp.rename(tmp, target);
       fsyncDir(this.dir);
     }
-    const time = new Date().toISOString();
+    const time = sharedImportedAt ?? new Date().toISOString();
     await this.updateIndex((index) => {
       const prev = index[sha256];
       index[sha256] = {
@@ -338,6 +417,8 @@ export class ArtifactStore {
     const info = this.info(sha256);
     if (!info || info.size !== size)
       throw new ArtifactError('artifact-io', `artifact ${sha256} vanished while importing`);
+    // Shared before the import is acknowledged: a profile built from it validates on every replica.
+    if (this.replica && sharedImportedAt === undefined) await this.replica.put(info, target);
     return info;
   }
 

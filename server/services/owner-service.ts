@@ -173,6 +173,8 @@ export class OwnerService {
     const secrets = previous?.secrets ?? [];
     let firmware = profile.firmware;
     if (firmware.kind === 'artifact') {
+      // Imported on another replica (serve --database): copied here first.
+      await this.deps.artifacts.ensureLocal(firmware.sha256).catch(() => false);
       const info = this.deps.artifacts.info(firmware.sha256);
       if (!info) throw new DomainError('unknown-artifact', `no artifact ${firmware.sha256}: import it first`);
       firmware = { ...firmware, size: info.size };
@@ -356,6 +358,7 @@ export class OwnerService {
       return { kind: 'artifact', sha256: info.sha256, size: info.size };
     }
     const sha = source.sha256.toLowerCase();
+    await this.deps.artifacts.ensureLocal(sha).catch(() => false);
     const info = this.deps.artifacts.info(sha);
     if (!info)
       throw new DomainError('unknown-artifact', `no artifact ${sha}: upload it with PUT /v1/artifacts first`);

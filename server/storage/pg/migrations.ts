@@ -135,6 +135,26 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 7,
+    name: 'firmware artifacts shared by the replicas',
+    sql: `
+      CREATE TABLE artifacts (
+        sha256 text PRIMARY KEY CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+        size bigint NOT NULL,
+        chunks integer NOT NULL,
+        name text,
+        kind text,
+        imported_at timestamptz NOT NULL
+      );
+      CREATE TABLE artifact_chunks (
+        sha256 text NOT NULL REFERENCES artifacts (sha256) ON DELETE CASCADE,
+        n integer NOT NULL,
+        data bytea NOT NULL,
+        PRIMARY KEY (sha256, n)
+      );
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -333,6 +333,8 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
     connections,
     digests,
     audit,
+    // serve --database: the owner sees every replica's events (the shared chain).
+    ...(shared ? { events: shared.auditFeed } : {}),
     pinnedCeks,
     tls: (): { enabled: boolean; fingerprint?: string } => {
       const fingerprint: string | undefined = controller.tlsFingerprint;

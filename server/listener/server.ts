@@ -695,6 +695,8 @@ export class Listener {
     if (q.has('result')) filterInput.result = q.get('result');
     if (q.has('since')) filterInput.since = q.get('since');
     if (q.has('limit')) filterInput.limit = Number(q.get('limit'));
+    // serve --database lists every replica's events; scope=replica this replica's own log.
+    const scope = q.get('scope') === 'replica' ? 'replica' : 'all';
     const parsed = AuditFilterSchema.safeParse(filterInput);
     if (!parsed.success) {
       throw new ApiError(
@@ -705,7 +707,7 @@ export class Listener {
     const filter = parsed.data;
     const o = this.opts.owner;
     if (!(ctx.req.headers.accept ?? '').includes('text/event-stream')) {
-      sendJson(ctx.res, 200, { events: o.events(filter) });
+      sendJson(ctx.res, 200, { events: o.events(filter, scope) });
       return;
     }
     const res = ctx.res;
@@ -718,7 +720,7 @@ export class Listener {
     const write = (e: AuditEvent) => res.write(`id: ${e.seq}\nevent: audit\ndata: ${JSON.stringify(e)}\n\n`);
     const last = Number(ctx.req.headers['last-event-id']);
     if (Number.isInteger(last) && last >= 0) {
-      for (const e of o.events(filter)) if (e.seq > last) write(e);
+      for (const e of o.events(filter, scope)) if (e.seq > last) write(e);
     }
     res.write(': connected\n\n');
     const { limit: _limit, ...live } = filter;
@@ -728,7 +730,7 @@ export class Listener {
       if (f.vmId !== undefined && e.vmId !== f.vmId) return;
       if (f.result !== undefined && e.result !== f.result) return;
       write(e);
-    });
+    }, scope);
     const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
     heartbeat.unref();
     this.streams.add(res);

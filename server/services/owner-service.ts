@@ -31,6 +31,11 @@ export interface OwnerServiceDeps {
   connections: ConnectionStore;
   digests: ExpectedDigests;
   audit: AuditLog;
+  /** Where the owner's event list and stream come from (serve --database: every replica's); default audit. */
+  events?: {
+    list(filter?: AuditFilter): AuditEvent[];
+    subscribe(cb: (e: AuditEvent) => void): () => void;
+  };
   /** CEKs pinned per chip (offline owners); absent: pinning is refused. */
   pinnedCeks?: PinnedCekStore;
   /** What /v1/health reports about TLS. */
@@ -296,12 +301,13 @@ export class OwnerService {
     return this.deps.approvals.decide(id, decision);
   }
 
-  events(filter?: AuditFilter): AuditEvent[] {
-    return this.deps.audit.list(filter);
+  /** The owner's events; `scope: 'replica'` is this replica's own log (serve --database shows every replica's). */
+  events(filter?: AuditFilter, scope: 'all' | 'replica' = 'all'): AuditEvent[] {
+    return (scope === 'replica' ? this.deps.audit : (this.deps.events ?? this.deps.audit)).list(filter);
   }
 
-  subscribeEvents(cb: (e: AuditEvent) => void): () => void {
-    return this.deps.audit.subscribe(cb);
+  subscribeEvents(cb: (e: AuditEvent) => void, scope: 'all' | 'replica' = 'all'): () => void {
+    return (scope === 'replica' ? this.deps.audit : (this.deps.events ?? this.deps.audit)).subscribe(cb);
   }
 
   health(): ServiceHealth {

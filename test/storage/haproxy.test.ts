@@ -74,9 +74,11 @@ describe('HAProxy in front of three replicas (docs/scale-out/haproxy.cfg)', () =
   });
 
   it('the KBS port keeps a source on one replica; the host port spreads', async () => {
-    /** Which replica answered: its own "listening on" audit event names it. */
+    /** Which replica answered: its own "listening on" audit event (in its own log) names it. */
     const whoAnswers = async (base: string) => {
-      const ev = await request(base, 'GET', '/v1/events?type=listener', { headers: { connection: 'close' } });
+      const ev = await request(base, 'GET', '/v1/events?type=listener&scope=replica', {
+        headers: { connection: 'close' },
+      });
       expect(ev.status).toBe(200);
       return (ev.json.events as Array<{ message?: string }>).find((e) =>
         e.message?.startsWith('listening on'),

@@ -6,6 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as os from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -161,6 +162,48 @@ async function pendingApproval(s: RunningService, vmId: string): Promise<{ id: s
   }
   throw new Error(`no pending approval for ${vmId} on ${s.url}`);
 }
+
+describe('the audit list and stream with serve --database', () => {
+  it("each replica's /v1/events lists and streams every replica's events", async () => {
+    // A live stream on replica 3, then a guest served by replicas 0, 1 and 2.
+    const streamed: string[] = [];
+    const target = new URL('/v1/events?types=secret-release', replicas[3]!.url);
+    const req = http.get(target, {
+      headers: { accept: 'text/event-stream', authorization: `Bearer ${OWNER_TOKEN}` },
+    });
+    const status = await new Promise<number>((resolve, reject) => {
+      req.on('response', (res) => {
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => streamed.push(d));
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+    });
+    expect(status).toBe(200);
+    const c = guest({ measurement: M_WEB, hostData: HOST_WEB });
+    expect(Buffer.from(await c.getResource('default/key/web')).toString()).toBe(VALUE_WEB);
+    const releasedBy2 = releases(replicas[2]!).at(-1)!;
+    for (let i = 0; i < 200 && !streamed.join('').includes('secret-release'); i++) {
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    req.destroy();
+    expect(streamed.join('')).toContain(releasedBy2.message);
+    // The list: replica 3 (which served nothing of it) shows replica 0's session opening, replica 1's
+    // attestation and replica 2's release.
+    const list = await request(replicas[3]!.url, 'GET', '/v1/events');
+    expect(list.status).toBe(200);
+    const events = list.json.events as Array<{
+      type: string;
+      result: string;
+      reason?: string;
+      message: string;
+    }>;
+    expect(events.some((e) => e.message === releasedBy2.message && e.type === 'secret-release')).toBe(true);
+    expect(events.some((e) => e.type === 'snp-attest' && e.result === 'ok')).toBe(true);
+    expect(events.some((e) => e.reason === 'session-opened')).toBe(true);
+    expect(replicas[3]!.audit.list().some((e) => e.type === 'secret-release')).toBe(false);
+  });
+});
 
 describe('KBS sessions shared by serve --database replicas', () => {
   it('auth on one replica, attest on a second, resource on a third', async () => {

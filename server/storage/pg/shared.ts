@@ -10,6 +10,7 @@ import type { AuditLog } from '../../services/audit-log';
 import type { PinnedCek } from '../../services/pinned-ceks';
 import type { StoredTrustedKey } from '../../services/trusted-keys';
 import { PgAuditChain } from './audit-chain';
+import { SharedAuditFeed } from './audit-feed';
 import { Database, translateError } from './database';
 import type { VmProfile } from '../../../app/profile';
 import { PgKeyValueBackend } from './kv';
@@ -43,6 +44,8 @@ export interface SharedDatabase {
   pinnedCeks: PgKeyValueBackend<{ ceks: PinnedCek[] }>;
   /** The deployment-wide settings (./settings.ts), shared by every replica. */
   settings: PgKeyValueBackend<{ settings: Record<string, unknown> }>;
+  /** Every replica's audit events, read from the shared chain (the owner's list and live stream). */
+  auditFeed: SharedAuditFeed;
   /** The KBS token signing key, derived from the sealing service key: the same on every replica. */
   kbsTokenKey: KeyObject;
   close(): Promise<void>;
@@ -71,13 +74,16 @@ export async function openSharedDatabase(opts: SharedDatabaseOptions): Promise<S
       keys: [] as StoredTrustedKey[],
     });
     const pinnedCeks = await PgKeyValueBackend.open(db, notifier, 'pinned-ceks', { ceks: [] as PinnedCek[] });
+    const chain = new PgAuditChain(db);
+    const auditFeed = await SharedAuditFeed.open(chain, notifier, opts.log ? { log: opts.log } : {});
     const settings = await PgKeyValueBackend.open(db, notifier, 'settings', {
       settings: {} as Record<string, unknown>,
     });
     return {
       db,
       cipher,
-      chain: new PgAuditChain(db),
+      chain,
+      auditFeed,
       migration,
       notifier,
       profiles,
@@ -86,6 +92,7 @@ export async function openSharedDatabase(opts: SharedDatabaseOptions): Promise<S
       settings,
       kbsTokenKey: kbsTokenKeyFrom(keys[0]!),
       close: async () => {
+        auditFeed.close();
         await notifier.close();
         await db.close();
       },

@@ -24,6 +24,7 @@ import { BundleService } from './services/bundle-service';
 import { ConnectionTable } from './services/connections';
 import { DemoService } from './services/demo-service';
 import { ExpectedDigests } from './services/expected-digests';
+import { ExpectedSnpMeasurements } from './services/expected-snp-measurements';
 import { createConfBackend, type KeyValueBackend } from './services/kv-backend';
 import { OwnerService } from './services/owner-service';
 import { ProfileStore } from './services/profile-store';
@@ -118,6 +119,8 @@ export interface Services {
   connections: ConnectionTable;
   /** The expected-digest cache (one firmware pass per artifact), shared with previews of draft profiles. */
   digests: ExpectedDigests;
+  /** The SEV-SNP measurement cache (one OVMF pass per artifact): the KBS service and draft previews read it. */
+  snpMeasurements: ExpectedSnpMeasurements;
   attestation: AttestationService;
   owner: OwnerService;
   /** The keys trusted to sign bundles (DIR/trusted-keys.json). */
@@ -202,6 +205,9 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
   const digests = new ExpectedDigests({
     firmwarePath: (sha) => (artifacts.has(sha) ? artifacts.path(sha) : undefined),
   });
+  const snpMeasurements = new ExpectedSnpMeasurements({
+    firmwarePath: (sha) => (artifacts.has(sha) ? artifacts.path(sha) : undefined),
+  });
   const pinnedCeks = new PinnedCekStore(
     kvBackend({ cwd: opts.dataDir, configName: 'pinned-ceks', defaults: { ceks: [] as PinnedCek[] } }),
   );
@@ -231,6 +237,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     approvals,
     connections,
     digests,
+    snpMeasurements,
     audit,
     pinnedCeks,
     tls: (): { enabled: boolean; fingerprint?: string } => {
@@ -312,6 +319,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     approvals,
     connections,
     digests,
+    snpMeasurements,
     attestation,
     owner,
     trustedKeys,

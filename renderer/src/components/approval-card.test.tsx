@@ -13,6 +13,7 @@ const chipId = 'ab'.repeat(64);
 function approval(over: Partial<ApprovalView> = {}): ApprovalView {
   return {
     id: '6f1c1c2e-0000-4000-8000-000000000001',
+    kind: 'sev-launch',
     state: 'pending',
     vmId: 'web-01',
     connection: null,

@@ -7,6 +7,7 @@ import type { ApprovalView } from '../../../app/contract/ipc';
 
 const a = (id: string): ApprovalView => ({
   id,
+  kind: 'sev-launch',
   state: 'pending',
   vmId: 'web-01',
   profileName: 'Web',

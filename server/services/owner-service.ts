@@ -191,7 +191,13 @@ export class OwnerService {
    */
   async saveProfile(profile: VmProfile): Promise<{ profile: VmProfile; warnings: string[] }> {
     const previous = this.deps.profiles.get(profile.id);
-    const secrets = previous?.secrets ?? [];
+    // The stored refs stay (values live in the keychain); only their SNP resource paths follow the save.
+    const secrets = (previous?.secrets ?? []).map((stored): SecretRef => {
+      const { resource: _old, ...rest } = stored;
+      if (profile.scheme !== 'amd-sev-snp') return rest;
+      const resource = profile.secrets.find((s) => s.guid === stored.guid)?.resource ?? stored.resource;
+      return resource !== undefined ? { ...rest, resource } : rest;
+    });
     let firmware = profile.firmware;
     if (firmware.kind === 'artifact') {
       const info = this.deps.artifacts.info(firmware.sha256);

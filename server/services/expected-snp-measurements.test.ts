@@ -115,6 +115,16 @@ describe('ExpectedSnpMeasurements', () => {
     expect(m.firmwarePasses).toBe(2);
   });
 
+  it('refuses an artifact whose file no longer hashes to its name', async () => {
+    const dir = fs.mkdtempSync(join(os.tmpdir(), 'snp-changed-'));
+    const file = join(dir, 'ovmf.fd');
+    const bytes = fs.readFileSync(AMDSEV);
+    bytes[0] = bytes[0]! ^ 1;
+    fs.writeFileSync(file, bytes);
+    const m = new ExpectedSnpMeasurements({ firmwarePath: () => file });
+    await expect(m.measurementsFor(profile())).rejects.toThrow(/changed on disk/);
+  });
+
   it('precomputed measurements are the list itself', async () => {
     const list = ['ab'.repeat(48), 'CD'.repeat(48)];
     const got = await service().measurementsFor(

@@ -8,6 +8,8 @@
  * and the matrix is computed one signature group at a time with a turn of the event loop in between,
  * so a large profile (64 counts x 16 signatures) never holds the loop for more than one group.
  */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { resolveKernelHashes, type KernelHashes } from '../../app/digest/hashes-table';
 import type { CpuSignature, SnpVmmType, VmProfile } from '../../app/profile';
@@ -190,7 +192,11 @@ export class ExpectedSnpMeasurements {
         const path = await this.opts.firmwarePath(sha256);
         if (!path) throw new SevError('io', `firmware artifact ${sha256} is not in the artifact store`);
         this.firmwarePasses++;
-        return prepareSnpOvmf(path);
+        const [state, onDisk] = await Promise.all([prepareSnpOvmf(path), fileSha256(path)]);
+        // Content-addressed: a file that no longer hashes to its name would give wrong measurements.
+        if (onDisk !== sha256)
+          throw new SevError('io', `firmware artifact ${sha256} changed on disk (now ${onDisk})`);
+        return state;
       })();
       p.catch(() => this.firmwares.delete(sha256));
       if (this.firmwares.size >= this.opts.maxFirmwares) {
@@ -201,4 +207,11 @@ export class ExpectedSnpMeasurements {
     }
     return p;
   }
+}
+
+/** The SHA-256 of a file, streamed. */
+async function fileSha256(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest('hex');
 }

@@ -6,6 +6,7 @@
  * users as `internal` with a fixed sentence.
  */
 import type { BundleErrorCode } from './bundle/errors';
+import type { KbsErrorCode } from './kbs/errors';
 import type { SevErrorCode } from './sev/errors';
 
 /** Codes of the services (owner decisions, stores, the listener's own refusals). */
@@ -77,7 +78,7 @@ export const SERVICE_ERROR_CODES = [
 export type ServiceErrorCode = (typeof SERVICE_ERROR_CODES)[number];
 
 /** Every code a DomainError can carry. */
-export type ErrorCode = ServiceErrorCode | SevErrorCode | BundleErrorCode;
+export type ErrorCode = ServiceErrorCode | SevErrorCode | BundleErrorCode | KbsErrorCode;
 
 export interface DomainErrorOptions {
   /**

@@ -7,9 +7,13 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { VmProfile } from '../app/profile';
 import { DomainError, messageOf } from '../app/errors';
+import { KbsTokenIssuer } from '../app/kbs/jwt';
 import { DiskCekCache, KdsClient } from '../app/sev/kds';
 import { TrustStore } from '../app/sev/roots';
+import { SnpKdsClient } from '../app/snp/kds';
+import type { SnpTrustStore } from '../app/snp/roots';
 import { bundleRoutes } from './listener/bundle-routes';
+import { kbsRoutes } from './listener/kbs-routes';
 import { ListenerController } from './listener/listener-controller';
 import type { ListenerLimits } from './listener/server';
 import { Listener } from './listener/server';
@@ -25,6 +29,7 @@ import { ConnectionTable } from './services/connections';
 import { DemoService } from './services/demo-service';
 import { ExpectedDigests } from './services/expected-digests';
 import { ExpectedSnpMeasurements } from './services/expected-snp-measurements';
+import { KbsService, type SnpKeySource } from './services/kbs-service';
 import { createConfBackend, type KeyValueBackend } from './services/kv-backend';
 import { OwnerService } from './services/owner-service';
 import { ProfileStore } from './services/profile-store';
@@ -69,6 +74,20 @@ export interface ServeOptions {
   /** Where a signed CEK comes from when the chain's is unsigned; default a KdsClient on kdsUrl with a disk cache in DIR/kds-cache. */
   kds?: CekSource;
   approvalTimeoutSeconds?: number;
+  /**
+   * SEV-SNP guests (Trustee KBS, /kbs/v0): where VCEKs and CRLs come from (default an SnpKdsClient on
+   * kdsUrl with a disk cache in DIR/snp-kds-cache and the owner's offline VCEKs in DIR/snp-vceks), the SNP
+   * roots (default AMD's pinned ones; tests pass their own), how long an attest waits for the owner
+   * (default the setting kbsApprovalWaitSeconds), and the session caps.
+   */
+  kbs?: {
+    keys?: SnpKeySource;
+    trust?: SnpTrustStore;
+    approvalWaitSeconds?: number;
+    challengeTtlSeconds?: number;
+    maxSessions?: number;
+    maxSessionsPerClient?: number;
+  };
   /** Pending-approval budgets (ApprovalServiceOptions: maxPending, per client, per platform, host token). */
   approvalLimits?: {
     maxPending?: number;
@@ -122,6 +141,8 @@ export interface Services {
   /** The SEV-SNP measurement cache (one OVMF pass per artifact): the KBS service and draft previews read it. */
   snpMeasurements: ExpectedSnpMeasurements;
   attestation: AttestationService;
+  /** SEV-SNP guests over Trustee's KBS protocol (the listener's /kbs/v0 routes). */
+  kbs: KbsService;
   owner: OwnerService;
   /** The keys trusted to sign bundles (DIR/trusted-keys.json). */
   trustedKeys: TrustedKeyStore;
@@ -263,7 +284,35 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     audit,
     ...(opts.version ? { version: opts.version } : {}),
   });
-  const extraRoutes = bundleRoutes(bundles);
+  const kbs = new KbsService({
+    profiles,
+    secrets: secretStore,
+    approvals,
+    audit,
+    tokens: new KbsTokenIssuer(),
+    // The one SNP measurement cache: the owner's saves forget a replaced OVMF's entries in it.
+    measurements: snpMeasurements,
+    keys:
+      opts.kbs?.keys ??
+      new SnpKdsClient({
+        baseUrl: opts.kdsUrl ?? s.kdsUrl,
+        cacheDir: join(opts.dataDir, 'snp-kds-cache'),
+        offlineDir: join(opts.dataDir, 'snp-vceks'),
+        // A guest waits on this (and retries the handshake itself): two attempts at most.
+        maxAttempts: 2,
+      }),
+    ...(opts.kbs?.trust ? { trust: opts.kbs.trust } : {}),
+    allowMissingCrl: () => settings.get().snpAllowMissingCrl,
+    approvalWaitSeconds: () => opts.kbs?.approvalWaitSeconds ?? settings.get().kbsApprovalWaitSeconds,
+    ...(opts.kbs?.challengeTtlSeconds !== undefined
+      ? { challengeTtlSeconds: opts.kbs.challengeTtlSeconds }
+      : {}),
+    ...(opts.kbs?.maxSessions !== undefined ? { maxSessions: opts.kbs.maxSessions } : {}),
+    ...(opts.kbs?.maxSessionsPerClient !== undefined
+      ? { maxSessionsPerClient: opts.kbs.maxSessionsPerClient }
+      : {}),
+  });
+  const extraRoutes = [...bundleRoutes(bundles), ...kbsRoutes(kbs, log)];
   const controller: ListenerController = new ListenerController({
     dataDir: opts.dataDir,
     settings,
@@ -321,6 +370,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     digests,
     snpMeasurements,
     attestation,
+    kbs,
     owner,
     trustedKeys,
     pinnedCeks,
@@ -331,6 +381,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     close: async () => {
       approvals.close();
       connections.close();
+      kbs.close();
       owner.close();
       await audit.close();
     },

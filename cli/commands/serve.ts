@@ -31,6 +31,8 @@ const usage = `usage: sev-attest serve --listen HOST:PORT --data-dir DIR [option
   --tunnel-identity FILE    private key for the tunnel (ssh -i)
   --tunnel-known-hosts FILE known_hosts holding the SSH server's host key
   --require-host-token      refuse to start without a host token (SEV_ATTEST_HOST_TOKEN or DIR/host-token)
+  --kbs-approval-wait S     how long an SEV-SNP guest's /kbs/v0/attest waits for the owner's decision on
+                            a manual profile (1..600 seconds; default the setting, at first 120)
   --audit-retained-budget MB
                             disk budget of the retained audit stream (releases, decisions, profile
                             changes; default 256): once reached, releases are refused, nothing is dropped
@@ -115,6 +117,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       'tunnel-known-hosts': { type: 'string' },
       'require-host-token': { type: 'boolean' },
       'audit-retained-budget': { type: 'string' },
+      'kbs-approval-wait': { type: 'string' },
     },
   });
   const remotePort = Number(values['tunnel-remote-port']);
@@ -152,6 +155,15 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     }
     retainedBudgetBytes = Math.floor(mb * 1024 * 1024);
   }
+  let kbsApprovalWait: number | undefined;
+  if (values['kbs-approval-wait'] !== undefined) {
+    kbsApprovalWait = Number(values['kbs-approval-wait']);
+    if (!/^\d{1,3}$/.test(values['kbs-approval-wait']) || kbsApprovalWait < 1 || kbsApprovalWait > 600) {
+      throw new CliError(
+        `--kbs-approval-wait must be a number of seconds in 1..600, got '${values['kbs-approval-wait']}'`,
+      );
+    }
+  }
   const ownerTokenEnv = io.env.SEV_ATTEST_OWNER_TOKEN;
   if (ownerTokenEnv && ownerTokenEnv.trim().length < 32) {
     throw new CliError(
@@ -172,6 +184,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       ...(ownerTokenEnv ? { ownerToken: ownerTokenEnv } : {}),
       ...(values['require-host-token'] === true ? { requireHostToken: true } : {}),
       ...(retainedBudgetBytes !== undefined ? { audit: { retainedBudgetBytes } } : {}),
+      ...(kbsApprovalWait !== undefined ? { kbs: { approvalWaitSeconds: kbsApprovalWait } } : {}),
       ...(io.env.SEV_ATTEST_HOST_TOKEN ? { hostToken: io.env.SEV_ATTEST_HOST_TOKEN } : {}),
       ...(values['allowed-host'] ? { allowedHosts: values['allowed-host'] } : {}),
       log: (line) => io.err(`sev-attest serve: ${line}\n`),

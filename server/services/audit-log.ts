@@ -19,7 +19,9 @@
  * moving segment files away). What a flood produces instead is aggregated: the first refused launch (or
  * validate of an unknown, used or expired connection) of a client (address, port ignored) and reason in
  * a window is logged in full, the others are counted into one "launch refused ×N" event when the window
- * ends. Validates refused on their evidence (a mismatch) are always logged in full.
+ * ends. Validates refused on their evidence (a mismatch) are always logged in full. SEV-SNP guests'
+ * refusals (type snp-attest: capped /auth, attest, resource) are aggregated the same way, whatever the
+ * reason, because a fresh KBS session costs only an /auth.
  */
 import { DomainError } from '../../app/errors';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -129,7 +131,8 @@ const FLOODABLE_VALIDATE_REASONS = new Set([
 ]);
 function aggregatable(input: Omit<AuditEvent, 'id' | 'seq' | 'time'> | undefined): boolean {
   if (input?.result !== 'refused') return false;
-  if (input.type === 'launch') return true;
+  // An SEV-SNP guest's /kbs/v0 refusals: a new session costs a caller one /auth, so any of them can flood.
+  if (input.type === 'launch' || input.type === 'snp-attest') return true;
   return input.type === 'validate' && FLOODABLE_VALIDATE_REASONS.has(input.reason ?? '');
 }
 

@@ -83,6 +83,11 @@ export class ExpectedSnpMeasurements {
     return (await this.detailedFor(profile)).map((m) => m.hex);
   }
 
+  /** The same list under the name the KBS service asks by (kbs-service.ts SnpMeasurementSource). */
+  forProfile(profile: SnpProfileFields): Promise<string[]> {
+    return this.measurementsFor(profile);
+  }
+
   /** The OVMF's SNP layout (metadata sections, hashes table), measuring it if not done yet. */
   async firmwareInfo(sha256: string): Promise<SnpOvmfInfo> {
     return (await this.prepared(sha256)).info;

@@ -105,6 +105,16 @@ describe('InMemorySecretStore', () => {
     await expect(s.set('', new Uint8Array([1]))).rejects.toThrow(/1\.\.512/);
     await expect(s.set('vm/a/1', new Uint8Array(0))).rejects.toThrow(/non-empty/);
   });
+
+  it('Buffers in and out are copies: wiping what get() returned leaves the stored value', async () => {
+    const s = new InMemorySecretStore();
+    const given = Buffer.from('disk key');
+    await s.set('vm/a/1', given);
+    given.fill(0);
+    const got = await s.get('vm/a/1');
+    got!.fill(0); // what a release does with the value once it is encrypted
+    expect(Buffer.from((await s.get('vm/a/1'))!).toString()).toBe('disk key');
+  });
 });
 
 describe('KeytarSecretStore with an injected keytar', () => {

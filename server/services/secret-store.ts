@@ -212,13 +212,14 @@ export class InMemorySecretStore implements SecretStore {
   async get(account: string): Promise<Uint8Array | undefined> {
     validateAccount(account);
     const v = this.items.get(account);
-    return v === undefined ? undefined : v.slice();
+    // Uint8Array.from copies; Buffer#slice would share memory, and a caller wiping its copy would wipe ours.
+    return v === undefined ? undefined : Uint8Array.from(v);
   }
 
   async set(account: string, value: Uint8Array): Promise<void> {
     validateAccount(account);
     validateValue(value);
-    this.items.set(account, value.slice());
+    this.items.set(account, Uint8Array.from(value));
   }
 
   async delete(account: string): Promise<boolean> {

@@ -70,6 +70,13 @@ export const SettingsSchema = z.object({
     .default([]),
   approvalTimeoutSeconds: z.number().int().min(1).max(86_400).default(120),
   connectionTtlSeconds: z.number().int().min(10).max(86_400).default(600),
+  /**
+   * SEV-SNP guests (Trustee KBS): accept a report when AMD's revocation list cannot be fetched (the
+   * attestation then says revocation was not checked). Off: such an attestation is refused.
+   */
+  snpAllowMissingCrl: z.boolean().default(false),
+  /** How long a guest's /kbs/v0/attest waits for the owner's decision on a manual profile (seconds). */
+  kbsApprovalWaitSeconds: z.number().int().min(1).max(600).default(120),
   tunnel: TunnelSettingsSchema.default(TunnelSettingsSchema.parse({})),
   firstRunDone: z.boolean().default(false),
 });

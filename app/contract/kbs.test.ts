@@ -6,6 +6,8 @@ import {
   KbsAuthRequestSchema,
   kbsErrorBody,
   kbsIssueText,
+  SnpCertTypeSchema,
+  snpCertTypeName,
 } from './kbs';
 
 const JWK = { kty: 'EC', crv: 'P-256', alg: 'ECDH-ES+A256KW', x: 'a', y: 'b' };
@@ -36,8 +38,10 @@ describe('KBS contract', () => {
     const tdx = KbsAuthRequestSchema.safeParse({ version: '0.4.0', tee: 'tdx', 'extra-params': {} });
     expect(tdx.success).toBe(false);
     expect(kbsIssueText(tdx.error!)).toMatch(/^tee: only the "snp" TEE/);
-    const old = KbsAuthRequestSchema.safeParse({ version: '0.1.0', tee: 'snp', 'extra-params': '' });
-    expect(kbsIssueText(old.error!)).toMatch(/^version: unsupported KBS protocol version/);
+    for (const version of ['0.1.0', '0.4.1', '0.4.0-rc1', '1.0.0', '']) {
+      const r = KbsAuthRequestSchema.safeParse({ version, tee: 'snp', 'extra-params': '' });
+      expect(kbsIssueText(r.error!)).toBe('version: unsupported KBS protocol version (expected 0.4.0)');
+    }
   });
 
   it('accepts the attest body, with or without init-data and cert_chain', () => {
@@ -56,7 +60,10 @@ describe('KBS contract', () => {
       'tee-evidence': {
         primary_evidence: {
           attestation_report: {},
-          cert_chain: [{ cert_type: { OTHER: '0f1e' }, data: [] }],
+          cert_chain: [
+            { cert_type: { OTHER: '0f1e2d3c-0000-4000-8000-000000000001' }, data: [] },
+            { cert_type: '63DA758D-E664-4564-ADC5-F4B93BE8ACCD', data: [] },
+          ],
         },
         additional_evidence: '',
       },
@@ -96,12 +103,30 @@ describe('KBS contract', () => {
       ],
       [attest({ 'tee-evidence': { primary_evidence: { attestation_report: {} } } }), /additional_evidence/],
       [attest({ extra: 1 }), /extra|Unrecognized/i],
+      [
+        attest({
+          'tee-evidence': {
+            primary_evidence: { attestation_report: {}, cert_chain: null },
+            additional_evidence: '{"tdx":{}}',
+          },
+        }),
+        /^tee-evidence\.additional_evidence: additional device evidence is not supported/,
+      ],
     ];
     for (const [body, re] of cases) {
       const r = KbsAttestRequestSchema.safeParse(body);
       expect(r.success).toBe(false);
       expect(kbsIssueText(r.error!)).toMatch(re);
     }
+  });
+
+  it('names certificate types in every form', () => {
+    expect(snpCertTypeName('VLEK')).toBe('VLEK');
+    expect(snpCertTypeName('63da758d-e664-4564-adc5-f4b93be8accd')).toBe('VCEK');
+    expect(snpCertTypeName({ OTHER: 'A8074BC2-A25A-483E-AAE6-39C045A0B8A1' })).toBe('VLEK');
+    expect(snpCertTypeName({ OTHER: '0f1e2d3c-0000-4000-8000-000000000001' })).toBe('OTHER');
+    expect(SnpCertTypeSchema.safeParse({ OTHER: 'x' }).success).toBe(false);
+    expect(SnpCertTypeSchema.safeParse('vcek').success).toBe(false);
   });
 
   it('builds Trustee error bodies with Trustee statuses', () => {

@@ -10,9 +10,12 @@ import { DomainError, type DomainErrorOptions } from '../errors';
  * SEV Attest uses the same names so that guest logs read the same as against Trustee.
  */
 export const KBS_ERROR_KINDS = [
-  /** Anything that goes wrong in /auth or /attest: bad TEE, bad evidence, refused attestation. */
+  /**
+   * Anything that goes wrong in /auth or /attest, malformed bodies included: Trustee reads those bodies
+   * inside its attestation service, whose errors all surface under this kind.
+   */
   'AttestationError',
-  /** A body that is not the JSON the route expects. */
+  /** A JSON body outside /auth and /attest that does not parse. */
   'SerdeError',
   /** The resource route without a valid session (no cookie, expired, never attested). */
   'TokenNotFound',

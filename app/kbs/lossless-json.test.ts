@@ -10,7 +10,7 @@ function refuses(text: string, re: RegExp, limits = {}) {
     err = e;
   }
   expect(err).toBeInstanceOf(KbsProtocolError);
-  expect((err as KbsProtocolError).kind).toBe('SerdeError');
+  expect((err as KbsProtocolError).kind).toBe('AttestationError');
   expect((err as Error).message).toMatch(re);
 }
 
@@ -77,10 +77,10 @@ describe('parseJsonLossless', () => {
 
   it('names the caller-chosen Trustee kind', () => {
     try {
-      parseJsonLossless('{', { errorKind: 'AttestationError' });
+      parseJsonLossless('{', { errorKind: 'SerdeError' });
       expect.unreachable();
     } catch (e) {
-      expect((e as KbsProtocolError).kind).toBe('AttestationError');
+      expect((e as KbsProtocolError).kind).toBe('SerdeError');
     }
   });
 });

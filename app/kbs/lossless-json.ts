@@ -12,7 +12,7 @@ export interface JsonLimits {
   maxChars?: number;
   /** Deepest accepted nesting of arrays and objects. */
   maxDepth?: number;
-  /** The Trustee kind of the thrown error (a body: SerdeError). */
+  /** The Trustee kind of the thrown error; default AttestationError (what Trustee names a bad /auth or /attest body). */
   errorKind?: KbsErrorKind;
 }
 
@@ -37,7 +37,7 @@ const NUMBER = /-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
 export function parseJsonLossless(text: string, limits: JsonLimits = {}): LosslessJson {
   const maxChars = limits.maxChars ?? DEFAULT_JSON_LIMITS.maxChars;
   const maxDepth = limits.maxDepth ?? DEFAULT_JSON_LIMITS.maxDepth;
-  const kind = limits.errorKind ?? 'SerdeError';
+  const kind = limits.errorKind ?? 'AttestationError';
   const fail = (msg: string, at?: number): never => {
     throw new KbsProtocolError(
       kind,

@@ -15,13 +15,14 @@
 import type * as http from 'node:http';
 import { TLSSocket } from 'node:tls';
 import {
+  KBS_CHALLENGE_EXTRA_PARAMS,
   KBS_ERROR_TYPE_PREFIX,
   KBS_RESOURCE_SEGMENT,
   KBS_SESSION_COOKIE,
-  KbsAttestRequestSchema,
-  KbsAuthRequestSchema,
   kbsErrorBody,
-  kbsIssueText,
+  parseKbsAttestRequest,
+  parseKbsAuthRequest,
+  snpCertTypeName,
   type KbsAttestRequest,
 } from '../../app/contract/kbs';
 import {
@@ -30,7 +31,6 @@ import {
   KbsProtocolError,
   type KbsErrorKind,
 } from '../../app/kbs/errors';
-import { parseJsonLossless } from '../../app/kbs/lossless-json';
 import { KbsRefusal, type KbsAttestInput, type KbsService } from '../services/kbs-service';
 import type { Ctx, Route } from './server';
 
@@ -59,7 +59,8 @@ function send(
 }
 
 /** Our own kinds beyond Trustee's (docs/api.md lists them as deliberate differences). */
-type ReplyKind = KbsErrorKind | 'TooManyRequests' | 'PayloadTooLarge' | 'InternalError';
+type ReplyKind =
+  KbsErrorKind | 'TooManyRequests' | 'PayloadTooLarge' | 'ServiceUnavailable' | 'InternalError';
 
 function sendKbsError(
   res: http.ServerResponse,
@@ -72,7 +73,14 @@ function sendKbsError(
     send(res, status, body, extra);
     return;
   }
-  const status = kind === 'TooManyRequests' ? 429 : kind === 'PayloadTooLarge' ? 413 : 500;
+  const status =
+    kind === 'TooManyRequests'
+      ? 429
+      : kind === 'PayloadTooLarge'
+        ? 413
+        : kind === 'ServiceUnavailable'
+          ? 503
+          : 500;
   send(res, status, { type: `${KBS_ERROR_TYPE_PREFIX}/${kind}`, detail }, extra);
 }
 
@@ -110,27 +118,10 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
     req.on('error', (e) => {
       if (!done) {
         done = true;
-        reject(new KbsProtocolError('SerdeError', `the body could not be read: ${e.message}`));
+        reject(new KbsProtocolError('AttestationError', `the body could not be read: ${e.message}`));
       }
     });
   });
-}
-
-/** Parses a JSON body losslessly and checks it with the contract's schema (SerdeError otherwise). */
-async function readKbsJson<T>(
-  req: http.IncomingMessage,
-  schema: {
-    safeParse(v: unknown): { success: true; data: T } | { success: false; error: import('zod').ZodError };
-  },
-): Promise<T> {
-  const raw = await readBody(req, KBS_ROUTE_BODY_BYTES);
-  const value = parseJsonLossless(raw.toString('utf8'), {
-    maxChars: KBS_ROUTE_BODY_BYTES,
-    errorKind: 'SerdeError',
-  });
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw new KbsProtocolError('SerdeError', kbsIssueText(parsed.error));
-  return parsed.data;
 }
 
 /** The kbs-session-id cookie's value, if the request carries one. */
@@ -164,7 +155,7 @@ function attestInputOf(b: KbsAttestRequest): KbsAttestInput {
     report: ev.primary_evidence.attestation_report,
     certChain: chain
       ? chain.map((c) => ({
-          certType: typeof c.cert_type === 'string' ? c.cert_type : 'OTHER',
+          certType: snpCertTypeName(c.cert_type),
           data: Uint8Array.from(c.data),
         }))
       : undefined,
@@ -217,18 +208,19 @@ export function kbsRoutes(service: KbsService, log: (line: string) => void = () 
   const catchAll = /^\/kbs(?:\/.*)?$/;
   return [
     route('POST', /^\/kbs\/v0\/auth$/, async (ctx) => {
-      await readKbsJson(ctx.req, KbsAuthRequestSchema);
+      parseKbsAuthRequest((await readBody(ctx.req, KBS_ROUTE_BODY_BYTES)).toString('utf8'));
       const out = service.auth(ctx.client);
       send(
         ctx.res,
         200,
-        { nonce: out.nonce, 'extra-params': out.extraParams },
+        // Trustee's challenge carries "" here; guests then hash with SHA-384, their default.
+        { nonce: out.nonce, 'extra-params': KBS_CHALLENGE_EXTRA_PARAMS },
         { 'Set-Cookie': setCookie(ctx.req, out.sessionId, (out.expiresAt - Date.now()) / 1000) },
       );
     }),
     route('POST', /^\/kbs\/v0\/attest$/, async (ctx) => {
       const id = sessionCookie(ctx.req);
-      const body = await readKbsJson(ctx.req, KbsAttestRequestSchema);
+      const body = parseKbsAttestRequest((await readBody(ctx.req, KBS_ROUTE_BODY_BYTES)).toString('utf8'));
       // A guest that hangs up while the owner decides stops the wait.
       const gone = new AbortController();
       ctx.res.on('close', () => {

@@ -100,7 +100,6 @@ interface Session {
 export interface KbsChallengeOutcome {
   sessionId: string;
   nonce: string;
-  extraParams: Record<string, unknown>;
   expiresAt: number;
 }
 
@@ -129,7 +128,8 @@ export interface KbsAttestOutcome {
  */
 export class KbsRefusal extends Error {
   constructor(
-    readonly kind: KbsErrorKind | 'TooManyRequests' | 'Internal',
+    /** Trustee's kinds, plus ours: 429 TooManyRequests, 503 ServiceUnavailable, 500 Internal. */
+    readonly kind: KbsErrorKind | 'TooManyRequests' | 'ServiceUnavailable' | 'Internal',
     readonly reason: string,
     message: string,
     readonly guestDetail: string,
@@ -266,7 +266,7 @@ export class KbsService {
       message: 'KBS session opened: challenge issued',
       details: { expiresAt: new Date(session.expiresAt).toISOString() },
     });
-    return { sessionId: session.id, nonce: session.nonce, extraParams: {}, expiresAt: session.expiresAt };
+    return { sessionId: session.id, nonce: session.nonce, expiresAt: session.expiresAt };
   }
 
   /** POST /kbs/v0/attest. Throws KbsRefusal. */
@@ -413,10 +413,13 @@ export class KbsService {
       }
       value = await this.deps.secrets.get(secretAccount(profile.id, secret.guid));
       if (!value) {
+        // The owner's configuration, not the guest's: 503, so the guest neither re-attests nor gives up at once.
         throw refuse(
-          'PluginInternalError',
+          'ServiceUnavailable',
           'secret-missing',
           `the value of ${path} (secret ${secret.guid} of ${profile.id}) is missing from the ${this.deps.secrets.kind} store`,
+          {},
+          30,
         );
       }
       const jwe = releaseResource(guest, path, value);
@@ -431,9 +434,11 @@ export class KbsService {
         });
       } catch (e) {
         throw refuse(
-          'PluginInternalError',
+          'ServiceUnavailable',
           'audit-unavailable',
           `the release could not be audited: ${messageOf(e)}`,
+          {},
+          30,
         );
       }
       return jwe;
@@ -624,8 +629,10 @@ export class KbsService {
         details: { ...base.details, approval: approval.id },
       });
     }
-    if (approval.state === 'pending') await this.waitDecided(approval, signal);
-    if (approval.state === 'approved') {
+    const waited = approval.state === 'pending';
+    if (waited) await this.waitDecided(approval, signal);
+    // 'used': another attest of the same guest (same fingerprint) waited on this approval too and took it.
+    if (approval.state === 'approved' || (waited && approval.state === 'used')) {
       this.deps.approvals.consume(approval);
       return approval.id;
     }
@@ -705,7 +712,7 @@ export class KbsService {
     let r: KbsRefusal;
     if (e instanceof KbsRefusal) r = e;
     else if (e instanceof SecretStoreUnavailableError)
-      r = refuse('PluginInternalError', 'secret-store-unavailable', e.message);
+      r = refuse('ServiceUnavailable', 'secret-store-unavailable', e.message, {}, 30);
     else if (isKbsProtocolError(e)) r = refuse(e.kind, 'bad-evidence', e.message);
     else r = refuse('Internal', 'internal', messageOf(e));
     this.audit({

@@ -8,6 +8,7 @@
 import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import { join } from 'node:path';
@@ -45,6 +46,7 @@ const ERR = 'https://github.com/confidential-containers/kbs/errors/';
 // --- the key-server stand-in ------------------------------------------------------------------------------
 let roots: TestRoots;
 let vcek: { der: Buffer; key: KeyObject };
+let vlek: { der: Buffer; key: KeyObject };
 let kds: http.Server;
 let kdsUrl: string;
 const kdsRequests: string[] = [];
@@ -54,7 +56,10 @@ let crlDown = false;
 const dirs: string[] = [];
 const running: RunningService[] = [];
 
-async function serve(extra: Partial<ServeOptions['kbs']> = {}): Promise<RunningService> {
+async function serve(
+  extra: Partial<ServeOptions['kbs']> = {},
+  more: Partial<ServeOptions> = {},
+): Promise<RunningService> {
   const dataDir = fs.mkdtempSync(join(os.tmpdir(), 'kbs-http-'));
   dirs.push(dataDir);
   const svc = await startService({
@@ -71,6 +76,7 @@ async function serve(extra: Partial<ServeOptions['kbs']> = {}): Promise<RunningS
       maxSessionsPerClient: 12,
       ...extra,
     },
+    ...more,
   });
   running.push(svc);
   svc.profiles.put(profileBody('web', 'auto', HOST_WEB, GUID_WEB, 'default/key/web'));
@@ -99,6 +105,7 @@ let svc: RunningService;
 beforeAll(async () => {
   roots = makeTestRoots('Milan', 'kbs-http');
   vcek = makeKey(roots, 'vcek', { product: 'Milan', tcb: TCB, hwid: CHIP });
+  vlek = makeKey(roots, 'vlek', { product: 'Milan', tcb: TCB });
   const crl = makeCrl(roots);
   const hwid = Buffer.from(CHIP).toString('hex');
   kds = http.createServer((req, res) => {
@@ -246,6 +253,8 @@ class Guest {
       nonce?: string;
       tamper?: (b: Uint8Array) => void;
       certChain?: boolean;
+      /** Sign with the VLEK (and put it in cert_chain unless certChain is false). */
+      vlek?: boolean;
     } = {},
   ): Record<string, unknown> {
     const nonce = o.nonce ?? this.nonce;
@@ -257,17 +266,22 @@ class Guest {
         measurement: MEAS,
         hostData: Buffer.from(HOST_WEB, 'hex'),
         reportData: kbsReportData(nonce, this.jwk, ''),
+        ...(o.vlek ? { signer: 'vlek' as const } : {}),
         ...o.spec,
       },
-      vcek.key,
+      o.vlek ? vlek.key : vcek.key,
     );
+    const entry = o.vlek
+      ? { cert_type: 'VLEK', data: Array.from(vlek.der) }
+      : { cert_type: 'VCEK', data: Array.from(vcek.der) };
+    const withChain = o.certChain ?? o.vlek === true;
     o.tamper?.(bytes);
     return {
       'runtime-data': { nonce, 'tee-pubkey': this.jwk },
       'tee-evidence': {
         primary_evidence: {
           attestation_report: reportJson(bytes),
-          cert_chain: o.certChain ? [{ cert_type: 'VCEK', data: Array.from(vcek.der) }] : null,
+          cert_chain: withChain ? [{ cert_type: 'ARK', data: Array.from(roots.ark.der) }, entry] : null,
         },
         additional_evidence: '',
       },
@@ -284,7 +298,7 @@ class Guest {
 
   async open(jwe: Record<string, string>): Promise<string> {
     const key = await importJWK({ ...this.key.privateKey.export({ format: 'jwk' }), alg: 'ECDH-ES+A256KW' });
-    const out = await flattenedDecrypt(jwe as Parameters<typeof flattenedDecrypt>[0], key);
+    const out = await flattenedDecrypt(jwe as unknown as Parameters<typeof flattenedDecrypt>[0], key);
     return new TextDecoder().decode(out.plaintext);
   }
 }
@@ -302,7 +316,9 @@ function kbsError(r: Reply, status: number, kind: string): void {
 
 async function waitForPending(s: RunningService, vmId: string) {
   for (let i = 0; i < 200; i++) {
-    const a = s.approvals.list().find((x) => x.kind === 'snp-attest' && x.vmId === vmId && x.state === 'pending');
+    const a = s.approvals
+      .list()
+      .find((x) => x.kind === 'snp-attest' && x.vmId === vmId && x.state === 'pending');
     if (a) return a;
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -316,7 +332,7 @@ describe('the full flow', () => {
     const a = await g.auth();
     expect(a.status, a.text).toBe(200);
     expect(Object.keys(a.json).sort()).toEqual(['extra-params', 'nonce']);
-    expect(a.json['extra-params']).toEqual({});
+    expect(a.json['extra-params']).toBe('');
     expect(Buffer.from(a.json.nonce, 'base64')).toHaveLength(32);
     expect(g.cookie).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(g.setCookie).toMatch(/; Path=\/kbs;/);
@@ -361,6 +377,23 @@ describe('the full flow', () => {
   });
 });
 
+describe('VLEK-signed reports', () => {
+  it('verify with the VLEK from cert_chain; without it they are refused (a VLEK is never on the key server)', async () => {
+    const g = guest();
+    await g.auth();
+    const t = await g.attest({ vlek: true });
+    expect(t.status, t.text).toBe(200);
+    expect(await g.open((await g.resource('default/key/web')).json)).toBe(VALUE_WEB);
+    await g.auth();
+    kbsError(await g.attest({ vlek: true, certChain: false }), 401, 'AttestationError');
+    const last = svc.audit
+      .list()
+      .filter((e) => e.type === 'snp-attest' && e.result === 'refused')
+      .pop()!;
+    expect(last.message).toMatch(/signed by a VLEK and the evidence carries none/);
+  });
+});
+
 describe('manual approval at attest', () => {
   it('approved while the attest waits: token', async () => {
     const g = guest();
@@ -374,6 +407,35 @@ describe('manual approval at attest', () => {
     expect(t.status, t.text).toBe(200);
     expect(decodeJwt(t.json.token)['profile-id']).toBe('db');
     expect(await g.open((await g.resource('default/key/db')).json)).toBe('db passphrase');
+  });
+
+  it("the wait may outlast the listener's whole-request timeout (it bounds receiving, not answering)", async () => {
+    const dataDir = fs.mkdtempSync(join(os.tmpdir(), 'kbs-http-'));
+    dirs.push(dataDir);
+    const s = await startService({
+      host: '127.0.0.1',
+      port: 0,
+      dataDir,
+      secretStore: new InMemorySecretStore(),
+      ownerToken: OWNER_TOKEN,
+      rateLimit: false,
+      limits: { requestTimeoutMs: 600, headersTimeoutMs: 400 },
+      kbs: {
+        keys: new SnpKdsClient({ baseUrl: kdsUrl, maxAttempts: 1, timeoutMs: 2000 }),
+        trust: SnpTrustStore.of([roots.set]),
+        approvalWaitSeconds: 5,
+      },
+    });
+    running.push(s);
+    s.profiles.put(profileBody('db', 'manual', HOST_DB, GUID_DB, 'default/key/db'));
+    const g = guest(s);
+    await g.auth();
+    const pending = g.attest({ spec: dbSpec });
+    const a = await waitForPending(s, 'db');
+    await new Promise((r) => setTimeout(r, 1500));
+    s.approvals.decide(a.id, 'approve');
+    const t = await pending;
+    expect(t.status, t.text).toBe(200);
   });
 
   it('denied while the attest waits: 401; the next identical attest is refused at once', async () => {
@@ -403,7 +465,9 @@ describe('manual approval at attest', () => {
     await g.auth();
     const retry = g.attest({ spec: dbSpec });
     await new Promise((r) => setTimeout(r, 100));
-    expect(s.approvals.list().filter((x) => x.kind === 'snp-attest' && x.state === 'pending')).toHaveLength(1);
+    expect(s.approvals.list().filter((x) => x.kind === 'snp-attest' && x.state === 'pending')).toHaveLength(
+      1,
+    );
     s.approvals.decide(first.id, 'approve');
     expect((await retry).status).toBe(200);
   });
@@ -449,7 +513,10 @@ describe('refusals', () => {
     await h.auth();
     const r = await h.attest();
     kbsError(r, 401, 'AttestationError');
-    const last = s.audit.list().filter((e) => e.type === 'snp-attest' && e.result === 'refused').pop()!;
+    const last = s.audit
+      .list()
+      .filter((e) => e.type === 'snp-attest' && e.result === 'refused')
+      .pop()!;
     expect(last.message).toMatch(/ambiguous|2 profiles/);
   });
 
@@ -525,11 +592,62 @@ describe('refusals', () => {
       await g.auth();
       const ok = await g.attest();
       expect(ok.status, ok.text).toBe(200);
-      const ev = s.audit.list().filter((e) => e.type === 'snp-attest' && e.result === 'ok').pop()!;
+      const ev = s.audit
+        .list()
+        .filter((e) => e.type === 'snp-attest' && e.result === 'ok')
+        .pop()!;
       expect(String(ev.details?.revocation)).toMatch(/^not checked/);
     } finally {
       crlDown = false;
     }
+  });
+
+  it('a value missing from the secret store: 503, nothing released', async () => {
+    const s = await serve();
+    await s.secretStore.delete(secretAccount('web', GUID_WEB));
+    const g = guest(s);
+    await g.auth();
+    expect((await g.attest()).status).toBe(200);
+    const r = await g.resource('default/key/web');
+    kbsError(r, 503, 'ServiceUnavailable');
+    expect(r.headers['retry-after']).toBe('30');
+    expect(s.audit.list().filter((e) => e.type === 'secret-release')).toEqual([]);
+  });
+
+  it('the audit log at its retained budget: releases refused (503), every release before is retained', async () => {
+    const s = await serve();
+    await s.close();
+    running.pop();
+    const full = await startService({
+      host: '127.0.0.1',
+      port: 0,
+      dataDir: s.dataDir,
+      secretStore: new InMemorySecretStore(),
+      ownerToken: OWNER_TOKEN,
+      rateLimit: false,
+      audit: { retainedBudgetBytes: 6000, segmentBytes: 2048 },
+      kbs: {
+        keys: new SnpKdsClient({ baseUrl: kdsUrl, maxAttempts: 1, timeoutMs: 2000 }),
+        trust: SnpTrustStore.of([roots.set]),
+      },
+    });
+    running.push(full);
+    await full.secretStore.set(secretAccount('web', GUID_WEB), Buffer.from(VALUE_WEB));
+    const g = guest(full);
+    await g.auth();
+    expect((await g.attest()).status).toBe(200);
+    let released = 0;
+    let refused: Reply | undefined;
+    for (let i = 0; i < 60 && !refused; i++) {
+      const r = await g.resource('default/key/web');
+      if (r.status === 200) released++;
+      else refused = r;
+    }
+    expect(released).toBeGreaterThan(2);
+    kbsError(refused!, 503, 'ServiceUnavailable');
+    expect(refused!.json.detail).toMatch(/audit log/);
+    const retained = full.audit.list().filter((e) => e.type === 'secret-release');
+    expect(retained).toHaveLength(released);
   });
 
   it('an /auth flood is capped per client group: 429 with Retry-After, refusals aggregated in the audit', async () => {
@@ -547,10 +665,75 @@ describe('refusals', () => {
     expect(refused.length).toBeLessThan(5);
   });
 
+  it('the session cap in all: 429 across client groups too', async () => {
+    const s = await serve({ maxSessions: 3, maxSessionsPerClient: 10 });
+    const g = guest(s);
+    for (let i = 0; i < 3; i++) expect((await g.auth()).status).toBe(200);
+    const r = await g.auth();
+    kbsError(r, 429, 'TooManyRequests');
+    // The oldest session expires in at most 5 minutes: that is when to come back.
+    expect(Number(r.headers['retry-after'])).toBeGreaterThan(290);
+    expect(Number(r.headers['retry-after'])).toBeLessThanOrEqual(300);
+  });
+
+  it('pending approvals are budgeted per client group: the fifth manual guest waiting is 429', async () => {
+    const s = await serve();
+    const hosts = ['c1', 'c2', 'c3', 'c4', 'c5'].map((id, i) => {
+      const hd = (i + 1).toString(16).padStart(2, '0').repeat(32);
+      s.profiles.put(profileBody(id, 'manual', hd, GUID_DB, `default/key/${id}`));
+      return hd;
+    });
+    const guests = hosts.map(() => guest(s));
+    for (const g of guests) await g.auth();
+    const waiting = guests
+      .slice(0, 4)
+      .map((g, i) => g.attest({ spec: { hostData: Buffer.from(hosts[i]!, 'hex') } }));
+    for (let i = 0; i < 200 && s.approvals.pendingCount < 4; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(s.approvals.pendingCount).toBe(4);
+    const fifth = await guests[4]!.attest({ spec: { hostData: Buffer.from(hosts[4]!, 'hex') } });
+    kbsError(fifth, 429, 'TooManyRequests');
+    expect(fifth.headers['retry-after']).toBe('30');
+    for (const a of s.approvals.list().filter((x) => x.state === 'pending'))
+      s.approvals.decide(a.id, 'deny-once');
+    for (const r of await Promise.all(waiting)) kbsError(r, 401, 'AttestationError');
+  });
+
+  it('over TLS the cookie is Secure', async () => {
+    const s = await serve({}, { tls: true });
+    const url = new URL('/kbs/v0/auth', s.url);
+    expect(url.protocol).toBe('https:');
+    const body = JSON.stringify({ version: '0.4.0', tee: 'snp', 'extra-params': {} });
+    const cookie = await new Promise<string>((resolve, reject) => {
+      const req = https.request(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname,
+          method: 'POST',
+          rejectUnauthorized: false,
+          headers: { 'content-type': 'application/json', 'content-length': String(body.length) },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.headers['set-cookie']?.[0] ?? '');
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+    expect(cookie).toMatch(
+      /^kbs-session-id=[A-Za-z0-9_-]{43}; Path=\/kbs; Max-Age=\d+; HttpOnly; SameSite=Strict; Secure$/,
+    );
+  });
+
   it('malformed bodies, wrong paths and methods answer in the Trustee shape', async () => {
     const g = guest();
-    kbsError(await g.call('POST', '/kbs/v0/auth', '{"version": "0.4.0", '), 401, 'SerdeError');
-    kbsError(await g.call('POST', '/kbs/v0/auth', { version: '0.4.0', tee: 'tdx', 'extra-params': {} }), 401, 'SerdeError');
+    kbsError(await g.call('POST', '/kbs/v0/auth', '{"version": "0.4.0", '), 401, 'AttestationError');
+    kbsError(
+      await g.call('POST', '/kbs/v0/auth', { version: '0.4.0', tee: 'tdx', 'extra-params': {} }),
+      401,
+      'AttestationError',
+    );
     kbsError(await g.call('GET', '/kbs/v0/auth'), 404, 'InvalidRequestPath');
     kbsError(await g.call('GET', '/kbs/v0/nothing/here'), 404, 'PluginNotFound');
     kbsError(await g.call('GET', '/kbs/v0/resource/a/b'), 404, 'InvalidRequestPath');
@@ -562,9 +745,14 @@ describe('refusals', () => {
 
   it('the listener answers a browser request itself, before the KBS route (its own error shape)', async () => {
     const g = guest();
-    const r = await g.call('POST', '/kbs/v0/auth', { version: '0.4.0', tee: 'snp', 'extra-params': {} }, {
-      'sec-fetch-mode': 'cors',
-    });
+    const r = await g.call(
+      'POST',
+      '/kbs/v0/auth',
+      { version: '0.4.0', tee: 'snp', 'extra-params': {} },
+      {
+        'sec-fetch-mode': 'cors',
+      },
+    );
     expect(r.status).toBe(403);
     expect(r.json).toMatchObject({ error: 'origin-not-allowed' });
   });

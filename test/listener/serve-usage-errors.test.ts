@@ -57,4 +57,13 @@ describe('sev-attest serve usage errors', () => {
     fs.writeFileSync(junk, 'not a certificate');
     expectUsageError(serve(['--data-dir', dir, '--trust-ca', junk]), /--trust-ca .*junk\.cert: /);
   });
+
+  it('a --kbs-approval-wait that is not 1..600 seconds', () => {
+    for (const bad of ['0', '601', '2m']) {
+      expectUsageError(
+        serve(['--data-dir', tmpDir(), '--kbs-approval-wait', bad]),
+        /--kbs-approval-wait must be a number of seconds in 1\.\.600/,
+      );
+    }
+  });
 });

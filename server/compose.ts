@@ -18,6 +18,7 @@ import { ListenerController } from './listener/listener-controller';
 import type { ListenerLimits } from './listener/server';
 import { Listener } from './listener/server';
 import type { RateLimitOptions } from './listener/rate-limit';
+import { snpTrustWithRootFiles } from './serve/snp-roots-file';
 import { TunnelController } from './serve/tunnel-controller';
 import { ApprovalService } from './services/approvals';
 import { ArtifactImportService } from './services/artifact-import';
@@ -59,6 +60,11 @@ export interface ServeOptions {
   kvBackend?: KeyValueBackendFactory;
   /** Extra ASK||ARK files (AMD's ask_ark_<gen>.cert layout) trusted besides the pinned AMD roots. */
   trustCa?: string[];
+  /**
+   * SEV-SNP root files (PEM ARK, ASK and ASVK of one product; serve --snp-roots): each replaces AMD's
+   * pinned roots of its product (a lab or simulated platform). Ignored when kbs.trust is given.
+   */
+  snpRoots?: string[];
   /** Also trust the pinned AMD roots (default true; tests of a simulated platform may turn it off). */
   trustAmdRoots?: boolean;
   secretStore?: 'keychain' | 'memory' | SecretStore;
@@ -301,7 +307,11 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
         // A guest waits on this (and retries the handshake itself): two attempts at most.
         maxAttempts: 2,
       }),
-    ...(opts.kbs?.trust ? { trust: opts.kbs.trust } : {}),
+    ...(opts.kbs?.trust
+      ? { trust: opts.kbs.trust }
+      : opts.snpRoots?.length
+        ? { trust: snpTrustWithRootFiles(opts.snpRoots, log) }
+        : {}),
     allowMissingCrl: () => settings.get().snpAllowMissingCrl,
     approvalWaitSeconds: () => opts.kbs?.approvalWaitSeconds ?? settings.get().kbsApprovalWaitSeconds,
     ...(opts.kbs?.challengeTtlSeconds !== undefined

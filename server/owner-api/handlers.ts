@@ -246,6 +246,12 @@ export function listenerHandlers(deps: {
     'hostSetup:get': async (vmId) => {
       const profile = deps.profiles.get(vmId);
       if (!profile) throw new DomainError('unknown-vm', `no VM profile ${vmId}`);
+      // The host setup written here is libvirt's SEV launch flow; an SNP guest attests itself instead.
+      if (profile.scheme === 'amd-sev-snp')
+        throw new DomainError(
+          'not-supported',
+          `${profile.name} is an SEV-SNP profile: its guest attests itself to this listener's /kbs/v0 routes (Trustee's protocol, e.g. guest-components' kbs_protocol) and fetches its secrets by resource path; SEV Attest writes no host setup for it yet`,
+        );
       // With a tunnel set, the host calls its own loopback port, which ssh forwards here.
       const tunnel = await deps.tunnel.status();
       const tunnelSet = tunnel.state !== 'off' && tunnel.remotePort !== undefined;

@@ -186,3 +186,14 @@ describe('approvals:list for an SNP attestation', () => {
     expect(again.find((x) => x.id === sev.approval.id)!.kind).toBe('sev-launch');
   });
 });
+
+describe('hostSetup:get for an SNP profile', () => {
+  it('says in plain words that the SNP guest attests itself (no SEV launch XML is written for it)', async () => {
+    await api.call('profiles:save', snpProfile('snp-h'));
+    const r = await refusal('hostSetup:get', 'snp-h');
+    expect(r.error).toBe('not-supported');
+    expect(r.message).toMatch(
+      /SEV-SNP profile: its guest attests itself to this listener's \/kbs\/v0 routes/,
+    );
+  });
+});

@@ -16,7 +16,8 @@ import { DemoResult } from '../components/demo-result';
 export function DemoHostPanel({ compact }: { compact?: boolean }) {
   const api = useApi();
   const id = useId();
-  const profiles = useProfiles().data ?? [];
+  // The demo host is a simulated SEV host (libvirt's launch flow): SEV-SNP guests attest themselves.
+  const profiles = (useProfiles().data ?? []).filter((p) => p.scheme !== 'amd-sev-snp');
   const [selected, setSelected] = useState('');
   const [cpuCount, setCpuCount] = useState('');
   const profile = profiles.find((p) => p.id === selected) ?? profiles[0];

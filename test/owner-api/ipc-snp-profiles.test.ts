@@ -197,3 +197,44 @@ describe('hostSetup:get for an SNP profile', () => {
     );
   });
 });
+
+describe('profiles:save keeps the stored secrets, with the resource paths the editor changed', () => {
+  it('a changed path is stored; a repeated one is refused; values stay in the keychain', async () => {
+    await api.call('profiles:save', snpProfile('snp-r'));
+    await api.call('secrets:set', 'snp-r', {
+      kind: 'luks-passphrase',
+      passphrase: 'disk key',
+      resource: 'default/luks/snp-r',
+    });
+    await api.call('secrets:set', 'snp-r', {
+      kind: 'raw',
+      guid: '0a0b0c0d-0000-4000-8000-000000000003',
+      dataBase64: 'eA==',
+      resource: 'default/token/snp-r',
+    });
+    const stored = (await api.call('profiles:get', 'snp-r')) as VmProfile;
+    const moved = stored.secrets.map((s) =>
+      s.kind === 'raw' ? { ...s, resource: 'default/token/snp-r-v2' } : s,
+    );
+    const saved = await api.call('profiles:save', { ...stored, secrets: moved });
+    expect(saved.profile.secrets.map((s) => s.resource).sort()).toEqual([
+      'default/luks/snp-r',
+      'default/token/snp-r-v2',
+    ]);
+    // A ref the editor invents is not added: secrets come with values through secrets:set only.
+    const invented = await api.call('profiles:save', {
+      ...saved.profile,
+      secrets: [
+        ...saved.profile.secrets,
+        { guid: '0a0b0c0d-0000-4000-8000-00000000000f', kind: 'raw', resource: 'x/y/z' },
+      ],
+    });
+    expect(invented.profile.secrets).toHaveLength(2);
+    const twice = await refusal('profiles:save', {
+      ...saved.profile,
+      secrets: saved.profile.secrets.map((s) => ({ ...s, resource: 'default/luks/snp-r' })),
+    });
+    expect(twice.message).toMatch(/resource default\/luks\/snp-r is named twice/);
+    expect((await h.svc.secretStore.list('vm/snp-r/')).length).toBe(2);
+  });
+});

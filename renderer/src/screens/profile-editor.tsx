@@ -270,8 +270,10 @@ export function profileFromForm(
     approval: f.approval,
     secrets: (base?.secrets ?? []).map((s) => {
       const typed = f.resources[s.guid]?.trim();
-      if (!snp) return s;
-      return typed ? { ...s, resource: typed } : s;
+      // SEV secrets are addressed by GUID: a profile moved off SNP drops the paths.
+      const { resource: _path, ...byGuid } = s;
+      if (!snp) return byGuid;
+      return typed ? { ...byGuid, resource: typed } : byGuid;
     }),
     createdAt: base?.createdAt,
     snp: snp ? snpSettingsFromForm(f.snp) : undefined,

@@ -7,8 +7,8 @@
  * to the service's listener over Trustee's protocol; the owner approves its request in the page, the guest
  * decrypts its LUKS key, and Activity shows the attestation and the release with its resource path.
  *
- * The service runs with `--snp-roots` (the simulated platform's ARK/ASK/ASVK in place of AMD's Milan
- * roots) and `--kds-url` (the simulated key server, for the VCEK and the CRL).
+ * The service runs with `--snp-roots` (the simulated platform's ARK/ASK/ASVK and CRL, an extra root set
+ * beside AMD's, named by its file) and `--kds-url` (the simulated key server, for the VCEK).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -52,10 +52,10 @@ let service: ServeUi;
 let stopService: () => Promise<void>;
 let rootsDir: string;
 
-const pem = (der: Uint8Array) =>
-  `-----BEGIN CERTIFICATE-----\n${Buffer.from(der)
+const pem = (der: Uint8Array, what = 'CERTIFICATE') =>
+  `-----BEGIN ${what}-----\n${Buffer.from(der)
     .toString('base64')
-    .replace(/.{64}/g, '$&\n')}\n-----END CERTIFICATE-----\n`;
+    .replace(/.{64}/g, '$&\n')}\n-----END ${what}-----\n`;
 
 test.beforeAll(async ({ browser }) => {
   // RSA-2048 roots keep the set-up short; the shape is AMD's otherwise.
@@ -63,7 +63,10 @@ test.beforeAll(async ({ browser }) => {
   kds = await fw.kdsStandIn();
   rootsDir = mkdtempSync(path.join(tmpdir(), 'snp-e2e-roots-'));
   const roots = path.join(rootsDir, 'simulated-milan.pem');
-  writeFileSync(roots, pem(fw.roots.ark) + pem(fw.roots.ask) + pem(fw.roots.asvk));
+  writeFileSync(
+    roots,
+    pem(fw.roots.ark) + pem(fw.roots.ask) + pem(fw.roots.asvk) + pem(fw.roots.crl, 'X509 CRL'),
+  );
   const bundle = path.join(rootsDir, 'snp-guest.cjs');
   await build({
     entryPoints: [path.resolve('app/sim/snp-guest.ts')],
@@ -165,6 +168,9 @@ test('a simulated SNP guest attests; the owner approves it in the page; it decry
     await expect(card).toContainText(`SEV-SNP attestation of SNP web server (${VM_ID})`);
     await expect(card.getByTestId('snp-product')).toContainText('AMD Milan');
     await expect(card).toContainText('proven by the VCEK');
+    await expect(card.getByTestId('snp-root')).toHaveText(
+      "certified by an extra root, not AMD's: simulated-milan.pem (--snp-roots, not AMD)",
+    );
     await expect(card.getByTestId('snp-measurement')).toHaveText(Buffer.from(measurement).toString('hex'));
     await expect(card.getByTestId('snp-resources')).toContainText(`default/luks/${VM_ID}`);
     await expect(card).toContainText('CRL checked');

@@ -11,14 +11,14 @@ import { KbsTokenIssuer } from '../app/kbs/jwt';
 import { DiskCekCache, KdsClient } from '../app/sev/kds';
 import { TrustStore } from '../app/sev/roots';
 import { SnpKdsClient } from '../app/snp/kds';
-import type { SnpTrustStore } from '../app/snp/roots';
+import { SnpTrustStore } from '../app/snp/roots';
 import { bundleRoutes } from './listener/bundle-routes';
 import { kbsRoutes } from './listener/kbs-routes';
 import { ListenerController } from './listener/listener-controller';
 import type { ListenerLimits } from './listener/server';
 import { Listener } from './listener/server';
 import type { RateLimitOptions } from './listener/rate-limit';
-import { snpTrustWithRootFiles } from './serve/snp-roots-file';
+import { readExtraSnpRoots } from './serve/snp-roots-file';
 import { TunnelController } from './serve/tunnel-controller';
 import { ApprovalService } from './services/approvals';
 import { ArtifactImportService } from './services/artifact-import';
@@ -61,8 +61,8 @@ export interface ServeOptions {
   /** Extra ASK||ARK files (AMD's ask_ark_<gen>.cert layout) trusted besides the pinned AMD roots. */
   trustCa?: string[];
   /**
-   * SEV-SNP root files (PEM ARK, ASK and ASVK of one product; serve --snp-roots): each replaces AMD's
-   * pinned roots of its product (a lab or simulated platform). Ignored when kbs.trust is given.
+   * SEV-SNP root files (serve --snp-roots; PEM ARK, ASK, ASVK of one product and the ARK's CRL): each an
+   * extra root set beside AMD's pinned roots (a lab or simulated platform), named by its file.
    */
   snpRoots?: string[];
   /** Also trust the pinned AMD roots (default true; tests of a simulated platform may turn it off). */
@@ -149,6 +149,8 @@ export interface Services {
   attestation: AttestationService;
   /** SEV-SNP guests over Trustee's KBS protocol (the listener's /kbs/v0 routes). */
   kbs: KbsService;
+  /** The SNP roots the KBS verifies against (AMD's pinned ones unless given); the demo adds its own. */
+  snpTrust: SnpTrustStore;
   owner: OwnerService;
   /** The keys trusted to sign bundles (DIR/trusted-keys.json). */
   trustedKeys: TrustedKeyStore;
@@ -290,6 +292,13 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     audit,
     ...(opts.version ? { version: opts.version } : {}),
   });
+  const snpTrust = opts.kbs?.trust ?? SnpTrustStore.pinned();
+  for (const file of opts.snpRoots ?? []) {
+    const extra = readExtraSnpRoots(file);
+    snpTrust.addExtra(extra);
+    // Said at start-up: reports chaining to it are accepted besides AMD's.
+    log(`SEV-SNP ${extra.set.product} reports may also chain to ${extra.label}`);
+  }
   const kbs = new KbsService({
     profiles,
     secrets: secretStore,
@@ -307,11 +316,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
         // A guest waits on this (and retries the handshake itself): two attempts at most.
         maxAttempts: 2,
       }),
-    ...(opts.kbs?.trust
-      ? { trust: opts.kbs.trust }
-      : opts.snpRoots?.length
-        ? { trust: snpTrustWithRootFiles(opts.snpRoots, log) }
-        : {}),
+    trust: snpTrust,
     allowMissingCrl: () => settings.get().snpAllowMissingCrl,
     approvalWaitSeconds: () => opts.kbs?.approvalWaitSeconds ?? settings.get().kbsApprovalWaitSeconds,
     ...(opts.kbs?.challengeTtlSeconds !== undefined
@@ -381,6 +386,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     snpMeasurements,
     attestation,
     kbs,
+    snpTrust,
     owner,
     trustedKeys,
     pinnedCeks,
@@ -410,6 +416,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
       profiles,
       artifacts,
       trust,
+      snpTrust,
       approvals,
       audit,
       owner,

@@ -5,7 +5,7 @@ import { parseCrl } from '../snp/crl';
 import { keyExtensions, parseSnpCert } from '../snp/chain';
 import { encodeTcb, type TcbParts } from '../snp/tcb';
 import { SnpError } from '../snp/errors';
-import type { SnpProduct } from '../snp/roots';
+import { SnpTrustStore, type SnpProduct } from '../snp/roots';
 import {
   decodeCertTable,
   DEFAULT_SNP_POLICY,
@@ -267,5 +267,34 @@ describe('roots and CRL', () => {
     expect(
       code(() => verifyReport(raw, { vcek: fw.vcek().der, crl: fw.roots.crl, trust: fw.trustStore() })),
     ).toBe('crl-invalid');
+  });
+});
+
+describe("a simulated chip trusted as an extra root set beside AMD's (the demo)", () => {
+  it("verifies with its own CRL, is labelled, and AMD's roots still decide for the rest", async () => {
+    const fw = await SimulatedSnpFirmware.create({ product: 'Milan', rsaModulusBits: 2048 });
+    const revoked = await SimulatedSnpFirmware.create({
+      product: 'Milan',
+      rsaModulusBits: 2048,
+      revoke: 'ask',
+    });
+    const store = SnpTrustStore.pinned(['Milan']);
+    const raw = fw.launch({ measurement: MEASUREMENT, policy: DEFAULT_SNP_POLICY }).getReport(rd(20));
+    expect(code(() => verifyReport(raw, { vcek: fw.vcek().der, trust: store }))).toBe('chain-not-trusted');
+    store.addExtra({ set: fw.rootSet(), label: 'demo: simulated', crl: fw.roots.crl });
+    store.addExtra({ set: revoked.rootSet(), label: 'revoked sim', crl: revoked.roots.crl });
+    // No CRL given: the extra set's own CRL is the one checked.
+    const v = verifyReport(raw, { vcek: fw.vcek().der, trust: store });
+    expect(v.revocation.checked).toBe(true);
+    expect(store.extraLabel(v.ark)).toBe('demo: simulated');
+    expect(store.extraLabel(store.roots('Milan').ark)).toBeUndefined();
+    const other = revoked.launch({ measurement: MEASUREMENT, policy: DEFAULT_SNP_POLICY }).getReport(rd(21));
+    expect(code(() => verifyReport(other, { vcek: revoked.vcek().der, trust: store }))).toBe('revoked');
+    // A chip whose roots were never added is still refused.
+    const stranger = await SimulatedSnpFirmware.create({ product: 'Milan', rsaModulusBits: 2048 });
+    const s = stranger.launch({ measurement: MEASUREMENT, policy: DEFAULT_SNP_POLICY }).getReport(rd(22));
+    expect(
+      code(() => verifyReport(s, { vcek: stranger.vcek().der, trust: store, allowMissingCrl: true })),
+    ).toBe('chain-not-trusted');
   });
 });

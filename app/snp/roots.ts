@@ -62,8 +62,19 @@ export function pinnedSnpRoots(product: SnpProduct): SnpRootSet {
   return r;
 }
 
+/** A root set trusted beside AMD's (a lab, the demo's simulated platform), with its label and CRL. */
+export interface ExtraSnpRoots {
+  set: SnpRootSet;
+  /** How audit events name it (e.g. 'demo: simulated SNP platform (not AMD)'); never an AMD name. */
+  label: string;
+  /** Its own ARK-signed CRL: the key server's CRL is AMD's and cannot cover it. */
+  crl: Uint8Array;
+}
+
 /** The root sets a report may chain to, by product. */
 export class SnpTrustStore {
+  private readonly extras: ExtraSnpRoots[] = [];
+
   private constructor(private readonly sets: ReadonlyMap<SnpProduct, SnpRootSet>) {}
 
   /** AMD's pinned roots for the given products (all three by default). */
@@ -80,5 +91,39 @@ export class SnpTrustStore {
     const r = this.sets.get(product);
     if (!r) throw new SnpError('root-not-pinned', `no pinned root for ${product}`);
     return r;
+  }
+
+  /**
+   * Trusts another root set beside the store's own (which keep precedence): a report whose key its
+   * intermediate signed verifies against it, with its own CRL. The set must be checked (makeRootSet).
+   */
+  addExtra(extra: ExtraSnpRoots): void {
+    if (this.extras.some((e) => e.set.ark.id === extra.set.ark.id)) return;
+    this.extras.push(extra);
+  }
+
+  /** The extra root sets of a product, in the order they were added. */
+  extraRoots(product: SnpProduct): readonly ExtraSnpRoots[] {
+    return this.extras.filter((e) => e.set.product === product);
+  }
+
+  /** The extra root set whose intermediate issued and signed `key` (a VCEK or VLEK), if any. */
+  extraIssuerOf(product: SnpProduct, key: SnpCert, signer: 'vcek' | 'vlek'): ExtraSnpRoots | undefined {
+    for (const e of this.extraRoots(product)) {
+      const inter = signer === 'vcek' ? e.set.ask : e.set.asvk;
+      if (Buffer.compare(key.issuerDer, inter.subjectDer) !== 0) continue;
+      try {
+        verifySignedBy(key, inter, `${e.label} -> ${signer.toUpperCase()}`);
+        return e;
+      } catch {
+        // Same names, another key: not this set.
+      }
+    }
+    return undefined;
+  }
+
+  /** The label of an extra root set by its ARK, or undefined for the store's own roots. */
+  extraLabel(ark: { id: string }): string | undefined {
+    return this.extras.find((e) => e.set.ark.id === ark.id)?.label;
   }
 }

@@ -120,7 +120,14 @@ export function verifyReport(reportBytes: Uint8Array, opts: VerifyReportOptions)
     throw new SnpError('bad-certificate', `${keyName}: not an ECDSA P-384 key`);
   }
   const product = resolveProduct(report, key, opts.product);
-  const roots = trust.roots(product);
+  // The store's own roots, unless the key was issued under an extra root set (the demo's simulated chip).
+  let roots = trust.roots(product);
+  let crlBytes = opts.crl;
+  const extra = opts.chain ? undefined : trust.extraIssuerOf(product, key, signer);
+  if (extra) {
+    roots = extra.set;
+    crlBytes = extra.crl;
+  }
 
   // The chain: the pinned ARK, an intermediate it signed, the key the intermediate signed.
   let intermediate = signer === 'vcek' ? roots.ask : roots.asvk;
@@ -143,8 +150,8 @@ export function verifyReport(reportBytes: Uint8Array, opts: VerifyReportOptions)
 
   // Revocation: the ARK-signed CRL must not list the intermediate.
   let revocation: Revocation;
-  if (opts.crl) {
-    const crl = cachedCrl(cache, opts.crl, roots.ark);
+  if (crlBytes) {
+    const crl = cachedCrl(cache, crlBytes, roots.ark);
     verifyCrl(crl, roots.ark, now, `the ${product} CRL`);
     checkNotRevoked(crl, intermediate, `the ${product} ${interName}`);
     revocation = { checked: true, thisUpdate: crl.thisUpdate, nextUpdate: crl.nextUpdate };

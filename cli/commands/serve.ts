@@ -19,8 +19,8 @@ const usage = `usage: sev-attest serve --listen HOST:PORT --data-dir DIR [option
   --trust-ca FILE           an extra ASK||ARK file trusted besides AMD's pinned roots (repeatable)
   --kds-url URL             AMD key server base for unsigned CEKs and SNP VCEKs/CRLs
                             (default https://kdsintf.amd.com)
-  --snp-roots FILE          PEM ARK, ASK and ASVK of a lab or simulated SEV-SNP platform: trusted for
-                            their product instead of AMD's pinned roots (repeatable; never in production)
+  --snp-roots FILE          PEM ARK, ASK, ASVK and CRL of a lab or simulated SEV-SNP platform, trusted
+                            beside AMD's pinned roots and named by the file (repeatable)
   --secret-store KIND       keychain (default: the OS keychain) or memory (keeps nothing)
   --tls                     HTTPS with a self-signed certificate generated into DIR (fingerprint printed);
                             without it, the stored setting (off unless turned on in the UI)

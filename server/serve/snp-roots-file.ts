@@ -1,82 +1,69 @@
 /**
- * `serve --snp-roots FILE`: the ARK, ASK and ASVK of a lab or simulated SEV-SNP platform (PEM, any order),
- * trusted for their product in place of AMD's pinned roots (docs/protocol.md §12). The other products
- * keep AMD's roots. The set is checked as the pinned ones are: ARK self-signed, ARK -> ASK, ARK -> ASVK.
+ * `serve --snp-roots FILE`: the ARK, ASK and ASVK of a lab or simulated SEV-SNP platform and its
+ * ARK-signed CRL (PEM, any order), trusted as an extra root set beside AMD's pinned roots
+ * (app/snp/roots.ts ExtraSnpRoots; docs/protocol.md §12.2). The set is checked as the pinned ones are (ARK
+ * self-signed, ARK -> ASK, ARK -> ASVK), and audit events and approvals name it by its label, never as AMD.
  */
 import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { DomainError, messageOf } from '../../app/errors';
 import { parseSnpCert } from '../../app/snp/chain';
-import {
-  makeRootSet,
-  parseProduct,
-  pinnedSnpRoots,
-  SNP_PRODUCTS,
-  SnpTrustStore,
-  type SnpProduct,
-  type SnpRootSet,
-} from '../../app/snp/roots';
+import { makeRootSet, parseProduct, type ExtraSnpRoots, type SnpProduct } from '../../app/snp/roots';
 
-const PEM = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----/g;
+const PEM_BLOCK = /-----BEGIN (CERTIFICATE|X509 CRL)-----([A-Za-z0-9+/=\s]+)-----END \1-----/g;
 
-/** One root set from a PEM file holding exactly an ARK-<product>, SEV-<product> and SEV-VLEK-<product>. */
-export function snpRootSetFromPem(text: string, label: string): SnpRootSet {
-  const ders = [...text.matchAll(PEM)].map(
-    (m) => new Uint8Array(Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64')),
-  );
-  const found: { ark?: Uint8Array; ask?: Uint8Array; asvk?: Uint8Array } = {};
+/** One extra root set from PEM text: exactly an ARK-<product>, SEV-<product>, SEV-VLEK-<product> and a CRL. */
+export function extraSnpRootsFromPem(text: string, label: string): ExtraSnpRoots {
+  const found: { ark?: Uint8Array; ask?: Uint8Array; asvk?: Uint8Array; crl?: Uint8Array } = {};
   let product: SnpProduct | undefined;
-  for (const [i, der] of ders.entries()) {
-    const cn = parseSnpCert(der, `${label} certificate ${i + 1}`).subjectCn ?? '';
-    const m = /^(ARK|SEV-VLEK|SEV)-(Milan|Genoa|Turin)$/i.exec(cn);
-    if (!m)
+  let n = 0;
+  for (const m of text.matchAll(PEM_BLOCK)) {
+    const der = new Uint8Array(Buffer.from(m[2]!.replace(/\s+/g, ''), 'base64'));
+    if (m[1] === 'X509 CRL') {
+      if (found.crl) throw new DomainError('bad-arguments', `${label}: two CRLs`);
+      found.crl = der;
+      continue;
+    }
+    n++;
+    const cn = parseSnpCert(der, `${label} certificate ${n}`).subjectCn ?? '';
+    const c = /^(ARK|SEV-VLEK|SEV)-(Milan|Genoa|Turin)$/i.exec(cn);
+    if (!c)
       throw new DomainError(
         'bad-arguments',
-        `${label}: certificate ${i + 1} is '${cn}', not an ARK, ASK or ASVK`,
+        `${label}: certificate ${n} is '${cn}', not an ARK, ASK or ASVK`,
       );
-    const p = parseProduct(m[2]!);
+    const p = parseProduct(c[2]!);
     if (product !== undefined && p !== product)
       throw new DomainError('bad-arguments', `${label}: certificates of ${product} and ${p} in one file`);
     product = p;
-    const role = m[1]!.toUpperCase() === 'ARK' ? 'ark' : m[1]!.toUpperCase() === 'SEV' ? 'ask' : 'asvk';
+    const kind = c[1]!.toUpperCase();
+    const role = kind === 'ARK' ? 'ark' : kind === 'SEV' ? 'ask' : 'asvk';
     if (found[role])
       throw new DomainError('bad-arguments', `${label}: two ${role.toUpperCase()} certificates`);
     found[role] = der;
   }
-  if (!product || !found.ark || !found.ask || !found.asvk)
+  if (!product || !found.ark || !found.ask || !found.asvk || !found.crl)
     throw new DomainError(
       'bad-arguments',
-      `${label}: needs the ARK, ASK and ASVK certificates of one product (PEM)`,
+      `${label}: needs the ARK, ASK and ASVK certificates of one product and the ARK's CRL (PEM)`,
     );
-  return makeRootSet(product, { ark: found.ark, ask: found.ask, asvk: found.asvk }, label);
+  const set = makeRootSet(product, { ark: found.ark, ask: found.ask, asvk: found.asvk }, label);
+  return { set, label, crl: found.crl };
 }
 
-/** AMD's pinned roots, with each file's product replaced by the set in that file. */
-export function snpTrustWithRootFiles(
-  files: readonly string[],
-  log: (line: string) => void = () => {},
-): SnpTrustStore {
-  const extra = new Map<SnpProduct, SnpRootSet>();
-  for (const file of files) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (e) {
-      throw new DomainError('bad-arguments', `--snp-roots ${file}: cannot read it (${messageOf(e)})`);
-    }
-    let set: SnpRootSet;
-    try {
-      set = snpRootSetFromPem(text, `--snp-roots ${file}`);
-    } catch (e) {
-      throw new DomainError(
-        'bad-arguments',
-        messageOf(e).startsWith('--snp-roots') ? messageOf(e) : `--snp-roots ${file}: ${messageOf(e)}`,
-      );
-    }
-    if (extra.has(set.product))
-      throw new DomainError('bad-arguments', `--snp-roots: two files give ${set.product} roots`);
-    extra.set(set.product, set);
-    // Said at start-up: reports of this product are no longer checked against AMD's roots.
-    log(`SEV-SNP ${set.product} reports are verified against the roots in ${file}, NOT AMD's pinned roots`);
+/** Reads one `--snp-roots` file; its label names the file and says it is not AMD's. */
+export function readExtraSnpRoots(file: string): ExtraSnpRoots {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new DomainError('bad-arguments', `--snp-roots ${file}: cannot read it (${messageOf(e)})`);
   }
-  return SnpTrustStore.of(SNP_PRODUCTS.map((p) => extra.get(p) ?? pinnedSnpRoots(p)));
+  try {
+    const extra = extraSnpRootsFromPem(text, `--snp-roots ${file}`);
+    return { ...extra, label: `${basename(file)} (--snp-roots, not AMD)` };
+  } catch (e) {
+    const m = messageOf(e);
+    throw new DomainError('bad-arguments', m.startsWith('--snp-roots') ? m : `--snp-roots ${file}: ${m}`);
+  }
 }

@@ -20,8 +20,9 @@
  * validate of an unknown, used or expired connection) of a client (address, port ignored) and reason in
  * a window is logged in full, the others are counted into one "launch refused ×N" event when the window
  * ends. Validates refused on their evidence (a mismatch) are always logged in full. SEV-SNP guests'
- * refusals (type snp-attest: capped /auth, attest, resource) are aggregated the same way, whatever the
- * reason, because a fresh KBS session costs only an /auth.
+ * refusals (type snp-attest: capped /auth, attest, resource) and the sessions they open (result info,
+ * reason session-opened) are aggregated the same way, whatever the reason, because a fresh KBS session
+ * costs only an /auth.
  */
 import { DomainError } from '../../app/errors';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -130,6 +131,9 @@ const FLOODABLE_VALIDATE_REASONS = new Set([
   'rate-limited',
 ]);
 function aggregatable(input: Omit<AuditEvent, 'id' | 'seq' | 'time'> | undefined): boolean {
+  // A KBS session opened (/kbs/v0/auth) costs a caller nothing but the request: counted like a refusal.
+  if (input?.type === 'snp-attest' && input.result === 'info' && input.reason === 'session-opened')
+    return true;
   if (input?.result !== 'refused') return false;
   // An SEV-SNP guest's /kbs/v0 refusals: a new session costs a caller one /auth, so any of them can flood.
   if (input.type === 'launch' || input.type === 'snp-attest') return true;
@@ -421,7 +425,7 @@ export class AuditLog {
         first,
         input: {
           type: input.type,
-          result: 'refused',
+          result: input.result,
           client: key.split('\n')[1]!,
           ...(input.reason !== undefined ? { reason: input.reason } : {}),
         },
@@ -446,7 +450,7 @@ export class AuditLog {
       const seconds = Math.max(1, Math.round((now - agg.start) / 1000));
       this.appendNow({
         ...agg.input,
-        message: `${agg.input.type} refused ×${agg.count} more (${agg.input.reason ?? 'refused'}) from ${agg.input.client} in ${seconds} s`,
+        message: `${agg.input.type} ${agg.input.result === 'refused' ? 'refused' : 'events'} ×${agg.count} more (${agg.input.reason ?? 'refused'}) from ${agg.input.client} in ${seconds} s`,
         details: {
           aggregated: agg.count,
           firstEvent: agg.first.seq,

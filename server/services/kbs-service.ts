@@ -263,6 +263,8 @@ export class KbsService {
     this.audit({
       ...base,
       result: 'info',
+      // Aggregated per client like refusals (audit-log.ts): opening sessions costs a caller nothing.
+      reason: 'session-opened',
       message: 'KBS session opened: challenge issued',
       details: { expiresAt: new Date(session.expiresAt).toISOString() },
     });
@@ -304,7 +306,8 @@ export class KbsService {
       const verified = await this.verify(input, details);
       const r = verified.report;
       base.chipId = hex(r.chipId);
-      base.anchor = `amd-ark:${verified.product.toLowerCase()}`;
+      // An extra root set (the demo's simulated chip) is named by its label, never as AMD's.
+      base.anchor = this.deps.trust?.extraLabel(verified.ark) ?? `amd-ark:${verified.product.toLowerCase()}`;
       Object.assign(details, {
         product: verified.product,
         signer: verified.signer,
@@ -524,7 +527,20 @@ export class KbsService {
     }
     let crl: Uint8Array | undefined;
     let crlWhy: string | undefined;
-    if (this.deps.keys) {
+    // A key issued under an extra root set (the demo's simulated chip) is checked against that set's own
+    // CRL (verifyReport): AMD's key server has nothing for it.
+    let extraIssuer = false;
+    if (signer !== 'none') {
+      try {
+        const key = parseSnpCert(keyDer, signer.toUpperCase());
+        extraIssuer = this.deps.trust?.extraIssuerOf(product, key, signer) !== undefined;
+      } catch {
+        // An unreadable key is refused by verifyReport below.
+      }
+    }
+    if (extraIssuer) {
+      // verifyReport takes that set's CRL.
+    } else if (this.deps.keys) {
       try {
         crl = (await this.deps.keys.getCrl(product, new Date(this.now()))).der;
       } catch (e) {
@@ -649,7 +665,9 @@ export class KbsService {
     throw refuse(
       'AttestationError',
       'approval-pending',
-      `the owner has not decided within ${this.approvalWait()} s (approval ${approval.id} still pending)`,
+      signal?.aborted
+        ? `the guest hung up while approval ${approval.id} was pending`
+        : `the owner has not decided within ${this.approvalWait()} s (approval ${approval.id} still pending)`,
       { approval: approval.id },
     );
   }

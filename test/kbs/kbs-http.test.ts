@@ -379,14 +379,15 @@ describe('the full flow', () => {
 
 describe('VLEK-signed reports', () => {
   it('verify with the VLEK from cert_chain; without it they are refused (a VLEK is never on the key server)', async () => {
-    const g = guest();
+    const s = await serve();
+    const g = guest(s);
     await g.auth();
     const t = await g.attest({ vlek: true });
     expect(t.status, t.text).toBe(200);
     expect(await g.open((await g.resource('default/key/web')).json)).toBe(VALUE_WEB);
     await g.auth();
     kbsError(await g.attest({ vlek: true, certChain: false }), 401, 'AttestationError');
-    const last = svc.audit
+    const last = s.audit
       .list()
       .filter((e) => e.type === 'snp-attest' && e.result === 'refused')
       .pop()!;
@@ -438,6 +439,36 @@ describe('manual approval at attest', () => {
     expect(t.status, t.text).toBe(200);
   });
 
+  it('a guest that hangs up while waiting ends the wait (the approval stays for the owner)', async () => {
+    const s = await serve({ approvalWaitSeconds: 30 });
+    const g = guest(s);
+    await g.auth();
+    const body = JSON.stringify(g.attestBody({ spec: dbSpec }));
+    const url = new URL('/kbs/v0/attest', s.url);
+    const req = http.request({
+      host: url.hostname,
+      port: url.port,
+      path: url.pathname,
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'content-length': String(body.length),
+        cookie: `kbs-session-id=${g.cookie!}`,
+      },
+    });
+    req.on('error', () => {});
+    req.end(body);
+    const a = await waitForPending(s, 'db');
+    req.destroy();
+    let gone;
+    for (let i = 0; i < 100 && !gone; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      gone = s.audit.list().find((e) => e.reason === 'approval-pending');
+    }
+    expect(gone?.message).toMatch(/hung up/);
+    expect(s.approvals.get(a.id)?.state).toBe('pending');
+  });
+
   it('denied while the attest waits: 401; the next identical attest is refused at once', async () => {
     const g = guest(await serve());
     await g.auth();
@@ -482,15 +513,16 @@ describe('refusals', () => {
   });
 
   it('report_data bound to another key', async () => {
-    const g = guest();
+    const s = await serve();
+    const g = guest(s);
     await g.auth();
     const body = g.attestBody();
-    const stranger = guest();
+    const stranger = guest(s);
     (body['runtime-data'] as Record<string, unknown>)['tee-pubkey'] = stranger.jwk;
     const r = await g.call('POST', '/kbs/v0/attest', body);
     kbsError(r, 401, 'AttestationError');
     expect(r.json.detail).toBe('the owner does not accept this guest');
-    const ev = svc.audit.list().filter((e) => e.type === 'snp-attest' && e.reason === 'not-accepted');
+    const ev = s.audit.list().filter((e) => e.type === 'snp-attest' && e.reason === 'not-accepted');
     const rules = JSON.stringify(ev[ev.length - 1]!.details);
     expect(rules).toContain('"rule":"report_data"');
   });
@@ -501,6 +533,23 @@ describe('refusals', () => {
     const r = await g.attest({ tamper: (b) => (b[OFF.hostData + 1]! ^= 1) });
     kbsError(r, 401, 'AttestationError');
     expect(r.json.detail).toBe('the attestation report did not verify');
+  });
+
+  it("a VCEK of another chip in cert_chain: its hwid is not the report's chip id", async () => {
+    const other = makeKey(roots, 'vcek', { product: 'Milan', tcb: TCB, hwid: chipId(12) });
+    // A service of its own: refusals are aggregated per client and reason, so the first must be this one.
+    const s = await serve();
+    const g = guest(s);
+    await g.auth();
+    const body = g.attestBody({ certChain: true });
+    const ev = (body['tee-evidence'] as { primary_evidence: { cert_chain: unknown[] } }).primary_evidence;
+    ev.cert_chain = [{ cert_type: 'VCEK', data: Array.from(other.der) }];
+    kbsError(await g.call('POST', '/kbs/v0/attest', body), 401, 'AttestationError');
+    const last = s.audit
+      .list()
+      .filter((e) => e.type === 'snp-attest' && e.result === 'refused')
+      .pop()!;
+    expect(last.details?.coreCode).toBe('hwid-mismatch');
   });
 
   it('a guest no profile accepts (measurement) and one two profiles accept (ambiguous)', async () => {
@@ -663,6 +712,21 @@ describe('refusals', () => {
     expect(s.kbs.sessionCount).toBe(5);
     const refused = s.audit.list().filter((e) => e.type === 'snp-attest' && e.reason === 'rate-limited');
     expect(refused.length).toBeLessThan(5);
+  });
+
+  it('sessions opened by one client are audited once per window, then counted in one summary', async () => {
+    const s = await serve({ maxSessionsPerClient: 100 }, { audit: { aggregateWindowMs: 400 } });
+    const g = guest(s);
+    for (let i = 0; i < 30; i++) expect((await g.auth()).status).toBe(200);
+    const opened = () => s.audit.list().filter((e) => e.reason === 'session-opened');
+    expect(opened()).toHaveLength(1);
+    let summary;
+    for (let i = 0; i < 100 && !summary; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      summary = opened().find((e) => e.details?.aggregated !== undefined);
+    }
+    expect(summary?.details?.aggregated).toBe(29);
+    expect(summary?.result).toBe('info');
   });
 
   it('the session cap in all: 429 across client groups too', async () => {

@@ -374,3 +374,32 @@ describe('refused, nothing released', () => {
     expect(releases().length).toBe(before);
   });
 });
+
+describe('over TLS, the guest pinning the service certificate (as the docs tell guests to)', () => {
+  it('fetches its secret through the pinned certificate; a guest pinning another certificate is refused', async () => {
+    const dataDirTls = fs.mkdtempSync(join(os.tmpdir(), 'kbs-sim-tls-'));
+    dirs.push(dataDirTls);
+    const tls = await startService({
+      host: '127.0.0.1',
+      port: 0,
+      dataDir: dataDirTls,
+      secretStore: new InMemorySecretStore(),
+      ownerToken: OWNER_TOKEN,
+      rateLimit: false,
+      tls: true,
+      kdsUrl: kds.url,
+      kbs: { keys: new SnpKdsClient({ baseUrl: kds.url, maxAttempts: 1 }), trust: fw.trustStore() },
+    });
+    running.push(tls);
+    for (const p of svc.profiles.list()) tls.profiles.put(p);
+    await tls.secretStore.set(secretAccount('web', GUID_WEB), Buffer.from(VALUE_WEB));
+    expect(tls.url).toMatch(/^https:/);
+    const ca = fs.readFileSync(tls.tlsCertFile!);
+    const pinned = guest({}, { tls: { ca, pinnedSha256: tls.tlsFingerprint! } }, tls);
+    expect(Buffer.from(await pinned.getResource('default/key/web')).toString()).toBe(VALUE_WEB);
+    const other = guest({}, { tls: { ca, pinnedSha256: 'ab'.repeat(32) } }, tls);
+    await expect(other.auth()).rejects.toMatchObject({ stage: 'transport' });
+    const plain = guest({}, {}, tls);
+    await expect(plain.auth()).rejects.toMatchObject({ stage: 'transport' });
+  });
+});

@@ -48,7 +48,7 @@ describe('sev-attest serve usage errors', () => {
     fs.writeFileSync(junk, 'not a certificate');
     expectUsageError(
       serve(['--data-dir', dir, '--snp-roots', junk]),
-      /--snp-roots .*junk\.pem: needs the ARK, ASK and ASVK certificates of one product/,
+      /--snp-roots .*junk\.pem: needs the ARK, ASK and ASVK certificates of one product and the ARK's CRL/,
     );
   });
 

@@ -223,11 +223,15 @@ describe('ApprovalCard', () => {
 });
 
 describe('ApprovalCard for an SEV-SNP attestation', () => {
-  const snpApproval = (over: Partial<NonNullable<ApprovalView['snp']>> = {}) =>
+  const snpApproval = (
+    over: Partial<NonNullable<ApprovalView['snp']>> = {},
+    view: Partial<ApprovalView> = {},
+  ) =>
     approval({
       kind: 'snp-attest',
       vmId: 'snp-01',
       profileName: 'SNP web',
+      anchoredBy: 'amd-ark:genoa',
       policy: 0x30000,
       scheme: 'amd-sev-snp',
       secrets: [{ guid: LUKS_PASSPHRASE_GUID, kind: 'luks-passphrase', resource: 'default/luks/snp-01' }],
@@ -243,6 +247,7 @@ describe('ApprovalCard for an SEV-SNP attestation', () => {
         revocation: 'CRL checked',
         ...over,
       },
+      ...view,
     });
 
   it('shows the product, the chip proven by the VCEK, TCB, measurement, policy, VMPL, resources and revocation', async () => {
@@ -258,6 +263,7 @@ describe('ApprovalCard for an SEV-SNP attestation', () => {
     const c = within(card);
     expect(c.getByTestId('snp-product')).toHaveTextContent(/AMD Genoa, chip abababababab…abababababab/);
     expect(c.getByText(/proven by the VCEK/)).toBeInTheDocument();
+    expect(c.getByTestId('snp-root')).toHaveTextContent('certified by AMD (genoa root)');
     expect(c.getByText('bl 7 tee 0 snp 14 ucode 72')).toBeInTheDocument();
     expect(c.getByTestId('snp-measurement')).toHaveTextContent('c4'.repeat(48));
     expect(c.getByRole('button', { name: 'Copy measurement' })).toBeInTheDocument();
@@ -280,16 +286,23 @@ describe('ApprovalCard for an SEV-SNP attestation', () => {
     renderWithQuery(
       <ApiProvider api={api}>
         <ApprovalCard
-          approval={snpApproval({
-            signer: 'vlek',
-            vouchedBy: 'id-key',
-            revocation: 'CRL not checked: the owner allowed a missing CRL',
-            resources: [],
-          })}
+          approval={snpApproval(
+            {
+              signer: 'vlek',
+              vouchedBy: 'id-key',
+              revocation: 'CRL not checked: the owner allowed a missing CRL',
+              resources: [],
+            },
+            { anchoredBy: 'lab.pem (--snp-roots, not AMD)' },
+          )}
         />
       </ApiProvider>,
     );
     expect(screen.getByText(/signed by a VLEK .*the chip is not proven/)).toHaveClass('warn');
+    expect(screen.getByTestId('snp-root').firstChild).toHaveClass('warn');
+    expect(screen.getByTestId('snp-root')).toHaveTextContent(
+      "certified by an extra root, not AMD's: lab.pem (--snp-roots, not AMD)",
+    );
     expect(screen.getByText(/an ID key the profile trusts signed/)).toBeInTheDocument();
     expect(screen.getByText('CRL not checked: the owner allowed a missing CRL')).toHaveClass('warn');
     expect(screen.getByTestId('snp-resources')).toHaveTextContent('the profile holds none');

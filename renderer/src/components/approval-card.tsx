@@ -50,8 +50,8 @@ function policyText(policy: number): string {
 }
 
 const SIGNER_TEXT = {
-  vcek: 'proven by the VCEK (the chip’s own key, certified by AMD)',
-  vlek: 'signed by a VLEK (the cloud provider’s key, certified by AMD): the chip is not proven',
+  vcek: 'proven by the VCEK (the chip’s own key)',
+  vlek: 'signed by a VLEK (the cloud provider’s key): the chip is not proven',
 } as const;
 
 const VOUCHED_TEXT = {
@@ -77,6 +77,16 @@ function SnpFacts({ a, snp }: { a: ApprovalView; snp: NonNullable<ApprovalView['
           </>
         ) : null}{' '}
         <span className={`pill ${snp.signer === 'vcek' ? 'ok' : 'warn'}`}>{SIGNER_TEXT[snp.signer]}</span>
+      </dd>
+      <dt>Root</dt>
+      <dd data-testid="snp-root">
+        {a.anchoredBy?.startsWith('amd-ark:') ? (
+          <span className="pill ok">certified by AMD ({a.anchoredBy.slice('amd-ark:'.length)} root)</span>
+        ) : (
+          <span className="pill warn">
+            certified by an extra root, not AMD&apos;s: {a.anchoredBy ?? 'unknown'}
+          </span>
+        )}
       </dd>
       <dt>Reported TCB</dt>
       <dd className="mono">{snp.reportedTcb}</dd>

@@ -16,8 +16,8 @@ import { DemoResult } from '../components/demo-result';
 export function DemoHostPanel({ compact }: { compact?: boolean }) {
   const api = useApi();
   const id = useId();
-  // The demo host is a simulated SEV host (libvirt's launch flow): SEV-SNP guests attest themselves.
-  const profiles = (useProfiles().data ?? []).filter((p) => p.scheme !== 'amd-sev-snp');
+  // An SEV-SNP profile is run by the simulated SNP guest (demo:run; it attests itself).
+  const profiles = useProfiles().data ?? [];
   const [selected, setSelected] = useState('');
   const [cpuCount, setCpuCount] = useState('');
   const profile = profiles.find((p) => p.id === selected) ?? profiles[0];
@@ -54,7 +54,11 @@ export function DemoHostPanel({ compact }: { compact?: boolean }) {
                 max={512}
                 value={cpuCount}
                 placeholder={
-                  profile?.scheme === 'amd-sev-es' ? `profile: ${profile.cpuCounts[0]}` : 'n/a for SEV'
+                  profile?.scheme === 'amd-sev-es'
+                    ? `profile: ${profile.cpuCounts[0]}`
+                    : profile?.scheme === 'amd-sev-snp'
+                      ? 'n/a for SEV-SNP'
+                      : 'n/a for SEV'
                 }
                 onChange={(e) => setCpuCount(e.target.value)}
                 aria-describedby={`${id}-cpu-hint`}

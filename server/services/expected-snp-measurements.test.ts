@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { join } from 'node:path';
@@ -5,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { DigestDraftSchema, type DigestDraft } from '../../app/contract/ipc';
 import { VmProfileSchema, type VmProfile } from '../../app/profile';
 import { computeSnpLaunchDigest } from '../../app/snp/measure/launch-digest';
-import { vcpuSignatureOf } from '../../app/snp/measure/vcpu-types';
+import { findSnpVcpuType, vcpuSignatureOf } from '../../app/snp/measure/vcpu-types';
 import { ArtifactStore } from './artifact-store';
 import { ExpectedSnpMeasurements } from './expected-snp-measurements';
 import { previewSnpMeasurements } from './snp-measurement-preview';
@@ -219,5 +220,45 @@ describe('digests:preview for SNP drafts', () => {
     if (!r.ok) throw new Error(r.reason);
     expect(r.candidates.map((c) => c.launchDigest)).toEqual(['ab'.repeat(48)]);
     expect(r.warnings.join(' ')).toMatch(/precomputed/);
+  });
+});
+
+describe('ExpectedSnpMeasurements against sev-snp-measure (test/fixtures/snp/measure)', () => {
+  const DIR = join(process.cwd(), 'test/fixtures/snp/measure');
+  const sha256 = (f: string) =>
+    createHash('sha256')
+      .update(fs.readFileSync(join(DIR, f)))
+      .digest('hex');
+  const sig = (name: string) => {
+    const t = findSnpVcpuType(name)!;
+    return { family: t.family, model: t.model, stepping: t.stepping };
+  };
+  // sev-snp-measure --mode snp --vcpus 4 --vcpu-type EPYC-Milan --kernel inputs/kernel-17k.bin
+  //   --initrd inputs/initrd-9k.bin --append 'root=/dev/vda1 ro quiet' --guest-features 0x1
+  const MILAN_4 =
+    'b6ca04a92689bfc08c3c73521d5d383b6b6f9258e07774115084374be218cbeef7356bad65bc71ae5ee6fc2196bfa1d5';
+  // sev-snp-measure --mode snp --vcpus 1 --vcpu-type EPYC-v4 --guest-features 0x21 (no kernel)
+  const V4_1 =
+    'e1e1ca029dd7973ab9513295be68198472dcd4fc834bd9af9b63f6e8a1674dbf281a9278a4a2ebe0eed9f22adbcd0e2b';
+
+  it('the matrix with kernel hashes contains sev-snp-measure’s digest; guest features 0x21 too', async () => {
+    const m = service();
+    const list = await m.forProfile(
+      profile({
+        cpuCounts: [2, 4],
+        cpuSignatures: [sig('EPYC-Genoa'), sig('EPYC-Milan')],
+        kernelHash: sha256('inputs/kernel-17k.bin'),
+        initrdHash: sha256('inputs/initrd-9k.bin'),
+        cmdline: 'root=/dev/vda1 ro quiet',
+      }),
+    );
+    expect(list).toHaveLength(4);
+    expect(list).toContain(MILAN_4);
+    expect(
+      await m.forProfile(
+        profile({ cpuCounts: [1], cpuSignatures: [sig('EPYC-v4')], snp: { guestFeatures: 0x21 } }),
+      ),
+    ).toEqual([V4_1]);
+    expect(m.firmwarePasses).toBe(1);
   });
 });

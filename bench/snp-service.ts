@@ -50,7 +50,11 @@ interface ServiceFigures {
 async function serviceMain(): Promise<void> {
   const env = process.env;
   const d = (k: string) => new Uint8Array(Buffer.from(env[k]!, 'base64'));
-  const set = makeRootSet('Milan', { ark: d('BENCH_ARK'), ask: d('BENCH_ASK'), asvk: d('BENCH_ASVK') }, 'bench');
+  const set = makeRootSet(
+    'Milan',
+    { ark: d('BENCH_ARK'), ask: d('BENCH_ASK'), asvk: d('BENCH_ASVK') },
+    'bench',
+  );
   const dataDir = fs.mkdtempSync(join(os.tmpdir(), 'bench-snp-service-'));
   const secrets = new InMemorySecretStore();
   const svc = await startService({

@@ -19,7 +19,10 @@ interface AttestBody {
   'init-data': unknown;
   'runtime-data': { nonce: string; 'tee-pubkey': unknown };
   'tee-evidence': {
-    primary_evidence: { attestation_report: { report_data: number[]; measurement: number[]; vmpl: number }; cert_chain: unknown };
+    primary_evidence: {
+      attestation_report: { report_data: number[]; measurement: number[]; vmpl: number };
+      cert_chain: unknown;
+    };
     additional_evidence: string;
   };
 }

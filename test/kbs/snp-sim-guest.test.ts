@@ -195,12 +195,44 @@ describe('the whole flow through the listener', () => {
     },
   );
 
+  it('a guest sending init-data (TOML, as guest-components with an initdata file) is served the same', async () => {
+    const c = guest({}, { initData: 'version = "0.1.0"\nalgorithm = "sha384"\n[data]\n' });
+    expect(Buffer.from(await c.getResource('default/key/web')).toString()).toBe(VALUE_WEB);
+    expect(JSON.parse(c.lastAttestBody!)['init-data']).toMatchObject({ format: 'toml' });
+  });
+
   it('the host supplies ARK, ASK and VCEK with the report (cert_chain): accepted the same', async () => {
     const before = kds.requests.length;
     const c = guest({ hostCertificates: 'chain' });
     expect(Buffer.from(await c.getResource('default/key/web')).toString()).toBe(VALUE_WEB);
     const vcekFetches = kds.requests.slice(before).filter((q) => q.path.includes('?'));
     expect(vcekFetches).toEqual([]);
+  });
+
+  it('a version 5 report (mitigation vectors in its JSON form) is accepted; a version 2 one is refused by default', async () => {
+    const v5 = guest({ reportVersion: 5 });
+    expect(Buffer.from(await v5.getResource('default/key/web')).toString()).toBe(VALUE_WEB);
+    expect(v5.lastEvidence?.jsonText).toContain('"launch_mit_vector":0');
+    // Without its VCEK in the evidence a v2 report names no product (no CPUID): refused as evidence.
+    const bare = guest({ reportVersion: 2 });
+    await refusedWithoutRelease(bare, () => bare.handshakeWithRetries());
+    // With it, the product is known and the profile's minimum report version (3) refuses it.
+    const v2 = guest({ reportVersion: 2, hostCertificates: 'vcek' });
+    const seq = lastSeq();
+    await refusedWithoutRelease(v2, () => v2.handshakeWithRetries());
+    expect(JSON.stringify((await refusalAfter(seq)).details)).toMatch(/"rule":"[^"]*version[^"]*"/);
+  });
+
+  it('the owner edits the profile after the attestation: 401, the guest re-handshakes as guest-components does', async () => {
+    const s = await serve();
+    const c = guest({}, {}, s);
+    expect(Buffer.from(await c.getResource('default/key/web')).toString()).toBe(VALUE_WEB);
+    const firstToken = c.token!.token;
+    s.profiles.put({ ...s.profiles.get('web')!, name: 'SNP web (edited)' });
+    const before = releases(s).length;
+    expect(Buffer.from(await c.getResource('default/key/web')).toString()).toBe(VALUE_WEB);
+    expect(c.token!.token).not.toBe(firstToken);
+    expect(releases(s).length).toBe(before + 1);
   });
 
   it('the manual profile: the attest waits, the owner approves through the owner API, the secret is released', async () => {
@@ -402,4 +434,72 @@ describe('over TLS, the guest pinning the service certificate (as the docs tell 
     const plain = guest({}, {}, tls);
     await expect(plain.auth()).rejects.toMatchObject({ stage: 'transport' });
   });
+});
+
+describe('Genoa and Turin chips (Turin: FMC in the TCB, an 8-byte hwid)', () => {
+  it.each(['Genoa', 'Turin'] as const)(
+    '%s: the whole flow, and a TCB below the minimum refused',
+    async (product) => {
+      const chip = await SimulatedSnpFirmware.create({ product, rsaModulusBits: 2048 });
+      const chipKds = await chip.kdsStandIn();
+      try {
+        const dataDir = fs.mkdtempSync(join(os.tmpdir(), `kbs-sim-${product}-`));
+        dirs.push(dataDir);
+        const s = await startService({
+          host: '127.0.0.1',
+          port: 0,
+          dataDir,
+          secretStore: new InMemorySecretStore(),
+          ownerToken: OWNER_TOKEN,
+          rateLimit: false,
+          audit: { aggregateWindowMs: 0 },
+          kdsUrl: chipKds.url,
+          kbs: {
+            keys: new SnpKdsClient({ baseUrl: chipKds.url, maxAttempts: 1 }),
+            trust: chip.trustStore(),
+          },
+        });
+        running.push(s);
+        s.profiles.put(
+          VmProfileSchema.parse({
+            id: 'web',
+            name: 'SNP web',
+            scheme: 'amd-sev-snp',
+            policy: Number(DEFAULT_SNP_POLICY),
+            cpuCounts: [1],
+            firmware: { kind: 'digests', launchDigests: [hex(M_WEB)] },
+            approval: 'auto',
+            secrets: [{ guid: GUID_WEB, kind: 'luks-passphrase', resource: 'default/key/web' }],
+            snp: { minimumTcb: { ...chip.tcb } },
+          }),
+        );
+        await s.secretStore.set(secretAccount('web', GUID_WEB), Buffer.from(VALUE_WEB));
+        const g = chip.launch({ measurement: M_WEB, policy: DEFAULT_SNP_POLICY });
+        const c = new SnpGuestClient({ baseUrl: s.url, guest: g, handshakeAttempts: 1 });
+        clients.push(c);
+        expect(Buffer.from(await c.getResource('default/key/web')).toString()).toBe(VALUE_WEB);
+        const vcekPath = chipKds.requests.find((q) => q.path.includes('?'))?.path ?? '';
+        expect(vcekPath).toContain(`/vcek/v1/${product}/${Buffer.from(chip.hwid()).toString('hex')}?`);
+        if (product === 'Turin') expect(vcekPath).toContain('fmcSPL=');
+
+        const low = chip.launch({
+          measurement: M_WEB,
+          policy: DEFAULT_SNP_POLICY,
+          tcb:
+            product === 'Turin'
+              ? { ...chip.tcb, fmc: 0 }
+              : { ...chip.tcb, microcode: chip.tcb.microcode - 1 },
+        });
+        const lc = new SnpGuestClient({ baseUrl: s.url, guest: low, handshakeAttempts: 1 });
+        clients.push(lc);
+        const seq = lastSeq(s);
+        await refusedWithoutRelease(lc, () => lc.handshakeWithRetries(), 'default/key/web', s);
+        expect(JSON.stringify((await refusalAfter(seq, s)).details)).toMatch(
+          product === 'Turin' ? /"rule":"reported_tcb.fmc"/ : /"rule":"reported_tcb.microcode"/,
+        );
+      } finally {
+        await chipKds.stop();
+      }
+    },
+  );
 });

@@ -225,6 +225,24 @@ describe('ProfileEditor for SEV-SNP', () => {
     ]);
   });
 
+  it('a profile moved from SNP to SEV keeps its secrets without resource paths, and an SEV policy', async () => {
+    const user = userEvent.setup();
+    const { save } = renderEditor({
+      ...snpProfile,
+      firmware: { kind: 'artifact', sha256: FIRMWARE.sha256, size: FIRMWARE.size },
+    });
+    await user.click(screen.getByRole('radio', { name: /^SEV \(memory encryption\)/ }));
+    expect(screen.queryByTestId('snp-policy')).toBeNull();
+    expect(screen.getByLabelText('Policy (hex)')).toHaveValue('0x0001');
+    await user.click(screen.getByRole('button', { name: 'Save profile' }));
+    expect(save).toHaveBeenCalledTimes(1);
+    const saved = save.mock.calls[0]![0] as VmProfile;
+    expect(saved.scheme).toBe('amd-sev');
+    expect(saved.snp).toBeUndefined();
+    expect(saved.secrets.map((s) => s.resource)).toEqual([undefined, undefined]);
+    expect(VmProfileSchema.safeParse(saved).success).toBe(true);
+  });
+
   it('default resource paths: the LUKS key under default/luks/<id>, others under default/secret/<id>', () => {
     expect(defaultResourcePath('web-01', 'luks-passphrase')).toBe('default/luks/web-01');
     expect(defaultResourcePath('web-01', 'raw')).toBe('default/secret/web-01');

@@ -1,7 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { SaxesParser } from 'saxes';
 import { describe, expect, it } from 'vitest';
 import { buildHostSetup, libvirtPolicyHex, shellQuote } from './host-setup';
-import { VmProfileSchema, type VmProfile } from './profile';
+import { LUKS_PASSPHRASE_GUID, VmProfileSchema, type VmProfile } from './profile';
+import { fromBase64, fromHex, toHex } from './sev/bytes';
+import { createIdBlock, loadP384PrivateKeyPem, verifyIdBlock } from './snp/id-block';
 
 const FW = 'a'.repeat(64);
 const K = 'b'.repeat(64);
@@ -188,5 +191,141 @@ describe('host setup: reaching the listener', () => {
       /copy the image you imported as "OVMF.amdsev-trimmed.fd \(demo\)" to the host/,
     );
     expect(s.notes.join('\n')).toMatch(/demo firmware .* boots nothing on a real host/);
+  });
+});
+
+describe('host setup for an SEV-SNP profile', () => {
+  const idKey = loadP384PrivateKeyPem(
+    readFileSync('test/fixtures/snp/measure/id_key_test.pem'),
+    'test ID key',
+  );
+  const authorKey = loadP384PrivateKeyPem(
+    readFileSync('test/fixtures/snp/measure/author_key_test.pem'),
+    'test author key',
+  );
+  const M1 = '1'.repeat(96);
+  const M2 = '2'.repeat(96);
+  const snpProfile = (extra: Partial<VmProfile> = {}) =>
+    profile({
+      scheme: 'amd-sev-snp',
+      policy: 0x30000,
+      cpuCounts: [2, 4],
+      cpuSignatures: [{ family: 25, model: 1, stepping: 1 }],
+      kernelHash: K,
+      initrdHash: I,
+      cmdline: 'console=ttyS0 root=/dev/mapper/root',
+      snp: {
+        vmmType: 'qemu',
+        guestFeatures: 1,
+        trustedIdKeyDigests: [],
+        trustedAuthorKeyDigests: [],
+        hostData: '5a'.repeat(32),
+        vmpl: 0,
+        minimumReportVersion: 3,
+      },
+      secrets: [{ guid: LUKS_PASSPHRASE_GUID, kind: 'luks-passphrase', resource: 'default/luks/root' }],
+      ...extra,
+    });
+  const rows = [
+    { index: 0, measurement: M1, cpus: 2, cpuSignature: { family: 25, model: 1, stepping: 1 } },
+    { index: 1, measurement: M2, cpus: 4, cpuSignature: { family: 25, model: 1, stepping: 1 } },
+  ];
+  const signed = (withAuthor: boolean) => {
+    const s = createIdBlock(
+      { launchDigest: fromHex(M2), policy: 0x30000n },
+      idKey,
+      withAuthor ? authorKey : undefined,
+    );
+    return {
+      row: rows[1]!,
+      idBlockBase64: s.idBlockBase64,
+      idAuthBase64: s.idAuthBase64,
+      idKeyDigest: toHex(s.idKeyDigest),
+      ...(s.authorKeyDigest ? { authorKeyDigest: toHex(s.authorKeyDigest) } : {}),
+      familyId: '0'.repeat(32),
+      imageId: '0'.repeat(32),
+      guestSvn: 0,
+    };
+  };
+
+  it("the fragment parses and has <launchSecurity type='sev-snp'> with policy, ID block, ID auth and host data", () => {
+    const block = signed(true);
+    const s = buildHostSetup({
+      profile: snpProfile(),
+      listenerUrl: 'https://owner.example:8470',
+      tlsFingerprint: 'ab'.repeat(32),
+      snp: { rows, idKeyDigest: block.idKeyDigest, idBlock: block },
+    });
+    const x = parse(s.domainXml);
+    const ls = x.get('launchSecurity')![0]!;
+    expect(ls.attrs).toEqual({ type: 'sev-snp', kernelHashes: 'yes', authorKey: 'yes' });
+    expect(x.get('policy')![0]!.text).toBe('0x00030000');
+    // The element order of libvirt's own test (tests/qemuxmlconfdata/launch-security-sev-snp.xml).
+    const order = ['policy', 'idBlock', 'idAuth', 'hostData'].map((n) => s.domainXml.indexOf(`<${n}>`));
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    const idBlock = fromBase64(x.get('idBlock')![0]!.text);
+    const idAuth = fromBase64(x.get('idAuth')![0]!.text);
+    expect(idBlock).toHaveLength(96);
+    expect(idAuth).toHaveLength(4096);
+    const v = verifyIdBlock(idBlock, idAuth, {
+      idKeyDigest: fromHex(block.idKeyDigest),
+      authorKeyDigest: fromHex(block.authorKeyDigest!),
+    });
+    expect(toHex(v.block.launchDigest)).toBe(M2);
+    expect(v.block.policy).toBe(0x30000n);
+    const hostData = fromBase64(x.get('hostData')![0]!.text);
+    expect(toHex(hostData)).toBe('5a'.repeat(32));
+    // The signed row decides the vCPU count and model.
+    expect(x.get('vcpu')![0]!.text).toBe('4');
+    expect(x.get('model')![0]!.text).toBe('EPYC-Milan');
+    expect(x.get('cmdline')![0]!.text).toBe('console=ttyS0 root=/dev/mapper/root');
+    expect(s.hostCommand).toBe(`virsh start ${s.vmId}`);
+    expect(s.snp!.files.map((f) => f.name)).toEqual([
+      `${s.vmId}.id-block.b64`,
+      `${s.vmId}.id-auth.b64`,
+      `${s.vmId}.host-data.b64`,
+    ]);
+    expect(s.snp!.files[0]!.text.trim()).toBe(block.idBlockBase64);
+    const notes = s.notes.join('\n');
+    expect(notes).toContain('https://owner.example:8470/kbs/v0');
+    expect(notes).toContain('default/luks/root');
+    expect(notes).toMatch(/Pin the listener's certificate/);
+  });
+
+  it('without an author key: no authorKey attribute; without a direct-boot kernel: no kernelHashes', () => {
+    const s = buildHostSetup({
+      profile: snpProfile({ kernelHash: undefined, initrdHash: undefined, cmdline: undefined }),
+      listenerUrl: 'http://127.0.0.1:8470',
+      snp: { rows, idBlock: signed(false) },
+    });
+    const x = parse(s.domainXml);
+    expect(x.get('launchSecurity')![0]!.attrs).toEqual({ type: 'sev-snp' });
+    expect(x.has('kernel')).toBe(false);
+  });
+
+  it('several rows and none signed: no ID block, the reason in a comment and a note; any host data said', () => {
+    const s = buildHostSetup({
+      profile: snpProfile({
+        snp: { ...snpProfile().snp!, hostData: undefined },
+      }),
+      listenerUrl: 'http://127.0.0.1:8470',
+      snp: { rows, idBlockMissing: 'the profile has 2 measurements: choose the row' },
+    });
+    const x = parse(s.domainXml);
+    expect(x.has('idBlock')).toBe(false);
+    expect(x.has('hostData')).toBe(false);
+    expect(s.domainXml).toContain(
+      '<!-- no idBlock/idAuth: the profile has 2 measurements: choose the row -->',
+    );
+    expect(s.notes.join('\n')).toMatch(/accepts any host data/);
+    expect(s.snp!.files).toEqual([]);
+  });
+
+  it('XML-special characters in the command line stay text', () => {
+    const s = buildHostSetup({
+      profile: snpProfile({ cmdline: `a=<b> c=&d e='f'` }),
+      listenerUrl: 'http://127.0.0.1:8470',
+    });
+    expect(parse(s.domainXml).get('cmdline')![0]!.text).toBe(`a=<b> c=&d e='f'`);
   });
 });

@@ -84,7 +84,8 @@ export const api: SevAttestApi = {
     onChanged: (listener) => subscribe('tunnel:changed', listener),
   },
   hostSetup: {
-    get: (vmId) => invoke('hostSetup:get', vmId),
+    get: (vmId, options) => invoke('hostSetup:get', vmId, options),
+    snpKeys: (vmId, options) => invoke('hostSetup:snpKeys', vmId, options),
   },
   demo: {
     run: (options) => invoke('demo:run', options),

@@ -13,6 +13,7 @@ import { TrustStore } from '../app/sev/roots';
 import { SnpKdsClient } from '../app/snp/kds';
 import { SnpTrustStore } from '../app/snp/roots';
 import { bundleRoutes } from './listener/bundle-routes';
+import { hostSetupRoutes } from './listener/host-setup-routes';
 import { kbsRoutes } from './listener/kbs-routes';
 import { ListenerController } from './listener/listener-controller';
 import type { ListenerLimits } from './listener/server';
@@ -30,7 +31,9 @@ import { ConnectionTable } from './services/connections';
 import { DemoService } from './services/demo-service';
 import { ExpectedDigests } from './services/expected-digests';
 import { ExpectedSnpMeasurements } from './services/expected-snp-measurements';
+import { HostSetupService } from './services/host-setup-service';
 import { KbsService, type SnpKeySource } from './services/kbs-service';
+import { snpMeasurementRows, SnpIdKeyService } from './services/snp-id-keys';
 import { createConfBackend, type KeyValueBackend } from './services/kv-backend';
 import { OwnerService } from './services/owner-service';
 import { ProfileStore } from './services/profile-store';
@@ -158,6 +161,8 @@ export interface Services {
   pinnedCeks: PinnedCekStore;
   /** Measurement bundles: signing key, export, verify, import (also the listener's bundle routes). */
   bundles: BundleService;
+  /** What to paste on the host for a profile; SEV-SNP ID keys and ID blocks (also REST routes). */
+  hostSetup: HostSetupService;
   listener: ListenerController;
   /** The SSH reverse tunnel to the listener (tunnel:status / tunnel:configure, serve --tunnel). */
   tunnel: TunnelController;
@@ -292,6 +297,22 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     audit,
     ...(opts.version ? { version: opts.version } : {}),
   });
+  // SNP ID keys (one per VM) live in the same secret store as the bundle signing key.
+  const hostSetup = new HostSetupService({
+    profiles,
+    listener: () => ({
+      url: controller.url,
+      ...(controller.tlsFingerprint !== undefined ? { tlsFingerprint: controller.tlsFingerprint } : {}),
+      hostTokenRequired: controller.hostToken !== undefined,
+    }),
+    tunnel: async () => tunnel.status(),
+    snp: new SnpIdKeyService({
+      profiles,
+      secrets: secretStore,
+      audit,
+      measurements: (p) => snpMeasurementRows(p, (id) => bundles.previewProfile(id)),
+    }),
+  });
   const snpTrust = opts.kbs?.trust ?? SnpTrustStore.pinned();
   for (const file of opts.snpRoots ?? []) {
     const extra = readExtraSnpRoots(file);
@@ -327,7 +348,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
       ? { maxSessionsPerClient: opts.kbs.maxSessionsPerClient }
       : {}),
   });
-  const extraRoutes = [...bundleRoutes(bundles), ...kbsRoutes(kbs, log)];
+  const extraRoutes = [...bundleRoutes(bundles), ...kbsRoutes(kbs, log), ...hostSetupRoutes(hostSetup)];
   const controller: ListenerController = new ListenerController({
     dataDir: opts.dataDir,
     settings,
@@ -391,6 +412,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     trustedKeys,
     pinnedCeks,
     bundles,
+    hostSetup,
     listener: controller,
     tunnel,
     demo: undefined as unknown as DemoService,

@@ -8,13 +8,23 @@
 import { createHash } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { z } from 'zod';
-import { ApiVersionSchema, SCHEMES, VMSA_VARIANTS, VmIdSchema, type VmProfile } from '../profile';
+import {
+  ApiVersionSchema,
+  SCHEMES,
+  SNP_POLICY_DEBUG_BIT,
+  SNP_VMM_TYPES,
+  SnpMinimumTcbSchema,
+  VMSA_VARIANTS,
+  VmIdSchema,
+  type VmProfile,
+} from '../profile';
 import { bytesEqual, fromBase64, toBase64, toHex } from '../sev/bytes';
 import { decodePolicy } from '../sev/policy';
 import { CPU_PRESETS } from '../digest/cpu-presets';
 import { buildHashesTable, EMPTY_SHA256, hashCmdline, parseSha256Hex } from '../digest/hashes-table';
 import { digestFor, type DigestParams, type FirmwareMeasurementState } from '../digest/launch-digest';
 import { cpuSignatureEax, type CpuSignature, type VmsaVariant } from '../digest/vmsa';
+import { computeSnpDigestMatrix, type SnpDigestRow, type SnpOvmfState } from '../snp/measure/launch-digest';
 import { canonicalBytes } from './canonical';
 import { BundleError } from './errors';
 
@@ -26,6 +36,7 @@ export const SIGNATURE_CONTEXT = 'sev-attest-bundle/v1\n';
 export const MAX_BUNDLE_BYTES = 8 * 1024 * 1024;
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'a SHA-256 in lower-case hex');
+const hex96 = z.string().regex(/^[0-9a-f]{96}$/, 'a SHA-384 in lower-case hex');
 const u8 = z.number().int().min(0).max(255);
 const u32 = z.number().int().min(0).max(0xffffffff);
 const b64 = (bytes: number) =>
@@ -57,8 +68,17 @@ export type BundleCpuSignature = z.infer<typeof BundleCpuSignatureSchema>;
 
 export const BundleRowSchema = z.strictObject({
   row: z.number().int().min(0),
-  /** The expected launch digest (GCTX.LD), lower-case hex. */
-  digest: hex64,
+  /**
+   * The expected launch digest, lower-case hex: SEV/SEV-ES GCTX.LD (SHA-256, 64 hex), SEV-SNP the report's
+   * MEASUREMENT (SHA-384, 96 hex).
+   */
+  digest: z
+    .string()
+    .regex(
+      /^(?:[0-9a-f]{64}|[0-9a-f]{96})$/,
+      'a SHA-256 (64) or, for SEV-SNP, a SHA-384 (96) in lower-case hex',
+    ),
+  /** True when VMSAs are measured: SEV-ES rows, and every SEV-SNP row. */
   'sev-es': z.boolean(),
   /** True when the kernel hashes table (measured direct boot) follows the firmware. */
   'kernel-hashes-table': z.boolean(),
@@ -66,6 +86,13 @@ export const BundleRowSchema = z.strictObject({
   cpus: z.number().int().min(1).max(4096).optional(),
   'cpu-signature': BundleCpuSignatureSchema.optional(),
   'vmsa-variant': z.enum(VMSA_VARIANTS).optional(),
+  /** SEV-SNP only: the VMM whose VMSA layout the measurement assumes (sev-snp-measure's --vmm-type). */
+  'vmm-type': z.enum(SNP_VMM_TYPES).optional(),
+  /** SEV-SNP only: SEV_FEATURES of every VMSA, 0x-hex (sev-snp-measure's --guest-features). */
+  'guest-features': z
+    .string()
+    .regex(/^0x[0-9a-f]{1,16}$/)
+    .optional(),
 });
 export type BundleRow = z.infer<typeof BundleRowSchema>;
 
@@ -89,6 +116,8 @@ export const BundleBodySchema = z.strictObject({
     'reset-address': u32.optional(),
     /** Where QEMU injects the launch secret; absent when the image has no secret area. */
     'secret-area': z.strictObject({ base: u32, size: u32 }).optional(),
+    /** SEV-SNP only: the launch digest after every OVMF page (sev-snp-measure's snp:ovmf-hash). */
+    'ovmf-hash': hex96.optional(),
   }),
   /** Measured direct boot: the three hashes of the kernel hashes table (cmdline text when known). */
   kernel: z
@@ -108,6 +137,17 @@ export const BundleBodySchema = z.strictObject({
     note: z.string().max(1000),
   }),
   rows: z.array(BundleRowSchema).min(1).max(4096),
+  /** SEV-SNP only (and always there): the rules every attestation report must meet besides its measurement. */
+  snp: z
+    .strictObject({
+      'trusted-id-key-digests': z.array(hex96).max(64),
+      'trusted-author-key-digests': z.array(hex96).max(64),
+      'minimum-tcb': SnpMinimumTcbSchema.strict().optional(),
+      'host-data': hex64.optional(),
+      vmpl: z.number().int().min(0).max(3),
+      'minimum-report-version': z.number().int().min(2).max(5),
+    })
+    .optional(),
 });
 export type BundleBody = z.infer<typeof BundleBodySchema>;
 
@@ -133,7 +173,7 @@ export const BundleDocumentSchema = z
     id: 'SevAttestBundle',
     title: 'SEV Attest measurement bundle',
     description:
-      'Expected AMD SEV / SEV-ES launch digests of one VM profile, signed with Ed25519 over the canonical JSON of body (docs/bundles.md).',
+      'Expected AMD SEV / SEV-ES launch digests or SEV-SNP launch measurements of one VM profile, signed with Ed25519 over the canonical JSON of body (docs/bundles.md).',
   });
 export type BundleDocument = z.infer<typeof BundleDocumentSchema>;
 
@@ -338,6 +378,136 @@ export function buildBundleBody(input: BuildBundleInput): BundleBody {
   return BundleBodySchema.parse(body);
 }
 
+/** What an SEV-SNP bundle is built from: the profile and its OVMF, measured once (prepareSnpOvmf). */
+export interface BuildSnpBundleInput {
+  profile: VmProfile;
+  firmware: SnpOvmfState;
+  /** The firmware file's SHA-256 and size (the artifact the profile names). */
+  firmwareFile: { sha256: string; size: number };
+  firmwareName?: string;
+  /** vCPU counts and signatures to span; VMSA variants do not apply to SNP. */
+  selection?: Pick<MatrixSelection, 'cpuCounts' | 'cpuSignatures'>;
+  createdAt?: string;
+  generator?: string;
+}
+
+const SNP_NOTE =
+  "SEV-SNP: one row per vCPU count x vCPU signature; every row continues from the OVMF hash, adds the kernel hashes page when kernel-hashes-table is true, and one VMSA per vCPU of the row's VMM type, vCPU signature and guest features. VMSA variants do not apply.";
+
+/**
+ * The unsigned SEV-SNP body for a profile: a measurement per vCPU count x vCPU signature over the OVMF
+ * measured once (docs/protocol.md §13), plus the profile's SNP rules (trusted keys, minimum TCB, host data,
+ * VMPL, minimum report version) so an import reproduces the profile.
+ */
+export function buildSnpBundleBody(input: BuildSnpBundleInput): BundleBody {
+  const { profile: p, firmware } = input;
+  if (p.scheme !== 'amd-sev-snp' || p.snp === undefined) {
+    throw new BundleError('bundle-export-unsupported', `${p.id} is not an SEV-SNP profile`);
+  }
+  if (p.firmware.kind === 'artifact' && p.firmware.sha256 !== input.firmwareFile.sha256) {
+    throw new BundleError(
+      'bundle-export-unsupported',
+      `the firmware given (${input.firmwareFile.sha256}) is not ${p.id}'s (${p.firmware.sha256})`,
+    );
+  }
+  const snp = p.snp;
+  const sel = input.selection ?? {};
+  const cpuCounts = [...new Set(sel.cpuCounts?.length ? sel.cpuCounts : p.cpuCounts)];
+  const sigs = uniqueBy(
+    (sel.cpuSignatures?.length ? sel.cpuSignatures : p.cpuSignatures).map(bundleSignature),
+    (s) => s.eax,
+  );
+  // QEMU writes the vCPU signature into each VMSA; EC2 and GCE do not, so one row per count there.
+  const usesSignature = snp.vmmType === 'qemu';
+  if (usesSignature && sigs.length === 0) {
+    throw new BundleError(
+      'bundle-export-unsupported',
+      'an SEV-SNP bundle for QEMU needs at least one vCPU signature (the guest CPU model: e.g. EPYC-Milan)',
+    );
+  }
+  const k = profileKernelHashes(p);
+  const kernelHashes = k
+    ? {
+        kernel: parseSha256Hex(k.kernel, 'kernel-hash'),
+        initrd: parseSha256Hex(k.initrd, 'initrd-hash'),
+        cmdline: parseSha256Hex(k.cmdline, 'cmdline-hash'),
+      }
+    : undefined;
+  const guestFeatures = BigInt(snp.guestFeatures);
+  const combos: Array<{ cpus: number; sig?: BundleCpuSignature }> = [];
+  for (const cpus of cpuCounts) {
+    if (usesSignature) for (const sig of sigs) combos.push({ cpus, sig });
+    else combos.push({ cpus });
+  }
+  let measured;
+  try {
+    measured = computeSnpDigestMatrix(
+      firmware,
+      combos.map((c): SnpDigestRow => ({
+        vcpus: c.cpus,
+        ...(c.sig ? { vcpuSignature: Number(c.sig.eax) } : {}),
+        guestFeatures,
+        vmmType: snp.vmmType,
+        ...(kernelHashes ? { kernelHashes } : {}),
+      })),
+    );
+  } catch (e) {
+    if (e instanceof Error && 'code' in e) {
+      throw new BundleError('bundle-export-unsupported', `cannot measure ${p.id}: ${e.message}`);
+    }
+    throw e;
+  }
+  const rows: BundleRow[] = combos.map((c, i) => ({
+    row: i,
+    digest: measured[i]!.digestHex,
+    'sev-es': true,
+    'kernel-hashes-table': kernelHashes !== undefined,
+    cpus: c.cpus,
+    ...(c.sig ? { 'cpu-signature': c.sig } : {}),
+    'vmm-type': snp.vmmType,
+    'guest-features': '0x' + guestFeatures.toString(16),
+  }));
+  const body: BundleBody = {
+    'created-at': input.createdAt ?? new Date().toISOString(),
+    generator: input.generator ?? 'sev-attest',
+    vm: { id: p.id, name: p.name },
+    scheme: p.scheme,
+    policy: p.policy,
+    firmware: {
+      sha256: input.firmwareFile.sha256,
+      size: input.firmwareFile.size,
+      ...(input.firmwareName !== undefined ? { name: input.firmwareName.slice(0, 255) } : {}),
+      'ovmf-hash': toHex(firmware.ovmfHash),
+    },
+    matrix: {
+      'cpu-counts': cpuCounts,
+      'cpu-signatures': usesSignature ? sigs : [],
+      'vmsa-variants': [],
+      collapsed: false,
+      note: SNP_NOTE,
+    },
+    rows,
+    snp: {
+      'trusted-id-key-digests': [...snp.trustedIdKeyDigests],
+      'trusted-author-key-digests': [...snp.trustedAuthorKeyDigests],
+      ...(snp.minimumTcb ? { 'minimum-tcb': { ...snp.minimumTcb } } : {}),
+      ...(snp.hostData !== undefined ? { 'host-data': snp.hostData } : {}),
+      vmpl: snp.vmpl,
+      'minimum-report-version': snp.minimumReportVersion,
+    },
+  };
+  if (p.allowedCpuIds) body['allowed-cpu-ids'] = [...p.allowedCpuIds];
+  if (k) {
+    body.kernel = {
+      'kernel-hash': k.kernel,
+      'initrd-hash': k.initrd,
+      'cmdline-hash': k.cmdline,
+      ...(k.cmdlineText !== undefined ? { cmdline: k.cmdlineText } : {}),
+    };
+  }
+  return BundleBodySchema.parse(body);
+}
+
 // ------------------------------------------------------------------------------------------------
 // Signing and verification
 
@@ -481,6 +651,13 @@ export function verifyBundle(input: unknown, trusted: readonly TrustedKey[]): Ve
 
 /** Semantic checks the schema cannot express (a signed but self-contradictory bundle is still refused). */
 function checkBodyConsistency(b: BundleBody): void {
+  if (b.scheme === 'amd-sev-snp') {
+    checkSnpBodyConsistency(b);
+    return;
+  }
+  if (b.snp !== undefined || b.firmware['ovmf-hash'] !== undefined) {
+    throw new BundleError('bundle-invalid', `a ${b.scheme} bundle carries SEV-SNP fields`);
+  }
   const es = decodePolicy(b.policy).es;
   if (es !== (b.scheme === 'amd-sev-es')) {
     throw new BundleError('bundle-invalid', `scheme ${b.scheme} disagrees with the policy's ES bit`);
@@ -492,11 +669,65 @@ function checkBodyConsistency(b: BundleBody): void {
     if (r['kernel-hashes-table'] !== (b.kernel !== undefined)) {
       throw new BundleError('bundle-invalid', `rows[${i}] disagrees with the bundle's kernel section`);
     }
+    if (r.digest.length !== 64) {
+      throw new BundleError('bundle-invalid', `rows[${i}]: an SEV launch digest is a SHA-256 (64 hex)`);
+    }
+    if (r['vmm-type'] !== undefined || r['guest-features'] !== undefined) {
+      throw new BundleError('bundle-invalid', `rows[${i}] carries SEV-SNP inputs in a ${b.scheme} bundle`);
+    }
     if (es && (r.cpus === undefined || r['cpu-signature'] === undefined || r['vmsa-variant'] === undefined)) {
       throw new BundleError(
         'bundle-invalid',
         `rows[${i}]: an SEV-ES row names its vCPUs, CPU signature and VMSA variant`,
       );
+    }
+  });
+}
+
+/** The SEV-SNP rules a signed body must also meet: 96-hex rows naming one VMM type and guest features. */
+function checkSnpBodyConsistency(b: BundleBody): void {
+  if (b.snp === undefined) throw new BundleError('bundle-invalid', 'an SEV-SNP bundle needs its snp section');
+  if (b.firmware['ovmf-hash'] === undefined) {
+    throw new BundleError('bundle-invalid', 'an SEV-SNP bundle names its OVMF hash (firmware.ovmf-hash)');
+  }
+  if ((b.policy & SNP_POLICY_DEBUG_BIT) !== 0) {
+    throw new BundleError('bundle-invalid', 'the SNP policy allows debugging (bit 19): refusing the bundle');
+  }
+  if (b['min-api'] !== undefined || b['allowed-build-ids'] !== undefined) {
+    throw new BundleError('bundle-invalid', 'min-api and allowed-build-ids are SEV rules, not SEV-SNP ones');
+  }
+  if (b.matrix['vmsa-variants'].length !== 0 || b.matrix.collapsed) {
+    throw new BundleError('bundle-invalid', 'an SEV-SNP matrix has no VMSA variants and never collapses');
+  }
+  const first = b.rows[0]!;
+  b.rows.forEach((r, i) => {
+    if (r.row !== i) throw new BundleError('bundle-invalid', `rows[${i}] is numbered ${r.row}`);
+    if (r.digest.length !== 96) {
+      throw new BundleError('bundle-invalid', `rows[${i}]: an SNP measurement is a SHA-384 (96 hex)`);
+    }
+    if (!r['sev-es'] || r.cpus === undefined || r['vmsa-variant'] !== undefined) {
+      throw new BundleError(
+        'bundle-invalid',
+        `rows[${i}]: an SEV-SNP row names its vCPUs and no VMSA variant`,
+      );
+    }
+    if (r['vmm-type'] === undefined || r['guest-features'] === undefined) {
+      throw new BundleError(
+        'bundle-invalid',
+        `rows[${i}]: an SEV-SNP row names its VMM type and guest features`,
+      );
+    }
+    if (r['vmm-type'] !== first['vmm-type'] || r['guest-features'] !== first['guest-features']) {
+      throw new BundleError(
+        'bundle-invalid',
+        `rows[${i}]: every row of one bundle has the same VMM type and guest features`,
+      );
+    }
+    if (r['vmm-type'] === 'qemu' && r['cpu-signature'] === undefined) {
+      throw new BundleError('bundle-invalid', `rows[${i}]: a QEMU row names its vCPU signature`);
+    }
+    if (r['kernel-hashes-table'] !== (b.kernel !== undefined)) {
+      throw new BundleError('bundle-invalid', `rows[${i}] disagrees with the bundle's kernel section`);
     }
   });
 }
@@ -517,6 +748,10 @@ export function bundleToVmBody(
   b: BundleBody,
   opts: { approval?: 'manual' | 'auto'; name?: string } = {},
 ): Record<string, unknown> {
+  if (b.scheme === 'amd-sev-snp') {
+    // The REST VM body has no SNP settings: registration.ts builds SNP profiles itself.
+    throw new BundleError('bundle-export-unsupported', 'an SEV-SNP bundle has no SEV VM body');
+  }
   const sigs = b.matrix['cpu-signatures'].map((s) => ({
     family: s.family,
     model: s.model,

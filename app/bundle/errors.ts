@@ -17,6 +17,8 @@ export type BundleErrorCode =
   | 'bundle-export-unsupported'
   /** A matrix selection (vCPU counts, CPU signatures, VMSA variants) or format that cannot be read. */
   | 'bundle-bad-selection'
+  /** An SEV-SNP bundle for an SEV profile's id, or an SEV bundle for an SEV-SNP profile's. */
+  | 'bundle-scheme-mismatch'
   /** No signing key yet (run `sev-attest bundle keygen`). */
   | 'bundle-no-signing-key';
 

@@ -195,15 +195,37 @@ export const TunnelConfigSchema = z
   .strict();
 export type TunnelConfig = z.input<typeof TunnelConfigSchema>;
 
-/** `hostSetup:get`: what to paste on the host for one profile. */
-export interface HostSetup {
-  vmId: string;
-  /** The libvirt domain XML fragment (`<launchSecurity>`, `<loader>`, `<kernel>`...). */
-  domainXml: string;
-  /** The host-side command (sev-attest-host / virsh) to run, ready to copy. */
-  hostCommand: string;
-  notes: string[];
-}
+/** `hostSetup:get`: what to paste on the host for one profile (domain types in app/host-setup.ts). */
+import type { HostSetup, HostSetupOptions, SnpKeysResult } from '../host-setup';
+export type {
+  SnpKeysResult,
+  HostSetup,
+  HostSetupFile,
+  HostSetupOptions,
+  SnpHostSetup,
+  SnpIdBlockMaterial,
+  SnpMeasurementRow,
+} from '../host-setup';
+
+const hex16Bytes = z.string().regex(/^[0-9a-f]{32}$/, '16 bytes in lower-case hex (32 digits)');
+/** `hostSetup:get` options (SEV-SNP ID block). */
+export const HostSetupOptionsSchema = z
+  .object({
+    row: z.number().int().min(0).max(4095).optional(),
+    familyId: hex16Bytes.optional(),
+    imageId: hex16Bytes.optional(),
+    guestSvn: z.number().int().min(0).max(0xffffffff).optional(),
+    authorKey: z.boolean().optional(),
+  })
+  .strict();
+const hostSetupOptionsAgree = (o: z.output<typeof HostSetupOptionsSchema>): HostSetupOptions => o;
+void hostSetupOptionsAgree;
+
+/** `hostSetup:snpKeys` options. */
+export const SnpKeysRequestSchema = z
+  .object({ authorKey: z.boolean().optional(), replace: z.boolean().optional() })
+  .strict();
+export type SnpKeysRequest = z.input<typeof SnpKeysRequestSchema>;
 
 export const DemoRunSchema = z
   .object({
@@ -524,7 +546,13 @@ export interface InvokeChannels {
   'tunnel:status': () => Promise<TunnelStatus>;
   'tunnel:configure': (config: TunnelConfig) => Promise<TunnelStatus>;
 
-  'hostSetup:get': (vmId: string) => Promise<HostSetup>;
+  /** SEV-SNP: `options` chooses the row the ID block signs, its family/image id and SVN, the author key. */
+  'hostSetup:get': (vmId: string, options?: HostSetupOptions) => Promise<HostSetup>;
+  /**
+   * SEV-SNP: creates this VM's ID key (P-384, OS keychain) and, with authorKey, the owner's author key, and
+   * trusts their digests in the profile. Keeps existing keys unless replace.
+   */
+  'hostSetup:snpKeys': (vmId: string, options?: SnpKeysRequest) => Promise<SnpKeysResult>;
 
   /** A simulated host launches against the listener; resolves when it got its secret or was refused. */
   'demo:run': (options: DemoRunOptions) => Promise<DemoRunResult>;
@@ -612,7 +640,8 @@ export const invokeArgSchemas = {
   'listener:tokens': z.tuple([]),
   'tunnel:status': z.tuple([]),
   'tunnel:configure': z.tuple([TunnelConfigSchema]),
-  'hostSetup:get': z.tuple([VmIdSchema]),
+  'hostSetup:get': z.tuple([VmIdSchema, HostSetupOptionsSchema.optional()]),
+  'hostSetup:snpKeys': z.tuple([VmIdSchema, SnpKeysRequestSchema.optional()]),
   'demo:run': z.tuple([DemoRunSchema]),
   'bundles:preview': z.tuple([VmIdSchema, BundleSelectionSchema]),
   'bundles:export': z.tuple([VmIdSchema, BundleSelectionSchema, z.enum(BUNDLE_EXPORT_FORMATS)]),

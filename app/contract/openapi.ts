@@ -285,6 +285,51 @@ export function buildOpenApiDocument(version = '0.1.0'): Json {
           },
         }),
       },
+      '/v1/vm/{vmid}/host-setup': {
+        get: owner(
+          'What to paste on the host: libvirt fragment, command, notes; SEV-SNP adds the rows and the signed ID block (docs/snp-guest.md)',
+          {
+            parameters: [
+              vmid,
+              query('row', 'SEV-SNP: the measurement row the ID block signs (needed when there are several)'),
+              query('family-id', 'SEV-SNP: ID block family id, 32 hex digits (default zeros)'),
+              query('image-id', 'SEV-SNP: ID block image id, 32 hex digits (default zeros)'),
+              query('guest-svn', 'SEV-SNP: ID block guest SVN (default 0)'),
+              query('author-key', "SEV-SNP: yes to sign the ID key with the owner's author key"),
+            ],
+            responses: {
+              '200': { description: 'the host setup', content: { 'application/json': { schema: {} } } },
+              '400': err('bad-request'),
+              '404': err('unknown-vm'),
+            },
+          },
+        ),
+      },
+      '/v1/vm/{vmid}/snp-keys': {
+        post: owner(
+          "SEV-SNP: create the VM's ID key (and the owner's author key) in the keychain and trust their digests",
+          {
+            parameters: [vmid],
+            requestBody: {
+              required: false,
+              content: {
+                'application/json': {
+                  schema: {
+                    type: 'object',
+                    properties: { 'author-key': { type: 'boolean' }, replace: { type: 'boolean' } },
+                    additionalProperties: false,
+                  },
+                },
+              },
+            },
+            responses: {
+              '200': { description: 'the key digests', content: { 'application/json': { schema: {} } } },
+              '400': err('bad-request'),
+              '404': err('unknown-vm'),
+            },
+          },
+        ),
+      },
       '/v1/bundles': {
         post: owner('Import a signed measurement bundle as a VM with precomputed digests', {
           requestBody: body('BundleImportRequest'),
@@ -292,6 +337,7 @@ export function buildOpenApiDocument(version = '0.1.0'): Json {
             '200': { description: 'registered', content: json('BundleImportResponse') },
             '400': err('bundle-invalid | bad-request'),
             '403': err('bundle-key-untrusted'),
+            '409': err('bundle-scheme-mismatch'),
             '422': err('bundle-unsigned | bundle-signature-invalid'),
           },
         }),

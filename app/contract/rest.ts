@@ -142,6 +142,7 @@ export const ERROR_STATUS = {
   'bundle-key-untrusted': 403,
   'bundle-export-unsupported': 409,
   'bundle-no-signing-key': 409,
+  'bundle-scheme-mismatch': 409,
 } as const;
 export type ApiErrorCode = keyof typeof ERROR_STATUS;
 export const API_ERROR_CODES = Object.keys(ERROR_STATUS) as ApiErrorCode[];

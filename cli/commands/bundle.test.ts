@@ -51,6 +51,27 @@ beforeAll(async () => {
     approval: 'manual',
     secrets: [],
   });
+  profiles.put({
+    id: 'snp',
+    name: 'SNP guest',
+    scheme: 'amd-sev-snp',
+    policy: 0x30000,
+    cpuCounts: [1, 4],
+    cpuSignatures: [{ family: 25, model: 1, stepping: 1 }],
+    vmsaVariants: ['kvm-init2'],
+    firmware: { kind: 'artifact', sha256: fw.sha256, size: fw.size },
+    approval: 'manual',
+    secrets: [],
+    snp: {
+      vmmType: 'qemu',
+      guestFeatures: 1,
+      trustedIdKeyDigests: ['ab'.repeat(48)],
+      trustedAuthorKeyDigests: [],
+      hostData: '11'.repeat(32),
+      vmpl: 0,
+      minimumReportVersion: 3,
+    },
+  });
 });
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
@@ -159,6 +180,55 @@ describe('sev-attest bundle', () => {
 });
 
 describe('bundle without --data-dir', () => {
+  it('an SEV-SNP profile: export native, verify shows its rules and measurements, vqsv refused, import keeps SEV and SNP ids apart', async () => {
+    const e = await cli(['export', '--profile', 'snp', '--data-dir', 'home', '--out', 'snp.bundle.json']);
+    expect(e.code, e.err).toBe(0);
+    expect(e.err).toContain('2 row(s)');
+    const doc = JSON.parse(fs.readFileSync(join(root, 'snp.bundle.json'), 'utf8'));
+    const [m1, m4] = doc.body.rows.map((r: { digest: string }) => r.digest);
+    expect(m1).toMatch(/^[0-9a-f]{96}$/);
+    const v = await cli(['verify', 'snp.bundle.json', '--data-dir', 'home']);
+    expect(v.code, v.err).toBe(0);
+    expect(v.out).toContain('amd-sev-snp, policy 0x30000, 2 row(s)');
+    expect(v.out).toContain('SEV-SNP: VMM qemu, guest features 0x1, VMPL 0, report version >= 3');
+    expect(v.out).toContain(`host data ${'11'.repeat(32)}`);
+    expect(v.out).toContain(`trusted ID key digests: ${'ab'.repeat(48)}`);
+    expect(v.out).toMatch(new RegExp(`^0 +1 +0x00a00f11 EPYC-Milan +${m1}$`, 'm'));
+    expect(v.out).toMatch(new RegExp(`^1 +4 +0x00a00f11 EPYC-Milan +${m4}$`, 'm'));
+    const vqsv = await cli(['export', '--profile', 'snp', '--format', 'vqsv', '--data-dir', 'home']);
+    expect(vqsv.code).toBe(1);
+    expect(vqsv.err).toContain('bundle-export-unsupported');
+    const csv = await cli(['export', '--profile', 'snp', '--format', 'csv', '--data-dir', 'home']);
+    expect(csv.code).toBe(0);
+    expect(csv.out.split('\r\n')[2]).toContain(m4);
+
+    const keyFile = join(root, 'laptop.pub');
+    expect((await cli(['trust', keyFile, '--data-dir', 'server'])).code).toBe(0);
+    const r = await cli(['import', 'snp.bundle.json', '--data-dir', 'server', '--id', 'snp-copy']);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain('imported snp-copy: 2 SEV-SNP measurement(s) from 2 row(s)');
+    const stored = JSON.parse(fs.readFileSync(join(root, 'server/profiles.json'), 'utf8')).profiles[
+      'snp-copy'
+    ];
+    expect(stored).toMatchObject({
+      scheme: 'amd-sev-snp',
+      policy: 0x30000,
+      cpuCounts: [1, 4],
+      firmware: { kind: 'digests', launchDigests: [m1, m4] },
+      snp: { trustedIdKeyDigests: ['ab'.repeat(48)], hostData: '11'.repeat(32) },
+    });
+    // db-copy is an SEV-ES profile: the SNP bundle may not replace it, nor an SEV bundle snp-copy.
+    const asSev = await cli(['import', 'snp.bundle.json', '--data-dir', 'server', '--id', 'db-copy']);
+    expect(asSev.code).toBe(1);
+    expect(asSev.err).toContain('bundle-scheme-mismatch');
+    const asSnp = await cli(['import', 'db.bundle.json', '--data-dir', 'server', '--id', 'snp-copy']);
+    expect(asSnp.code).toBe(1);
+    expect(asSnp.err).toContain('bundle-scheme-mismatch');
+    const after = JSON.parse(fs.readFileSync(join(root, 'server/profiles.json'), 'utf8')).profiles;
+    expect(after['db-copy'].scheme).toBe('amd-sev-es');
+    expect(after['snp-copy'].scheme).toBe('amd-sev-snp');
+  });
+
   it("uses the app's data directory, and the top-level help names trust", async () => {
     const xdg = fs.mkdtempSync(join(tmpdir(), 'xdg-data-'));
     let out = '';

@@ -9,7 +9,12 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isBundleError } from '../../app/bundle/errors';
 import { EXPORT_FORMATS, type ExportFormat } from '../../app/bundle/export';
-import { verifyBundle, type MatrixSelection, type TrustedKey } from '../../app/bundle/bundle';
+import {
+  verifyBundle,
+  type BundleBody,
+  type MatrixSelection,
+  type TrustedKey,
+} from '../../app/bundle/bundle';
 import { isDomainError } from '../../app/errors';
 import { CPU_PRESETS } from '../../app/digest/cpu-presets';
 import { DEFAULT_VMSA_VARIANT } from '../../app/digest/vmsa-default';
@@ -53,7 +58,9 @@ const usage = `usage: sev-attest bundle <subcommand> [options]
       preset names (${CPU_PRESETS.map((p) => p.name).join(', ')}; 'milan' is EPYC-Milan) or
       FAMILY:MODEL:STEPPING; --vmsa-variant legacy, kvm-init2 or both (a profile's own default is
       ${DEFAULT_VMSA_VARIANT}, as for digest). --firmware gives the image when the data directory has no
-      copy (its SHA-256 must be the profile's).
+      copy (its SHA-256 must be the profile's). An SEV-SNP profile exports one measurement per vCPU
+      count x vCPU signature, as native or csv only (no VMSA variants; vqsv and simple-kbs check SEV
+      launches).
   verify FILE [--trust-key FINGERPRINT|FILE]...
       Checks the signature and that the signer is trusted (the data directory's trusted keys, plus these).
   import FILE [--id VM] [--name NAME] [--approval manual|auto] [--trust-key ...]...
@@ -72,7 +79,38 @@ common options:
   --secret-store KIND    keychain (default) or memory (keeps nothing: no signing key survives)
 
 verify/import exit with 1 and one of: bundle-signature-invalid (modified after signing), bundle-key-untrusted
-(intact, unknown signer), bundle-unsigned, bundle-invalid (not a bundle).`;
+(intact, unknown signer), bundle-unsigned, bundle-invalid (not a bundle); import also with
+bundle-scheme-mismatch (an SEV-SNP bundle for an SEV profile's id, or the reverse).`;
+
+/** The SNP rules and every row of an SEV-SNP bundle, for `bundle verify` (measurements in full: owners compare them). */
+export function describeSnpBundle(b: BundleBody): string {
+  const s = b.snp!;
+  const first = b.rows[0]!;
+  const tcb = s['minimum-tcb']
+    ? Object.entries(s['minimum-tcb'])
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ')
+    : 'any';
+  const lines = [
+    `SEV-SNP: VMM ${first['vmm-type']}, guest features ${first['guest-features']}, VMPL ${s.vmpl}, report version >= ${s['minimum-report-version']}, minimum TCB ${tcb}`,
+    `host data ${s['host-data'] ?? 'any'}`,
+    `OVMF hash ${b.firmware['ovmf-hash']}`,
+    ...(b.kernel
+      ? [
+          `kernel ${b.kernel['kernel-hash']}, initrd ${b.kernel['initrd-hash']}, cmdline ${b.kernel['cmdline-hash']}${b.kernel.cmdline !== undefined ? ` (${JSON.stringify(b.kernel.cmdline)})` : ''}`,
+        ]
+      : []),
+    `trusted ID key digests: ${s['trusted-id-key-digests'].join(', ') || 'none'}`,
+    `trusted author key digests: ${s['trusted-author-key-digests'].join(', ') || 'none'}`,
+    'row  vcpus  vcpu-signature           measurement',
+    ...b.rows.map((r) => {
+      const sig = r['cpu-signature'];
+      const sigText = sig ? `${sig.eax}${sig.name ? ` ${sig.name}` : ''}` : '-';
+      return `${String(r.row).padEnd(5)}${String(r.cpus).padEnd(7)}${sigText.padEnd(25)}${r.digest}`;
+    }),
+  ];
+  return lines.join('\n') + '\n';
+}
 
 export interface BundleCommandDeps {
   /** Replaces the store --secret-store would create (tests). */
@@ -234,6 +272,7 @@ async function run(argv: string[], io: CliIo, deps: BundleCommandDeps): Promise<
           `vm ${b.vm.id} (${b.vm.name}), ${b.scheme}, policy 0x${b.policy.toString(16).padStart(4, '0')}, ` +
           `${b.rows.length} row(s), firmware ${b.firmware.sha256}, created ${b['created-at']}\n`,
       );
+      if (b.scheme === 'amd-sev-snp') io.out(describeSnpBundle(b));
       return 0;
     }
     case 'import': {
@@ -250,8 +289,10 @@ async function run(argv: string[], io: CliIo, deps: BundleCommandDeps): Promise<
           ...(v.name !== undefined ? { name: v.name } : {}),
           ...(v.approval !== undefined ? { approval: v.approval as 'manual' | 'auto' } : {}),
         });
+        const count = r.profile.firmware.kind === 'digests' ? r.profile.firmware.launchDigests.length : 0;
+        const what = r.profile.scheme === 'amd-sev-snp' ? 'SEV-SNP measurement(s)' : 'launch digest(s)';
         io.out(
-          `imported ${r.profile.id}: ${r.profile.firmware.kind === 'digests' ? r.profile.firmware.launchDigests.length : 0} launch digest(s) from ${r.rows} row(s), signer ${r.signer.fingerprint}\n`,
+          `imported ${r.profile.id}: ${count} ${what} from ${r.rows} row(s), signer ${r.signer.fingerprint}\n`,
         );
         for (const w of r.warnings) io.err(`sev-attest bundle: warning: ${w}\n`);
       } finally {

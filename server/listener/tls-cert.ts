@@ -69,7 +69,8 @@ export function generateSelfSignedCert(opts: { names: string[]; days?: number; n
   const notBefore = new Date(now.getTime() - 24 * 3600_000);
   const notAfter = new Date(now.getTime() + (opts.days ?? 3650) * 24 * 3600_000);
   const serial = randomBytes(16);
-  serial[0]! &= 0x7f;
+  // Positive and minimal: a first byte of 0x00 would be a padding byte DER forbids (parsers refuse it).
+  serial[0] = (serial[0]! & 0x7f) | 0x40;
   const altNames = opts.names.map((n) =>
     isIP(n) ? tlv(0x87, ipBytes(n)) : tlv(0x82, Buffer.from(n, 'ascii')),
   );

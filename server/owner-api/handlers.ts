@@ -6,7 +6,6 @@ import { LUKS_PASSPHRASE_GUID, type VmProfile } from '../../app/profile';
 import { fromBase64, toBase64, wipe } from '../../app/sev/bytes';
 import type { AppInfo, ApprovalView, InvokeHandlers, ParsedArgs } from '../../app/contract/ipc';
 import { DomainError } from '../../app/errors';
-import { buildHostSetup } from '../../app/host-setup';
 import type { Approval, ApprovalService } from '../services/approvals';
 import type { ArtifactImportService } from '../services/artifact-import';
 import type { ArtifactStore } from '../services/artifact-store';
@@ -16,6 +15,7 @@ import type { ExpectedDigests } from '../services/expected-digests';
 import type { ExpectedSnpMeasurements } from '../services/expected-snp-measurements';
 import { previewSnpMeasurements } from '../services/snp-measurement-preview';
 import type { OwnerService } from '../services/owner-service';
+import type { HostSetupService } from '../services/host-setup-service';
 import type { ProfileStore } from '../services/profile-store';
 import type { SecretActor, SecretService } from '../services/secret-service';
 import type { RunningService } from '../serve/serve';
@@ -227,7 +227,7 @@ export function listenerHandlers(deps: {
     'listenerStatus' | 'configureListener' | 'ownerToken' | 'hostToken' | 'url' | 'tlsFingerprint'
   >;
   tunnel: TunnelController;
-  profiles: ProfileStore;
+  hostSetup: HostSetupService;
 }): Handlers<'listener' | 'tunnel' | 'hostSetup'> {
   const { service } = deps;
   return {
@@ -243,33 +243,8 @@ export function listenerHandlers(deps: {
     'listener:tokens': async () => ({ ownerToken: service.ownerToken, hostToken: service.hostToken ?? null }),
     'tunnel:status': async () => deps.tunnel.status(),
     'tunnel:configure': async (config) => deps.tunnel.configure(config),
-    'hostSetup:get': async (vmId) => {
-      const profile = deps.profiles.get(vmId);
-      if (!profile) throw new DomainError('unknown-vm', `no VM profile ${vmId}`);
-      // The host setup written here is libvirt's SEV launch flow; an SNP guest attests itself instead.
-      if (profile.scheme === 'amd-sev-snp')
-        throw new DomainError(
-          'not-supported',
-          `${profile.name} is an SEV-SNP profile: its guest attests itself to this listener's /kbs/v0 routes (Trustee's protocol, e.g. guest-components' kbs_protocol) and fetches its secrets by resource path; SEV Attest writes no host setup for it yet`,
-        );
-      // With a tunnel set, the host calls its own loopback port, which ssh forwards here.
-      const tunnel = await deps.tunnel.status();
-      const tunnelSet = tunnel.state !== 'off' && tunnel.remotePort !== undefined;
-      return buildHostSetup({
-        profile,
-        listenerUrl: service.url,
-        ...(service.tlsFingerprint !== undefined ? { tlsFingerprint: service.tlsFingerprint } : {}),
-        hostTokenRequired: service.hostToken !== undefined,
-        ...(tunnelSet
-          ? {
-              tunnel: {
-                remotePort: tunnel.remotePort!,
-                ...(tunnel.target !== undefined ? { target: tunnel.target } : {}),
-              },
-            }
-          : {}),
-      });
-    },
+    'hostSetup:get': async (vmId, options) => deps.hostSetup.get(vmId, options),
+    'hostSetup:snpKeys': async (vmId, options) => deps.hostSetup.snpKeys(vmId, options),
   };
 }
 
@@ -329,7 +304,7 @@ export function createInvokeHandlers(ctx: HandlerContext): InvokeHandlers {
     ...secretHandlers(service, actor),
     ...artifactHandlers(service),
     ...decisionHandlers(service),
-    ...listenerHandlers({ service, tunnel: service.tunnel, profiles: service.profiles }),
+    ...listenerHandlers({ service, tunnel: service.tunnel, hostSetup: service.hostSetup }),
     // Without a vmId: the first-run demo profile, created (firmware, demo passphrase) on first use.
     'demo:run': async (options) => service.demo.run(options),
     ...bundleHandlers(service),

@@ -6,6 +6,7 @@
  */
 import {
   buildBundleBody,
+  buildSnpBundleBody,
   generateSigningKey,
   keyFingerprint,
   publicKeyOf,
@@ -23,8 +24,10 @@ import { bundleRegistration } from '../../app/bundle/registration';
 import { DomainError } from '../../app/errors';
 import type { SecretValue, VmRegistrationResult } from '../../app/vm-registration';
 import { prepareFirmware, type FirmwareMeasurementState } from '../../app/digest/launch-digest';
+import { sha256File } from '../../app/digest/stream-hash';
+import { prepareSnpOvmf, type SnpOvmfState } from '../../app/snp/measure/launch-digest';
 import { VmIdSchema, type VmProfile } from '../../app/profile';
-import { toBase64, wipe } from '../../app/sev/bytes';
+import { toBase64, toHex, wipe } from '../../app/sev/bytes';
 import type { ArtifactStore } from './artifact-store';
 import type { AuditLog } from './audit-log';
 import type { OwnerService } from './owner-service';
@@ -83,6 +86,7 @@ export interface ImportResult extends VmRegistrationResult {
 
 export class BundleService {
   private readonly firmwares = new Map<string, Promise<FirmwareMeasurementState>>();
+  private readonly snpFirmwares = new Map<string, Promise<SnpOvmfState>>();
 
   constructor(private readonly deps: BundleServiceDeps) {}
 
@@ -152,6 +156,17 @@ export class BundleService {
         `${p.id} has precomputed launch digests (imported): a bundle is computed from the firmware, which is not on this machine`,
       );
     }
+    if (p.scheme === 'amd-sev-snp') {
+      const firmware = await this.snpFirmware(p, opts.firmwarePath);
+      return buildSnpBundleBody({
+        profile: p,
+        firmware,
+        firmwareFile: { sha256: p.firmware.sha256, size: firmware.info.size },
+        ...(p.firmware.name !== undefined ? { firmwareName: p.firmware.name } : {}),
+        ...(opts.selection ? { selection: opts.selection } : {}),
+        generator: `sev-attest ${this.deps.version ?? '0.1.0'}`,
+      });
+    }
     const firmware = await this.firmware(p, opts.firmwarePath);
     return buildBundleBody({
       profile: p,
@@ -182,6 +197,16 @@ export class BundleService {
     if (!VmIdSchema.safeParse(id).success) {
       throw new BundleError('bundle-invalid', `'${id}' is not a valid VM id`);
     }
+    // An SEV-SNP profile and an SEV one are different kinds of VM (a guest that attests itself vs a host
+    // that launches it): a bundle never turns one into the other under the same id.
+    const existing = this.deps.profiles.get(id);
+    const bundleSnp = v.body.scheme === 'amd-sev-snp';
+    if (existing && (existing.scheme === 'amd-sev-snp') !== bundleSnp) {
+      throw new BundleError(
+        'bundle-scheme-mismatch',
+        `${id} is an ${existing.scheme} profile and the bundle is ${v.body.scheme}: ${bundleSnp ? 'an SEV-SNP bundle cannot be imported as an SEV profile' : 'an SEV bundle cannot be imported as an SEV-SNP profile'}; import it under another id (--vm-id)`,
+      );
+    }
     const registration = bundleRegistration(v.body, id, {
       ...(opts.approval ? { approval: opts.approval } : {}),
       ...(opts.name !== undefined ? { name: opts.name } : {}),
@@ -189,7 +214,14 @@ export class BundleService {
     const extraWarnings: string[] = [];
     const secretsComing =
       (opts.secrets?.length ?? 0) > 0 || (this.deps.profiles.get(id)?.secrets.length ?? 0) > 0;
-    if (secretsComing && v.body.firmware['secret-area'] === undefined) {
+    if (bundleSnp && opts.secrets?.length) {
+      // SNP secrets are addressed by resource path, which a GUID-keyed secret value does not carry.
+      throw new BundleError(
+        'bundle-invalid',
+        'an SEV-SNP import takes no secrets: add them to the profile afterwards, each under its resource path',
+      );
+    }
+    if (!bundleSnp && secretsComing && v.body.firmware['secret-area'] === undefined) {
       extraWarnings.push(
         "secrets are registered but the bundle's firmware has no SEV secret area; QEMU could not inject them",
       );
@@ -218,7 +250,12 @@ export class BundleService {
         result: 'ok',
         vmId: id,
         message: `VM ${id} imported from a bundle signed by ${v.signer.fingerprint}`,
-        details: { signer: v.signer.fingerprint, rows: v.body.rows.length, firmware: v.body.firmware.sha256 },
+        details: {
+          signer: v.signer.fingerprint,
+          rows: v.body.rows.length,
+          firmware: v.body.firmware.sha256,
+          scheme: v.body.scheme,
+        },
       });
     } catch {
       // The log reports its own failures.
@@ -235,6 +272,50 @@ export class BundleService {
     const p = this.deps.profiles.get(vmId);
     if (!p) throw new DomainError('unknown-vm', `no VM registered as ${vmId}`);
     return p;
+  }
+
+  /** The SNP measurement state of a profile's OVMF: its layout and the OVMF hash, once per artifact. */
+  private snpFirmware(p: VmProfile, overridePath: string | undefined): Promise<SnpOvmfState> {
+    if (p.firmware.kind !== 'artifact') throw new Error('unreachable');
+    const sha = p.firmware.sha256;
+    if (overridePath === undefined) {
+      const cached = this.snpFirmwares.get(sha);
+      if (cached) return cached;
+    }
+    const path = overridePath ?? (this.deps.artifacts?.has(sha) ? this.deps.artifacts.path(sha) : undefined);
+    if (path === undefined) {
+      return Promise.reject(
+        new BundleError(
+          'bundle-export-unsupported',
+          `${p.id}'s firmware ${sha} is not in the artifact store; give the file with --firmware`,
+        ),
+      );
+    }
+    const state = (async () => {
+      // The file's identity first: a wrong file is refused before its pages are measured.
+      const fileSha = toHex(await sha256File(path));
+      if (fileSha !== sha) {
+        throw new BundleError(
+          'bundle-export-unsupported',
+          `${path} has SHA-256 ${fileSha}, but ${p.id}'s firmware is ${sha}`,
+        );
+      }
+      try {
+        return await prepareSnpOvmf(path);
+      } catch (e) {
+        if (e instanceof BundleError || !(e instanceof Error)) throw e;
+        throw new BundleError(
+          'bundle-export-unsupported',
+          `${p.id}'s firmware cannot be measured for SEV-SNP: ${e.message}`,
+        );
+      }
+    })();
+    if (overridePath === undefined) {
+      state.catch(() => this.snpFirmwares.delete(sha));
+      if (this.snpFirmwares.size >= 4) this.snpFirmwares.delete(this.snpFirmwares.keys().next().value!);
+      this.snpFirmwares.set(sha, state);
+    }
+    return state;
   }
 
   private firmware(p: VmProfile, overridePath: string | undefined): Promise<FirmwareMeasurementState> {

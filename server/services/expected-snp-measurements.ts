@@ -161,7 +161,9 @@ export class ExpectedSnpMeasurements {
       });
     }
     const features = '0x' + guestFeatures.toString(16);
-    const out: ExpectedSnpMeasurement[] = [];
+    // Computed one signature group at a time (other requests get the loop in between), listed count by
+    // count (each count's signatures together), the order bundles list their rows in.
+    const bySignature: ExpectedSnpMeasurement[][] = [];
     for (const sig of signatures) {
       const rows: SnpDigestRow[] = p.cpuCounts.map((vcpus) => ({
         vcpus,
@@ -170,8 +172,8 @@ export class ExpectedSnpMeasurements {
         ...(sig ? { vcpuSignature: vcpuSignatureOf(sig.family, sig.model, sig.stepping) } : {}),
         ...(kernelHashes ? { kernelHashes } : {}),
       }));
-      for (const [i, entry] of computeSnpDigestMatrix(state, rows).entries()) {
-        out.push({
+      bySignature.push(
+        computeSnpDigestMatrix(state, rows).map((entry, i) => ({
           hex: entry.digestHex,
           inputs: {
             source: 'firmware',
@@ -182,11 +184,12 @@ export class ExpectedSnpMeasurements {
             guestFeatures: features,
             kernelHashesTable: kernelHashes !== undefined,
           },
-        });
-      }
-      // One signature group at a time: other requests get the loop in between.
+        })),
+      );
       await nextTurn();
     }
+    const out: ExpectedSnpMeasurement[] = [];
+    for (let i = 0; i < p.cpuCounts.length; i++) for (const group of bySignature) out.push(group[i]!);
     return out;
   }
 

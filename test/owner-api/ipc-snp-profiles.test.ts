@@ -187,17 +187,6 @@ describe('approvals:list for an SNP attestation', () => {
   });
 });
 
-describe('hostSetup:get for an SNP profile', () => {
-  it('says in plain words that the SNP guest attests itself (no SEV launch XML is written for it)', async () => {
-    await api.call('profiles:save', snpProfile('snp-h'));
-    const r = await refusal('hostSetup:get', 'snp-h');
-    expect(r.error).toBe('not-supported');
-    expect(r.message).toMatch(
-      /SEV-SNP profile: its guest attests itself to this listener's \/kbs\/v0 routes/,
-    );
-  });
-});
-
 describe('profiles:save keeps the stored secrets, with the resource paths the editor changed', () => {
   it('a changed path is stored; a repeated one is refused; values stay in the keychain', async () => {
     await api.call('profiles:save', snpProfile('snp-r'));

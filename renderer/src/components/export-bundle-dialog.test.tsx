@@ -185,3 +185,47 @@ describe('ExportBundleDialog', () => {
     await waitFor(() => expect(screen.getByRole('button', { name: 'Sign and save' })).toBeEnabled());
   });
 });
+
+describe('ExportBundleDialog for an SEV-SNP profile', () => {
+  const snpProfile: VmProfile = {
+    ...esProfile,
+    id: 'snp',
+    name: 'SNP guest',
+    scheme: 'amd-sev-snp',
+    policy: 0x30000,
+    vmsaVariants: ['kvm-init2'],
+    snp: {
+      vmmType: 'qemu',
+      guestFeatures: 1,
+      trustedIdKeyDigests: [],
+      trustedAuthorKeyDigests: [],
+      vmpl: 0,
+      minimumReportVersion: 3,
+    },
+  };
+
+  it('offers only the native bundle and CSV, spans vCPU counts x signatures, and sends no VMSA variant', async () => {
+    const user = userEvent.setup();
+    const { preview, exportFn } = renderDialog(snpProfile);
+    await screen.findByRole('table');
+    const formats = within(screen.getByLabelText('Format'))
+      .getAllByRole('option')
+      .map((o) => (o as HTMLOptionElement).value);
+    expect(formats).toEqual(['native', 'csv']);
+    expect(screen.queryByLabelText('VMSA variant')).toBeNull();
+    expect(screen.getByText('Matrix (SEV-SNP)')).toBeInTheDocument();
+    expect(screen.getByRole('columnheader', { name: 'Launch measurement' })).toBeInTheDocument();
+    expect(preview).toHaveBeenLastCalledWith('snp', {
+      cpuCounts: [1, 2],
+      cpuSignatures: [{ ...MILAN, name: 'EPYC-Milan' }],
+    });
+    await user.selectOptions(screen.getByLabelText('Format'), 'csv');
+    await user.click(screen.getByRole('button', { name: 'Sign and save' }));
+    await waitFor(() => expect(exportFn).toHaveBeenCalledTimes(1));
+    expect(exportFn).toHaveBeenCalledWith(
+      'snp',
+      { cpuCounts: [1, 2], cpuSignatures: [{ ...MILAN, name: 'EPYC-Milan' }] },
+      'csv',
+    );
+  });
+});

@@ -87,7 +87,12 @@ export interface ExportBundleDialogProps {
 export function ExportBundleDialog({ profile, onClose }: ExportBundleDialogProps) {
   const api = useApi();
   const id = useId();
-  const es = profile.scheme === 'amd-sev-es';
+  const snp = profile.scheme === 'amd-sev-snp';
+  // SEV-ES and SEV-SNP measure VMSAs: both span vCPU counts x signatures (SNP has no VMSA variants).
+  const es = profile.scheme === 'amd-sev-es' || snp;
+  const formats = snp
+    ? BUNDLE_EXPORT_FORMATS.filter((f) => f === 'native' || f === 'csv')
+    : BUNDLE_EXPORT_FORMATS;
   const options = useMemo(() => signatureOptions(profile), [profile]);
   const [format, setFormat] = useState<BundleExportFormat>('native');
   const [cpuText, setCpuText] = useState(() => formatCpuRange(profile.cpuCounts));
@@ -109,7 +114,7 @@ export function ExportBundleDialog({ profile, onClose }: ExportBundleDialogProps
       : {
           cpuCounts: cpus.counts,
           cpuSignatures: options.filter((o) => selectedSigs.has(o.key)).map((o) => o.signature),
-          vmsaVariants: variant === 'both' ? ['legacy', 'kvm-init2'] : [variant],
+          ...(snp ? {} : { vmsaVariants: variant === 'both' ? ['legacy', 'kvm-init2'] : [variant] }),
         };
 
   const preview = useBundlePreview(profile.id, selection);
@@ -162,7 +167,7 @@ export function ExportBundleDialog({ profile, onClose }: ExportBundleDialogProps
         <label>
           Format
           <select value={format} onChange={(e) => setFormat(e.target.value as BundleExportFormat)}>
-            {BUNDLE_EXPORT_FORMATS.map((f) => (
+            {formats.map((f) => (
               <option key={f} value={f}>
                 {FORMAT_LABEL[f]}
               </option>
@@ -172,7 +177,13 @@ export function ExportBundleDialog({ profile, onClose }: ExportBundleDialogProps
       </div>
 
       <fieldset disabled={!es}>
-        <legend>Matrix (SEV-ES)</legend>
+        <legend>{snp ? 'Matrix (SEV-SNP)' : 'Matrix (SEV-ES)'}</legend>
+        {snp && (
+          <p className="hint">
+            One launch measurement per vCPU count x guest CPU signature. libvirt&apos;s validator script and
+            simple-kbs check SEV launches, so an SEV-SNP bundle exports as the native bundle or CSV.
+          </p>
+        )}
         {!es && (
           <p className="hint">
             SEV without ES measures no VMSA: the vCPU count, CPU signature and VMSA variant do not change the
@@ -193,16 +204,18 @@ export function ExportBundleDialog({ profile, onClose }: ExportBundleDialogProps
               A range or list: 1-8, 1,2,4 or 1-4,8.
             </span>
           </label>
-          <label>
-            VMSA variant
-            <select value={variant} onChange={(e) => setVariant(e.target.value as VariantChoice)}>
-              {(['both', 'kvm-init2', 'legacy'] as const).map((v) => (
-                <option key={v} value={v}>
-                  {VARIANT_LABEL[v]}
-                </option>
-              ))}
-            </select>
-          </label>
+          {!snp && (
+            <label>
+              VMSA variant
+              <select value={variant} onChange={(e) => setVariant(e.target.value as VariantChoice)}>
+                {(['both', 'kvm-init2', 'legacy'] as const).map((v) => (
+                  <option key={v} value={v}>
+                    {VARIANT_LABEL[v]}
+                  </option>
+                ))}
+              </select>
+            </label>
+          )}
         </div>
         <fieldset>
           <legend>Guest CPU signatures</legend>
@@ -243,7 +256,7 @@ export function ExportBundleDialog({ profile, onClose }: ExportBundleDialogProps
                 <th scope="col">vCPUs</th>
                 <th scope="col">CPU signature</th>
                 <th scope="col">VMSA variant</th>
-                <th scope="col">Launch digest</th>
+                <th scope="col">{snp ? 'Launch measurement' : 'Launch digest'}</th>
               </tr>
             </thead>
             <tbody>

@@ -12,6 +12,7 @@ import type {
   AuditFilter,
   Decision,
   DigestDraft,
+  HostSetupOptions,
 } from '../../../app/contract/ipc';
 import { useApi } from './api-context';
 
@@ -27,7 +28,7 @@ export const keys = {
   listener: ['listener', 'status'] as const,
   tokens: ['listener', 'tokens'] as const,
   tunnel: ['tunnel'] as const,
-  hostSetup: (vmId: string) => ['hostSetup', vmId] as const,
+  hostSetup: (vmId: string, options?: HostSetupOptions) => ['hostSetup', vmId, options ?? {}] as const,
   digests: (draft: DigestDraft | null) => ['digests', draft] as const,
 };
 
@@ -90,12 +91,28 @@ export function useTunnelStatus() {
   return useQuery({ queryKey: keys.tunnel, queryFn: () => api.tunnel.status() });
 }
 
-export function useHostSetup(vmId: string | undefined) {
+export function useHostSetup(vmId: string | undefined, options?: HostSetupOptions) {
   const api = useApi();
   return useQuery({
-    queryKey: keys.hostSetup(vmId ?? ''),
-    queryFn: () => api.hostSetup.get(vmId!),
+    queryKey: keys.hostSetup(vmId ?? '', options),
+    queryFn: () => api.hostSetup.get(vmId!, options),
     enabled: vmId !== undefined && vmId !== '',
+    // Another row or ID option keeps the last fragment shown while the next is signed.
+    placeholderData: (prev) => prev,
+  });
+}
+
+/** Creates an SNP VM's ID key (and the owner's author key); every host setup and the profiles refetch. */
+export function useSnpKeys() {
+  const api = useApi();
+  const client = useQueryClient();
+  return useMutation({
+    mutationFn: ({ vmId, authorKey }: { vmId: string; authorKey?: boolean }) =>
+      api.hostSetup.snpKeys(vmId, authorKey ? { authorKey } : {}),
+    onSettled: async () => {
+      await client.invalidateQueries({ queryKey: ['hostSetup'] });
+      await client.invalidateQueries({ queryKey: keys.profiles });
+    },
   });
 }
 

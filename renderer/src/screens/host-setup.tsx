@@ -1,6 +1,8 @@
 /** Host setup: the libvirt domain XML fragment and the host-side command for a profile, ready to copy. */
 import { useState } from 'react';
-import { useHostSetup, useProfiles } from '../queries/hooks';
+import type { HostSetup, HostSetupOptions, SnpMeasurementRow } from '../../../app/contract/ipc';
+import type { VmProfile } from '../../../app/profile';
+import { useHostSetup, useProfiles, useSnpKeys } from '../queries/hooks';
 import { ScreenHeader } from '../components/screen-header';
 import { ErrorMessage } from '../components/error-message';
 import { CopyButton } from '../components/copy-button';
@@ -30,7 +32,9 @@ export function HostSetupScreen() {
   const list = profiles.data ?? [];
   const [selected, setSelected] = useState('');
   const profile = list.find((p) => p.id === selected) ?? list[0];
-  const setup = useHostSetup(profile?.id);
+  const [snpOptions, setSnpOptions] = useState<HostSetupOptions>({});
+  const isSnp = profile?.scheme === 'amd-sev-snp';
+  const setup = useHostSetup(profile?.id, isSnp ? snpOptions : undefined);
 
   return (
     <>
@@ -42,7 +46,14 @@ export function HostSetupScreen() {
       {profiles.isSuccess && list.length === 0 && <p className="muted">Create a VM profile first.</p>}
       {profile && (
         <div className="row">
-          <ProfileSelect profiles={list} value={profile.id} onChange={setSelected} />
+          <ProfileSelect
+            profiles={list}
+            value={profile.id}
+            onChange={(id) => {
+              setSelected(id);
+              setSnpOptions({});
+            }}
+          />
         </div>
       )}
       <ErrorMessage error={setup.error} />
@@ -56,6 +67,14 @@ export function HostSetupScreen() {
             Set up the tunnel
           </a>
         </p>
+      )}
+      {isSnp && profile && (
+        <SnpIdBlockPanel
+          profile={profile}
+          setup={setup.data}
+          options={snpOptions}
+          onOptions={setSnpOptions}
+        />
       )}
       {setup.data && (
         <>
@@ -96,5 +115,169 @@ export function HostSetupScreen() {
         </>
       )}
     </>
+  );
+}
+
+function rowLabel(r: SnpMeasurementRow): string {
+  const parts = [`Row ${r.index}`];
+  if (r.cpus !== undefined) parts.push(`${r.cpus} vCPU${r.cpus === 1 ? '' : 's'}`);
+  if (r.cpuSignature) {
+    const s = r.cpuSignature;
+    parts.push(`family ${s.family} model ${s.model} stepping ${s.stepping}`);
+  }
+  parts.push(`${r.measurement.slice(0, 16)}…`);
+  return parts.join(' · ');
+}
+
+const HEX16 = /^[0-9a-f]{32}$/;
+
+/**
+ * SEV-SNP: the VM's ID key, the measurement row the ID block signs, its family/image id, SVN and the
+ * author key, and the files (ID block, ID auth, host data) with copy buttons.
+ */
+function SnpIdBlockPanel({
+  profile,
+  setup,
+  options,
+  onOptions,
+}: {
+  profile: VmProfile;
+  setup: HostSetup | undefined;
+  options: HostSetupOptions;
+  onOptions: (o: HostSetupOptions) => void;
+}) {
+  const keys = useSnpKeys();
+  const [family, setFamily] = useState(options.familyId ?? '');
+  const [image, setImage] = useState(options.imageId ?? '');
+  const snp = setup?.snp;
+  const rows = snp?.rows ?? [];
+  const set = (patch: Partial<HostSetupOptions>) => {
+    const next: HostSetupOptions = { ...options, ...patch };
+    for (const k of Object.keys(next) as (keyof HostSetupOptions)[]) {
+      if (next[k] === undefined) delete next[k];
+    }
+    onOptions(next);
+  };
+  const hexField = (value: string, apply: (v: string | undefined) => void) => {
+    const v = value.trim().toLowerCase();
+    if (v === '') apply(undefined);
+    else if (HEX16.test(v)) apply(v);
+  };
+  return (
+    <section className="panel" aria-labelledby="snp-heading" data-testid="snp-id-block">
+      <div className="card-header">
+        <h2 id="snp-heading">SEV-SNP ID block</h2>
+      </div>
+      <p className="hint">
+        The ID block signs one expected measurement and the policy with this VM&apos;s own ID key (kept in the
+        OS keychain); the firmware then refuses to launch anything else, and the report names the key.
+      </p>
+      {snp?.idKeyDigest ? (
+        <p>
+          ID key digest{' '}
+          <code className="mono" data-testid="id-key-digest">
+            {snp.idKeyDigest}
+          </code>{' '}
+          <CopyButton value={snp.idKeyDigest} what="ID key digest" />
+        </p>
+      ) : (
+        snp && (
+          <p className="row">
+            <span>This VM has no ID key yet.</span>
+            <button
+              type="button"
+              disabled={keys.isPending}
+              onClick={() => keys.mutate({ vmId: profile.id, authorKey: options.authorKey === true })}
+            >
+              Create ID key
+            </button>
+          </p>
+        )
+      )}
+      <ErrorMessage error={keys.error} />
+      {rows.length > 1 && (
+        <label>
+          Measurement to sign
+          <select
+            value={options.row ?? ''}
+            onChange={(e) => set({ row: e.target.value === '' ? undefined : Number(e.target.value) })}
+          >
+            <option value="">Choose the row (vCPU count)…</option>
+            {rows.map((r) => (
+              <option key={r.index} value={r.index}>
+                {rowLabel(r)}
+              </option>
+            ))}
+          </select>
+        </label>
+      )}
+      <div className="row">
+        <label>
+          Family ID (32 hex digits, optional)
+          <input
+            className="mono"
+            value={family}
+            spellCheck={false}
+            onChange={(e) => {
+              setFamily(e.target.value);
+              hexField(e.target.value, (v) => set({ familyId: v }));
+            }}
+          />
+        </label>
+        <label>
+          Image ID (32 hex digits, optional)
+          <input
+            className="mono"
+            value={image}
+            spellCheck={false}
+            onChange={(e) => {
+              setImage(e.target.value);
+              hexField(e.target.value, (v) => set({ imageId: v }));
+            }}
+          />
+        </label>
+        <label>
+          Guest SVN
+          <input
+            type="number"
+            min={0}
+            value={options.guestSvn ?? 0}
+            onChange={(e) => set({ guestSvn: Math.max(0, Math.floor(Number(e.target.value) || 0)) })}
+          />
+        </label>
+      </div>
+      <label>
+        <input
+          type="checkbox"
+          checked={options.authorKey === true}
+          onChange={(e) => set({ authorKey: e.target.checked || undefined })}
+        />{' '}
+        Also sign the ID key with my author key (libvirt authorKey=&apos;yes&apos;)
+      </label>
+      {options.authorKey && snp && !snp.authorKeyDigest && snp.idKeyDigest && (
+        <button
+          type="button"
+          className="small"
+          disabled={keys.isPending}
+          onClick={() => keys.mutate({ vmId: profile.id, authorKey: true })}
+        >
+          Create author key
+        </button>
+      )}
+      {snp?.idBlockMissing && <p className="muted">No ID block: {snp.idBlockMissing}.</p>}
+      {snp && snp.files.length > 0 && (
+        <ul className="plain" data-testid="snp-files">
+          {snp.files.map((f) => (
+            <li key={f.name}>
+              <div className="card-header">
+                <code className="mono">{f.name}</code>
+                <CopyButton value={f.text.trim()} what={f.name} />
+              </div>
+              <span className="hint">{f.description}</span>
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
   );
 }

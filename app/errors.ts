@@ -50,6 +50,11 @@ export const SERVICE_ERROR_CODES = [
   'audit-invalid',
   'audit-write-failed',
   'audit-full',
+  // serve --database: PostgreSQL unreachable (503, retry), or its schema is not this version's.
+  'database-unavailable',
+  'database-schema',
+  'row-undecryptable',
+  'store-conflict',
   'unknown-artifact',
   'artifact-not-found',
   'artifact-io',

@@ -66,6 +66,8 @@ describe('runCli with lazily loaded commands', () => {
       'bundle',
       'snp',
       'chips',
+      'audit',
+      'database',
     ]);
     for (const entry of commands) {
       const cmd = await entry.load();

@@ -27,7 +27,7 @@ for (const name of names) {
     platform: 'node',
     format: 'cjs',
     target: 'node20',
-    external: ['keytar', 'electron'],
+    external: ['keytar', 'electron', 'pg-native'],
     logLevel: 'warning',
   });
   console.log(`\n== bench ${name} ==`);

@@ -27,7 +27,8 @@ const common = {
   target: 'node20',
   sourcemap: true,
   // keytar is a native addon; it is loaded at run time from node_modules.
-  external: ['keytar', 'electron'],
+  // pg's optional native binding (pg-native) is not used: pg's pure-JS client is.
+  external: ['keytar', 'electron', 'pg-native'],
   banner: { js: banner },
   logLevel: 'warning',
 };

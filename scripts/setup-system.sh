@@ -9,6 +9,8 @@ pkgs=(
   libvirt-clients-qemu python3-libvirt python3-lxml python3-cryptography  # virt-qemu-sev-validate, the peer we agree with
   ovmf                   # Debian's OVMF.fd, a real generic firmware
   openssh-server openssh-client  # the SSH reverse tunnel and its test sshd
+  postgresql             # serve --database: tests start throwaway clusters (test/helpers/pg-cluster.ts)
+  haproxy                # docs/scale-out.md's load balancer, checked by its test and the scale bench
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -24,10 +24,10 @@ import { TunnelController } from './serve/tunnel-controller';
 import { ApprovalService } from './services/approvals';
 import { ArtifactImportService } from './services/artifact-import';
 import { ArtifactStore } from './services/artifact-store';
-import { AttestationService, type CekSource } from './services/attestation';
+import { AttestationService, type AuditSink, type CekSource } from './services/attestation';
 import { AuditLog } from './services/audit-log';
 import { BundleService } from './services/bundle-service';
-import { ConnectionTable } from './services/connections';
+import { ConnectionTable, type ConnectionStore } from './services/connections';
 import { DemoService } from './services/demo-service';
 import { ExpectedDigests } from './services/expected-digests';
 import { ExpectedSnpMeasurements } from './services/expected-snp-measurements';
@@ -42,6 +42,10 @@ import { createSecretStore, MemoryOverlaySecretStore, type SecretStore } from '.
 import { SettingsStore } from './services/settings-store';
 import { TrustedKeyStore, type StoredTrustedKey } from './services/trusted-keys';
 import { PinnedCekStore, type PinnedCek } from './services/pinned-ceks';
+import { PgApprovalReplication } from './storage/pg/approvals';
+import { PgConnectionStore } from './storage/pg/connections';
+import { PgSecretStore } from './storage/pg/secrets';
+import { AuditChainMirror, type SharedDatabase } from './storage/pg/shared';
 
 /**
  * Makes the JSON key-value file behind one store (profiles, settings). Headless mode uses `conf`
@@ -126,6 +130,14 @@ export interface ServeOptions {
   sshPath?: string;
   /** The first-run demo's firmware image (default: the shipped assets/demo). */
   demoFirmware?: string;
+  /**
+   * serve --database: replicas share one PostgreSQL (docs/scale-out.md). VM profiles, launch connections
+   * (TEK/TIK sealed), secret values (sealed) and a hash-chained copy of every audit event live there; the
+   * service key comes from serviceKeyFile (mode 0600) or SEV_ATTEST_SERVICE_KEY. Not shared yet (each
+   * replica keeps its own, from its data directory): settings, the key-server cache and artifacts.
+   * Trusted keys and pinned CEKs are shared like profiles; approvals through approvalReplication.
+   */
+  database?: { url: string; serviceKeyFile?: string; poolSize?: number };
 }
 
 /** Every service of one running SEV Attest, constructed and wired but not started. */
@@ -144,7 +156,11 @@ export interface Services {
   imports: ArtifactImportService;
   audit: AuditLog;
   approvals: ApprovalService;
-  connections: ConnectionTable;
+  connections: ConnectionStore;
+  /** serve --database: the shared database (undefined on the laptop and a single serve). */
+  shared: SharedDatabase | undefined;
+  /** serve --database: shares approvals; started (attach) by server/serve/serve.ts. */
+  approvalReplication: PgApprovalReplication | undefined;
   /** The expected-digest cache (one firmware pass per artifact), shared with previews of draft profiles. */
   digests: ExpectedDigests;
   /** The SEV-SNP measurement cache (one OVMF pass per artifact): the KBS service and draft previews read it. */
@@ -190,11 +206,22 @@ function buildTrust(opts: ServeOptions): TrustStore {
   return trust;
 }
 
-export function composeServices(opts: ServeOptions, ownerToken: string): Services {
+/**
+ * Builds every service. `shared` (serve --database, opened by server/serve/serve.ts) moves connections,
+ * secret values and a copy of the audit log into PostgreSQL.
+ */
+export function composeServices(opts: ServeOptions, ownerToken: string, shared?: SharedDatabase): Services {
   const log = opts.log ?? (() => {});
   const trust = buildTrust(opts);
-  const chosenStore =
-    typeof opts.secretStore === 'object'
+  if (shared && opts.secretStore !== undefined) {
+    throw new DomainError(
+      'bad-arguments',
+      '--secret-store cannot be combined with --database: secret values live in the database',
+    );
+  }
+  const chosenStore = shared
+    ? new PgSecretStore(shared.db, shared.cipher)
+    : typeof opts.secretStore === 'object'
       ? opts.secretStore
       : createSecretStore(opts.secretStore ?? 'keychain');
   // A keychain store also keeps the first-run demo's passphrase in memory when the keychain is missing.
@@ -207,11 +234,13 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
   for (const p of settings.problems()) log(`settings: ${p}`);
   const s = settings.get();
   const profiles = new ProfileStore({
-    backend: kvBackend({
-      cwd: opts.dataDir,
-      configName: 'profiles',
-      defaults: { profiles: {} as Record<string, VmProfile> },
-    }),
+    backend:
+      shared?.profiles ??
+      kvBackend({
+        cwd: opts.dataDir,
+        configName: 'profiles',
+        defaults: { profiles: {} as Record<string, VmProfile> },
+      }),
   });
   const artifacts = new ArtifactStore({ dir: join(opts.dataDir, 'artifacts') });
   const imports = new ArtifactImportService({ store: artifacts });
@@ -229,13 +258,31 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
   });
   for (const w of audit.openReport.warnings) log(`audit log: ${w}`);
   const secrets = new SecretService({ store: secretStore, profiles, audit });
+  const approvalReplication = shared ? new PgApprovalReplication(shared.db, shared.notifier, log) : undefined;
   const approvals = new ApprovalService({
     ...opts.approvalLimits,
+    ...(approvalReplication ? { replication: approvalReplication } : {}),
     timeoutSeconds: () => opts.approvalTimeoutSeconds ?? settings.get().approvalTimeoutSeconds,
   });
-  const connections = new ConnectionTable({
-    ttlMs: (opts.connectionTtlSeconds ?? s.connectionTtlSeconds) * 1000,
-  });
+  const ttlMs = (opts.connectionTtlSeconds ?? s.connectionTtlSeconds) * 1000;
+  const connections: ConnectionStore = shared
+    ? new PgConnectionStore({ db: shared.db, cipher: shared.cipher, ttlMs, log })
+    : new ConnectionTable({ ttlMs });
+  const mirror = shared ? new AuditChainMirror(audit, shared.chain, log) : undefined;
+  // What the release paths (SEV validate, KBS resource) write to: with --database, a durable event also
+  // waits for its copy in the shared chain, so a release is on the chain before the secret leaves.
+  const releaseAudit: AuditSink = mirror
+    ? {
+        append: (e) => audit.append(e),
+        appendDurable: async (e) => {
+          const event = audit.append(e);
+          const copied = mirror.copyOf(event);
+          await audit.flushed(event.seq);
+          await copied;
+          return event;
+        },
+      }
+    : audit;
   const digests = new ExpectedDigests({
     firmwarePath: (sha) => (artifacts.has(sha) ? artifacts.path(sha) : undefined),
   });
@@ -243,7 +290,8 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     firmwarePath: (sha) => (artifacts.has(sha) ? artifacts.path(sha) : undefined),
   });
   const pinnedCeks = new PinnedCekStore(
-    kvBackend({ cwd: opts.dataDir, configName: 'pinned-ceks', defaults: { ceks: [] as PinnedCek[] } }),
+    shared?.pinnedCeks ??
+      kvBackend({ cwd: opts.dataDir, configName: 'pinned-ceks', defaults: { ceks: [] as PinnedCek[] } }),
   );
   const attestation = new AttestationService({
     profiles,
@@ -252,7 +300,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     connections,
     approvals,
     digests,
-    audit,
+    audit: releaseAudit,
     pinnedCeks,
     kds:
       opts.kds ??
@@ -281,11 +329,12 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     ...(opts.version ? { version: opts.version } : {}),
   });
   const trustedKeys = new TrustedKeyStore(
-    kvBackend({
-      cwd: opts.dataDir,
-      configName: 'trusted-keys',
-      defaults: { keys: [] as StoredTrustedKey[] },
-    }),
+    shared?.trustedKeys ??
+      kvBackend({
+        cwd: opts.dataDir,
+        configName: 'trusted-keys',
+        defaults: { keys: [] as StoredTrustedKey[] },
+      }),
   );
   const bundles = new BundleService({
     profiles,
@@ -324,7 +373,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     profiles,
     secrets: secretStore,
     approvals,
-    audit,
+    audit: releaseAudit,
     tokens: new KbsTokenIssuer(),
     // The one SNP measurement cache: the owner's saves forget a replaced OVMF's entries in it.
     measurements: snpMeasurements,
@@ -403,6 +452,8 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     audit,
     approvals,
     connections,
+    shared,
+    approvalReplication,
     digests,
     snpMeasurements,
     attestation,
@@ -418,10 +469,13 @@ export function composeServices(opts: ServeOptions, ownerToken: string): Service
     demo: undefined as unknown as DemoService,
     close: async () => {
       approvals.close();
-      connections.close();
+      await connections.close();
       kbs.close();
       owner.close();
       await audit.close();
+      await approvalReplication?.flush();
+      await mirror?.close();
+      await shared?.close();
     },
   };
   services.demo = new DemoService({

@@ -253,7 +253,8 @@ export interface AppInfo {
   firstRunComplete: boolean;
   dataDir: string;
   secretStore: {
-    kind: 'keychain' | 'memory';
+    /** 'database': serve --database keeps them in PostgreSQL, sealed under the service key. */
+    kind: 'keychain' | 'memory' | 'database';
     note?: string;
     /**
      * Set when the keychain cannot be used right now (no Secret Service, locked, keytar not loadable):

@@ -126,6 +126,7 @@ export const ERROR_STATUS = {
   'request-timeout': 408,
   'connection-used': 409,
   'approval-decided': 409,
+  'store-conflict': 409,
   'connection-expired': 410,
   'payload-too-large': 413,
   'unsupported-media-type': 415,
@@ -134,6 +135,7 @@ export const ERROR_STATUS = {
   'kds-unavailable': 502,
   'secret-store-unavailable': 503,
   'audit-full': 503,
+  'database-unavailable': 503,
   // Measurement bundles (docs/bundles.md; server/listener/bundle-routes.ts).
   'bundle-invalid': 400,
   'bundle-bad-selection': 400,

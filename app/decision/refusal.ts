@@ -25,6 +25,7 @@ export type DecisionCode = Extract<
   | 'connection-used'
   | 'connection-expired'
   | 'secret-store-unavailable'
+  | 'database-unavailable'
   | 'rate-limited'
   | 'internal'
 >;
@@ -50,6 +51,7 @@ export const HOST_MESSAGES: Record<DecisionCode, string> = {
   'connection-used': 'this connection already validated (a connection releases secrets once)',
   'connection-expired': 'this connection expired; launch again',
   'secret-store-unavailable': "the owner's secret store is unavailable; try later",
+  'database-unavailable': 'the service is temporarily unavailable; try again shortly',
   'rate-limited': 'too many requests; try later',
   internal: 'internal error',
 };

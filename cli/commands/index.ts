@@ -41,4 +41,14 @@ export const commands: readonly CliCommandEntry[] = [
     summary: "pin chips' key-server CEKs for offline owners",
     load: () => import('./chips').then((m) => m.chipsCommand),
   },
+  {
+    name: 'audit',
+    summary: 'verify the hash-chained audit table of serve --database',
+    load: () => import('./audit').then((m) => m.auditCommand),
+  },
+  {
+    name: 'database',
+    summary: 'serve --database maintenance: schema and key status, re-seal after a key rotation',
+    load: () => import('./database').then((m) => m.databaseCommand),
+  },
 ];

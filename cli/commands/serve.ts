@@ -36,6 +36,13 @@ const usage = `usage: sev-attest serve --listen HOST:PORT --data-dir DIR [option
   --require-host-token      refuse to start without a host token (SEV_ATTEST_HOST_TOKEN or DIR/host-token)
   --kbs-approval-wait S     how long an SEV-SNP guest's /kbs/v0/attest waits for the owner's decision on
                             a manual profile (1..600 seconds; default the setting, at first 120)
+  --database URL            replicas share one PostgreSQL (postgres://USER:PASSWORD@HOST:PORT/DB, or
+                            SEV_ATTEST_DATABASE_URL): VM profiles, secret values, launch connections and
+                            the hash-chained audit log live there (docs/scale-out.md); the schema is
+                            migrated at start, owner approvals are shared too. Not shared yet: settings,
+                            artifacts (upload to each replica), the key-server cache
+  --service-key-file FILE   the service key (mode 0600; else SEV_ATTEST_SERVICE_KEY): secrets and session
+                            keys are sealed under it in the database
   --audit-retained-budget MB
                             disk budget of the retained audit stream (releases, decisions, profile
                             changes; default 256): once reached, releases are refused, nothing is dropped
@@ -122,6 +129,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       'audit-retained-budget': { type: 'string' },
       'kbs-approval-wait': { type: 'string' },
       'snp-roots': { type: 'string', multiple: true },
+      database: { type: 'string' },
+      'service-key-file': { type: 'string' },
     },
   });
   const remotePort = Number(values['tunnel-remote-port']);
@@ -142,8 +151,20 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   }
   // Before anything binds: a missing renderer is a usage problem, not a half-started service.
   const ui = values.ui === true ? resolveUiBuild() : undefined;
-  const store = values['secret-store'] ?? 'keychain';
-  if (store !== 'keychain' && store !== 'memory') {
+  const databaseUrl = values.database ?? io.env.SEV_ATTEST_DATABASE_URL;
+  if (databaseUrl !== undefined && values['secret-store'] !== undefined) {
+    throw new CliError(
+      '--secret-store cannot be combined with --database: secret values live in the database',
+    );
+  }
+  if (values['service-key-file'] !== undefined && databaseUrl === undefined) {
+    throw new CliError('--service-key-file goes with --database');
+  }
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new CliError('--database must be a postgres:// URL');
+  }
+  const store = databaseUrl !== undefined ? 'database' : (values['secret-store'] ?? 'keychain');
+  if (store !== 'keychain' && store !== 'memory' && store !== 'database') {
     throw new CliError(`--secret-store must be keychain or memory, got '${store}'`);
   }
   if (values['kds-url'] !== undefined && !/^https?:\/\/[^\s]+$/.test(values['kds-url'])) {
@@ -183,7 +204,17 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       dataDir,
       trustCa: (values['trust-ca'] ?? []).map((f) => resolve(io.cwd, f)),
       ...(values['snp-roots'] ? { snpRoots: values['snp-roots'].map((f) => resolve(io.cwd, f)) } : {}),
-      secretStore: store,
+      ...(store !== 'database' ? { secretStore: store } : {}),
+      ...(databaseUrl !== undefined
+        ? {
+            database: {
+              url: databaseUrl,
+              ...(values['service-key-file'] !== undefined
+                ? { serviceKeyFile: resolve(io.cwd, values['service-key-file']) }
+                : {}),
+            },
+          }
+        : {}),
       ...(values['kds-url'] !== undefined ? { kdsUrl: values['kds-url'] } : {}),
       ...(values.tls === true ? { tls: true } : {}),
       ...(ownerTokenEnv ? { ownerToken: ownerTokenEnv } : {}),
@@ -203,6 +234,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     // the user's to fix: a plain sentence and exit 2, never "internal error".
     if (isDomainError(e)) {
       const usage = e.code === 'bad-arguments' || e.code === 'host-token-required';
+      // A database that cannot be reached at start is EX_UNAVAILABLE (sysexits.h): a supervisor retries.
+      if (e.code === 'database-unavailable') throw new CliError(e.message, 69);
       throw new CliError(e.message, usage ? 2 : 1);
     }
     throw e;

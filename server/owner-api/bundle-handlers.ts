@@ -133,8 +133,14 @@ export function bundleHandlers(deps: {
     'bundles:trusted': async () => trustedKeys.list().map(trustedView),
     'bundles:trust': async (keyText, label) => {
       const key = parseTrustedKey(keyText, label?.trim() ? label.trim() : undefined);
-      return trustedView(trustedKeys.add(key));
+      const stored = trustedKeys.add(key);
+      await trustedKeys.flushed();
+      return trustedView(stored);
     },
-    'bundles:untrust': async (fingerprint) => trustedKeys.remove(fingerprint),
+    'bundles:untrust': async (fingerprint) => {
+      const removed = trustedKeys.remove(fingerprint);
+      await trustedKeys.flushed();
+      return removed;
+    },
   };
 }

@@ -12,6 +12,7 @@ import type { ListenerStatus } from '../../app/status';
 import { anchorName } from '../../app/sev/roots';
 import { composeServices, type ServeOptions, type Services } from '../compose';
 import { isLoopbackHost, type ListenerReconfig } from '../listener/listener-controller';
+import { openSharedDatabase } from '../storage/pg/shared';
 
 export type { KeyValueBackendFactory, ServeOptions } from '../compose';
 export { isLoopbackHost, type ListenerReconfig };
@@ -160,8 +161,35 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
 async function startServiceLocked(opts: ServeOptions): Promise<RunningService> {
   const log = opts.log ?? (() => {});
   const { token: ownerToken, file: ownerTokenFile } = resolveOwnerToken(opts.dataDir, opts.ownerToken);
-  const services = composeServices(opts, ownerToken);
+  // serve --database: the schema is brought to this version (or refused) before any service exists.
+  const shared = opts.database
+    ? await openSharedDatabase({
+        url: opts.database.url,
+        ...(opts.database.serviceKeyFile !== undefined
+          ? { serviceKeyFile: opts.database.serviceKeyFile }
+          : {}),
+        ...(opts.database.poolSize !== undefined ? { poolSize: opts.database.poolSize } : {}),
+        log,
+      })
+    : undefined;
+  if (shared && shared.migration.applied.length > 0) {
+    log(`database: schema migrated from version ${shared.migration.from} to ${shared.migration.to}`);
+  }
+  let services: Services;
+  try {
+    services = composeServices(opts, ownerToken, shared);
+  } catch (e) {
+    await shared?.close();
+    throw e;
+  }
   const { listener, settings, tunnel, audit } = services;
+  try {
+    // Other replicas' pending and recently decided approvals, before the first request.
+    await services.approvalReplication?.attach(services.approvals);
+  } catch (e) {
+    await services.close();
+    throw e;
+  }
   if (opts.requireHostToken && !listener.hostToken) {
     await services.close();
     throw new DomainError(
@@ -196,7 +224,14 @@ async function startServiceLocked(opts: ServeOptions): Promise<RunningService> {
     type: 'listener',
     result: 'info',
     message: `listening on ${listener.url}`,
-    details: { tls: listener.tlsFingerprint ?? null, secretStore: services.secretStore.kind, trustAnchors },
+    details: {
+      tls: listener.tlsFingerprint ?? null,
+      secretStore: services.secretStore.kind,
+      trustAnchors,
+      ...(shared
+        ? { database: `schema ${shared.migration.to}, service key ${shared.cipher.sealingKeyId}` }
+        : {}),
+    },
   });
   let closing: Promise<void> | undefined;
   return {

@@ -79,6 +79,18 @@ export interface Approval extends ApprovalRequestInfo {
 
 export type ApprovalListener = (a: Approval) => void;
 
+/**
+ * Shares approvals between replicas (serve --database; server/storage/pg/approvals.ts): every local
+ * change is published, changes from other replicas come back through ApprovalService.applyRemote, and
+ * the one step that must be exclusive, spending an approved approval, is decided by the database.
+ */
+export interface ApprovalReplication {
+  /** A local change (created, decided, timed out, used) or a forget; written in the background. */
+  publish(a: Approval, forgotten?: boolean): void;
+  /** Atomically approved -> used for the whole deployment; false when another replica spent it first. */
+  claim(id: string): Promise<boolean>;
+}
+
 export interface ApprovalServiceOptions {
   /** How long the owner has to decide (seconds, default 300). A function so settings changes apply. */
   timeoutSeconds?: number | (() => number);
@@ -95,6 +107,8 @@ export interface ApprovalServiceOptions {
   /** Pending approvals of hosts that presented the host token, counted apart (default 1000). */
   maxPendingAuthenticated?: number;
   now?: () => number;
+  /** serve --database: approvals shared with the other replicas. */
+  replication?: ApprovalReplication;
 }
 
 /** The request fingerprint: client + VM + sha256 of the material the host sent. */
@@ -157,8 +171,10 @@ export class ApprovalService {
   private readonly maxPerPlatform: number;
   private readonly maxAuthenticated: number;
   private readonly now: () => number;
+  private readonly replication: ApprovalReplication | undefined;
 
   constructor(opts: ApprovalServiceOptions = {}) {
+    this.replication = opts.replication;
     const t = opts.timeoutSeconds ?? 300;
     this.timeout = typeof t === 'function' ? t : () => t;
     this.decisionTtlMs = opts.decisionTtlMs ?? 10 * 60_000;
@@ -203,6 +219,7 @@ export class ApprovalService {
     timer.unref();
     this.timers.set(a.id, timer);
     this.emit(a);
+    this.replication?.publish(a);
     return { approval: a, created: true };
   }
 
@@ -258,6 +275,7 @@ export class ApprovalService {
     if (a.state === 'pending') throw new DomainError('approval-decided', `approval ${id} is still pending`);
     this.byId.delete(id);
     if (this.byFingerprint.get(a.fingerprint) === id) this.byFingerprint.delete(a.fingerprint);
+    this.replication?.publish(a, true);
     for (const fn of this.listChangeListeners) {
       try {
         fn();
@@ -285,6 +303,81 @@ export class ApprovalService {
     if (a.state !== 'approved') return;
     a.state = 'used';
     if (this.byFingerprint.get(a.fingerprint) === a.id) this.byFingerprint.delete(a.fingerprint);
+    this.emit(a);
+    this.replication?.publish(a);
+  }
+
+  /**
+   * Spends an approved approval for the one launch it admits: with replicas, only the first replica to
+   * claim it in the database gets true (the others mark it used and refuse). Alone, the same as consume().
+   */
+  async consumeOnce(a: Approval): Promise<boolean> {
+    if (a.state !== 'approved') return false;
+    if (this.replication && !(await this.replication.claim(a.id))) {
+      this.applyUsed(a);
+      return false;
+    }
+    if (a.state !== 'approved') return false;
+    this.consume(a);
+    return true;
+  }
+
+  private applyUsed(a: Approval): void {
+    if (a.state === 'used') return;
+    a.state = 'used';
+    if (this.byFingerprint.get(a.fingerprint) === a.id) this.byFingerprint.delete(a.fingerprint);
+    this.emit(a);
+  }
+
+  /**
+   * A change made by another replica (or read at start): added, or moved forward (pending -> decided ->
+   * used; never back), with its timer and the subscribers told; `forgotten` removes it.
+   */
+  applyRemote(remote: Approval, forgotten = false): void {
+    const local = this.byId.get(remote.id);
+    if (forgotten) {
+      if (!local) return;
+      const t = this.timers.get(local.id);
+      if (t) clearTimeout(t);
+      this.timers.delete(local.id);
+      this.byId.delete(local.id);
+      if (this.byFingerprint.get(local.fingerprint) === local.id)
+        this.byFingerprint.delete(local.fingerprint);
+      for (const fn of this.listChangeListeners) {
+        try {
+          fn();
+        } catch {
+          // A listener's failure must not break the change.
+        }
+      }
+      return;
+    }
+    const rank = (s: ApprovalState) => (s === 'pending' ? 0 : s === 'used' ? 2 : 1);
+    if (local && rank(remote.state) <= rank(local.state)) return;
+    const a: Approval = local ?? { ...remote };
+    if (local) {
+      a.state = remote.state;
+      a.reason = remote.reason;
+      a.decidedAt = remote.decidedAt;
+      a.expiresAt = remote.expiresAt;
+      if (remote.denyOnce) a.denyOnce = true;
+    } else {
+      this.byId.set(a.id, a);
+      if (a.state !== 'used') this.byFingerprint.set(a.fingerprint, a.id);
+    }
+    const t = this.timers.get(a.id);
+    if (t) clearTimeout(t);
+    this.timers.delete(a.id);
+    if (a.state === 'pending') {
+      const timer = setTimeout(
+        () => this.decideInternal(a, 'denied', 'timeout'),
+        Math.max(1, a.expiresAt - this.now()),
+      );
+      timer.unref();
+      this.timers.set(a.id, timer);
+    }
+    if (a.state === 'used' && this.byFingerprint.get(a.fingerprint) === a.id)
+      this.byFingerprint.delete(a.fingerprint);
     this.emit(a);
   }
 
@@ -339,6 +432,8 @@ export class ApprovalService {
     a.decidedAt = now;
     a.expiresAt = now + rememberMs;
     this.emit(a);
+    // A replica shutting down denies nothing for the others: their hosts still wait on it.
+    if (reason !== 'shutdown') this.replication?.publish(a);
   }
 
   private forgetExpired(): void {

@@ -43,7 +43,7 @@ import { SecretTable } from '../../app/sev/secret';
 import { LaunchSession } from '../../app/sev/session';
 import { launchApprovalFingerprint, type ApprovalService } from './approvals';
 import { clientGroup } from './client-group';
-import type { Connection, ConnectionTable } from './connections';
+import type { Connection, ConnectionStore } from './connections';
 import { digestCandidate, profileKernelHashes } from './digest-candidates';
 import type { ExpectedDigest, ExpectedDigests } from './expected-digests';
 import { SecretStoreUnavailableError, type SecretStore } from './secret-store';
@@ -93,7 +93,7 @@ export interface AttestationDeps {
   profiles: ProfileSource;
   secrets: SecretStore;
   trust: TrustStore;
-  connections: ConnectionTable;
+  connections: ConnectionStore;
   approvals: ApprovalService;
   digests: ExpectedDigests;
   audit: AuditSink;
@@ -211,14 +211,21 @@ export class AttestationService {
             { approval: approval.id, reason: approval.reason },
           );
         }
-        this.deps.approvals.consume(approval);
+        // One launch per approval, across replicas too (the database decides who spends it).
+        if (!(await this.deps.approvals.consumeOnce(approval))) {
+          throw refusal(
+            'denied',
+            'this approval was already spent by another launch; repeat the request to ask the owner again',
+            { approval: approval.id },
+          );
+        }
       }
 
       const session = await LaunchSession.createAsync({ pdh: ev.pdh, policy });
       let conn: Connection;
       let answer: { session: Uint8Array; ownerCert: Uint8Array };
       try {
-        conn = this.deps.connections.create({
+        conn = await this.deps.connections.create({
           vmId: target.vmId,
           profileRevision: target.vmId !== undefined ? candidates[0]!.revision : undefined,
           policy,
@@ -262,7 +269,11 @@ export class AttestationService {
     if ('vmId' in target) {
       base.vmId = target.vmId;
       // Only a connection this client launched: another client's validate never spends or shadows it.
-      connId = this.deps.connections.latestFor(target.vmId, clientKey(client));
+      try {
+        connId = await this.deps.connections.latestFor(target.vmId, clientKey(client));
+      } catch (e) {
+        throw this.refuse(base, e);
+      }
       if (!connId) {
         throw this.refuse(
           base,
@@ -271,7 +282,12 @@ export class AttestationService {
       }
     } else connId = target.connection;
     base.connection = connId;
-    const taken = this.deps.connections.take(connId);
+    let taken: Awaited<ReturnType<ConnectionStore['take']>>;
+    try {
+      taken = await this.deps.connections.take(connId);
+    } catch (e) {
+      throw this.refuse(base, e);
+    }
     if (!taken.ok) {
       const msg =
         taken.reason === 'connection-used'
@@ -323,7 +339,7 @@ export class AttestationService {
       throw this.refuse(base, e);
     } finally {
       verified?.discard();
-      this.deps.connections.finish(conn);
+      await this.deps.connections.finish(conn);
     }
   }
 

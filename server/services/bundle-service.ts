@@ -115,6 +115,7 @@ export class BundleService {
       const pk = publicKeyOf(sk);
       const info = { fingerprint: keyFingerprint(pk), publicKey: toBase64(pk) };
       this.deps.trustedKeys.add({ ...info, label: "this owner's signing key" });
+      await this.deps.trustedKeys.flushed();
       return { ...info, created: true };
     } finally {
       wipe(sk);
@@ -242,6 +243,7 @@ export class BundleService {
         firmware: registration.firmware,
         secrets: previous?.secrets ?? [],
       });
+      await this.deps.profiles.flushed();
       out = { profile: stored, warnings: [] };
     }
     try {

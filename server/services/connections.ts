@@ -49,6 +49,23 @@ export type TakeResult =
   | { ok: true; connection: Connection }
   | { ok: false; reason: 'unknown-connection' | 'connection-used' | 'connection-expired' };
 
+/**
+ * Where launch connections live: this process's memory (ConnectionTable, the laptop and a single serve)
+ * or the shared database (server/storage/pg/connections.ts, serve --database). Methods may answer
+ * synchronously or with a promise; callers await them.
+ */
+export interface ConnectionStore {
+  create(c: NewConnection): Connection | Promise<Connection>;
+  latestFor(vmId: string, clientKey: string): string | undefined | Promise<string | undefined>;
+  /** Claims a connection for its one validate: exactly one caller ever gets ok for an id. */
+  take(id: string): TakeResult | Promise<TakeResult>;
+  /** Ends a taken connection: its keys wiped, never released again. Never throws. */
+  finish(c: Connection): void | Promise<void>;
+  /** Connections still waiting for their validate (the shared store: as of its last count). */
+  readonly openCount: number;
+  close(): void | Promise<void>;
+}
+
 export interface ConnectionTableOptions {
   /** How long a launch may wait for its validate (default 10 minutes). */
   ttlMs?: number;
@@ -60,7 +77,7 @@ export interface ConnectionTableOptions {
 }
 
 /** The in-memory table of launch connections. */
-export class ConnectionTable {
+export class ConnectionTable implements ConnectionStore {
   private readonly byId = new Map<string, Connection>();
   private readonly latestByVm = new Map<string, string>();
   private readonly ttlMs: number;

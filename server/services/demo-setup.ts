@@ -31,7 +31,7 @@ const DEMO_POLICY = 0x5;
 
 /** What the setup needs of the running service (server/serve/serve.ts RunningService). */
 export interface DemoSetupService {
-  profiles: Pick<ProfileStore, 'get' | 'put'>;
+  profiles: Pick<ProfileStore, 'get' | 'put' | 'flushed'>;
   /** The raw store: the demo keeps its passphrase in memory through it when no keychain takes it. */
   secretStore?: object;
   artifacts: Pick<ArtifactStore, 'has' | 'importFile'>;
@@ -148,9 +148,11 @@ async function storeDemoSecret(service: DemoSetupService, profile: VmProfile): P
       kind: 'luks-passphrase',
       label: DEMO_SECRET_LABEL_IN_MEMORY,
     };
-    return service.profiles.put({
+    const stored = service.profiles.put({
       ...profile,
       secrets: [...profile.secrets.filter((s) => s.guid !== LUKS_PASSPHRASE_GUID), ref],
     });
+    await service.profiles.flushed();
+    return stored;
   }
 }

@@ -43,7 +43,7 @@ const DEMO_SNP_POLICY = 0x30000;
 export interface DemoSnpServiceView {
   url: string;
   tlsCertFile?: string | undefined;
-  profiles: Pick<ProfileStore, 'get' | 'put'>;
+  profiles: Pick<ProfileStore, 'get' | 'put' | 'flushed'>;
   snpTrust: SnpTrustStore;
   secrets: Pick<SecretService, 'storeValues' | 'has'>;
   /** The raw store: the demo keeps its passphrase in memory through it when no keychain takes it. */
@@ -113,10 +113,12 @@ async function storeDemoSnpSecret(service: DemoSnpServiceView, profile: VmProfil
     label,
     resource: DEMO_SNP_RESOURCE,
   };
-  return service.profiles.put({
+  const stored = service.profiles.put({
     ...profile,
     secrets: [...profile.secrets.filter((s) => s.guid !== LUKS_PASSPHRASE_GUID), ref],
   });
+  await service.profiles.flushed();
+  return stored;
 }
 
 const demoValue = () => new TextEncoder().encode(DEMO_SNP_PASSPHRASE);

@@ -24,7 +24,7 @@ import type {
 import type { Approval, ApprovalDecision, ApprovalService } from './approvals';
 import { ArtifactError, type ArtifactStore, type ImportOptions } from './artifact-store';
 import type { AuditLog } from './audit-log';
-import type { ConnectionTable } from './connections';
+import type { ConnectionStore } from './connections';
 import type { ExpectedDigests } from './expected-digests';
 import type { ExpectedSnpMeasurements } from './expected-snp-measurements';
 import { ProfileValidationError, type ProfileStore } from './profile-store';
@@ -36,7 +36,7 @@ export interface OwnerServiceDeps {
   secrets: SecretService;
   artifacts: ArtifactStore;
   approvals: ApprovalService;
-  connections: ConnectionTable;
+  connections: ConnectionStore;
   digests: ExpectedDigests;
   /** SEV-SNP profiles' OVMF checks (and forgetting a replaced artifact's measurements). */
   snpMeasurements: ExpectedSnpMeasurements;
@@ -160,6 +160,7 @@ export class OwnerService {
     let stored: VmProfile;
     try {
       stored = this.deps.profiles.put({ ...fields, firmware, secrets });
+      await this.deps.profiles.flushed();
     } catch (e) {
       if (e instanceof ProfileValidationError) {
         const i = e.issues[0];
@@ -208,6 +209,7 @@ export class OwnerService {
     let stored: VmProfile;
     try {
       stored = this.deps.profiles.put({ ...profile, firmware, secrets });
+      await this.deps.profiles.flushed();
     } catch (e) {
       if (e instanceof ProfileValidationError) {
         const i = e.issues[0];
@@ -241,6 +243,7 @@ export class OwnerService {
     const p = this.deps.profiles.get(id);
     if (!p) throw new DomainError('unknown-vm', `no VM registered as ${id}`);
     this.deps.profiles.delete(id);
+    await this.deps.profiles.flushed();
     await this.deps.secrets.deleteAll(id, actor);
     await this.deps.audit.appendDurable({
       type: 'profile',
@@ -279,6 +282,7 @@ export class OwnerService {
   async pinCek(chipIdHex: string, cek: Uint8Array, label?: string): Promise<PinnedCek> {
     const store = this.requirePinnedCeks();
     const entry = store.pin(chipIdHex, cek, label);
+    await store.flushed();
     await this.deps.audit.appendDurable({
       type: 'profile',
       result: 'ok',
@@ -295,6 +299,7 @@ export class OwnerService {
     if (!this.requirePinnedCeks().unpin(chipId)) {
       throw new DomainError('not-found', 'no CEK is pinned for that chip');
     }
+    await this.requirePinnedCeks().flushed();
     await this.deps.audit.appendDurable({
       type: 'profile',
       result: 'ok',

@@ -31,6 +31,12 @@ export function normalizeChipIdHex(text: string): string {
 export class PinnedCekStore {
   constructor(private readonly backend: PinnedCeksBackend) {}
 
+  /** Resolves once the writes so far are committed where other replicas read them (serve --database). */
+  async flushed(): Promise<void> {
+    const b = this.backend as { flushed?: () => Promise<void> };
+    if (b.flushed) await b.flushed();
+  }
+
   /** The valid entries, by chip id (a hand-edited entry that no longer parses is skipped). */
   list(): PinnedCek[] {
     const raw: unknown = this.backend.get('ceks');

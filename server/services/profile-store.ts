@@ -92,6 +92,15 @@ export class ProfileStore {
     return true;
   }
 
+  /**
+   * Resolves once every put/delete so far is committed where other replicas read it (serve --database);
+   * at once for a file. Owner writes await it before they answer; it rejects when the write was lost.
+   */
+  async flushed(): Promise<void> {
+    const b = this.backend as { flushed?: () => Promise<void> };
+    if (b.flushed) await b.flushed();
+  }
+
   /** Called after every put/delete made through this store; returns the unsubscribe function. */
   onChange(cb: (change: ProfileChange) => void): () => void {
     this.listeners.add(cb);

@@ -42,7 +42,7 @@ export interface RevealedSecret {
 
 export interface SecretServiceDeps {
   store: SecretStore;
-  profiles: Pick<ProfileStore, 'get' | 'put'>;
+  profiles: Pick<ProfileStore, 'get' | 'put' | 'flushed'>;
   audit: { appendDurable(e: AuditEventInput): Promise<unknown> };
 }
 
@@ -86,6 +86,7 @@ export class SecretService {
       }
       await this.deps.store.set(secretAccount(vmId, input.guid), input.value);
       const updated = this.deps.profiles.put({ ...profile, secrets });
+      await this.deps.profiles.flushed();
       await this.audit(actor, vmId, 'ok', previous ? 'replaced' : 'stored', ref, {
         ...(previous && previous.kind !== ref.kind ? { replacedKind: previous.kind } : {}),
       });
@@ -150,6 +151,7 @@ export class SecretService {
       ...profile,
       secrets: profile.secrets.filter((s) => s.guid !== guid),
     });
+    await this.deps.profiles.flushed();
     await this.audit(actor, vmId, 'ok', 'deleted', ref);
     return updated;
   }
@@ -218,6 +220,7 @@ export class SecretService {
         name: `${source.name} (copy)`,
         secrets: copied,
       });
+      await this.deps.profiles.flushed();
     } catch (e) {
       // No orphan values under an id that has no profile.
       for (const ref of copied) await this.deps.store.delete(secretAccount(newId, ref.guid)).catch(() => {});

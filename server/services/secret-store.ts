@@ -7,7 +7,8 @@ import { DomainError } from '../../app/errors';
 import { fromBase64, toBase64 } from '../../app/sev/bytes';
 
 export interface SecretStore {
-  readonly kind: 'keychain' | 'memory';
+  /** 'database': the shared PostgreSQL of serve --database (server/storage/pg/secrets.ts). */
+  readonly kind: 'keychain' | 'memory' | 'database';
   /** One line for logs and the UI: what keeps the secrets and whether they survive a restart. */
   readonly description: string;
   get(account: string): Promise<Uint8Array | undefined>;
@@ -58,7 +59,7 @@ export interface KeytarSecretStoreOptions {
 /** An account we write and delete to tell "not found" from "locked" (libsecret reads return nothing then). */
 const PROBE_ACCOUNT = '.sev-attest-probe';
 
-function validateAccount(account: string): void {
+export function validateAccount(account: string): void {
   if (account.length === 0 || account.length > 512) {
     throw new TypeError('a secret account name must be 1..512 characters');
   }
@@ -66,7 +67,7 @@ function validateAccount(account: string): void {
 }
 
 /** keytar refuses an empty password ("Password is required."), so every store refuses empty values alike. */
-function validateValue(value: Uint8Array): void {
+export function validateValue(value: Uint8Array): void {
   if (!(value instanceof Uint8Array) || value.length === 0) {
     throw new TypeError('a secret value must be a non-empty byte array');
   }

@@ -92,6 +92,7 @@ export class SnpIdKeyService {
         ...rest,
         snp: { ...snp, trustedIdKeyDigests: idDigests, trustedAuthorKeyDigests: authorDigests },
       });
+      await this.deps.profiles.flushed();
       await this.deps.audit?.appendDurable({
         type: 'profile',
         result: 'ok',

@@ -50,6 +50,12 @@ export function parseTrustedKey(text: string, label?: string): TrustedKey {
 export class TrustedKeyStore {
   constructor(private readonly backend: TrustedKeysBackend) {}
 
+  /** Resolves once the writes so far are committed where other replicas read them (serve --database). */
+  async flushed(): Promise<void> {
+    const b = this.backend as { flushed?: () => Promise<void> };
+    if (b.flushed) await b.flushed();
+  }
+
   /** The valid entries (a hand-edited entry that no longer parses is skipped). */
   list(): StoredTrustedKey[] {
     const raw: unknown = this.backend.get('keys');

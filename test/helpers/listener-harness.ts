@@ -170,6 +170,12 @@ export async function hostFlow(
     validateExtra?: Record<string, unknown>;
     validateByVm?: boolean;
     base?: string;
+    /** Where the validate goes (default: base): another replica of a scale-out deployment. */
+    validateBase?: string;
+    /** Extra headers on both requests (Connection: close, so a balancer spreads them). */
+    headers?: Record<string, string>;
+    /** Runs between LAUNCH_MEASURE and the validate (a replica killed meanwhile). */
+    beforeValidate?: () => Promise<void>;
   },
 ): Promise<FlowResult> {
   const base = o.base ?? h.svc.url;
@@ -178,6 +184,7 @@ export async function hostFlow(
   const launch = await request(base, 'POST', path, {
     body: launchBody({ policy, ...o.launchExtra }),
     token: null,
+    ...(o.headers ? { headers: o.headers } : {}),
   });
   if (launch.status !== 200) return { launch };
   const p = platform();
@@ -194,8 +201,10 @@ export async function hostFlow(
     o.validateByVm && o.vmId
       ? `/v1/vm/${o.vmId}/validate`
       : `/v1/connections/${launch.json.connection}/validate`;
-  const validate = await request(base, 'POST', vpath, {
+  await o.beforeValidate?.();
+  const validate = await request(o.validateBase ?? base, 'POST', vpath, {
     token: null,
+    ...(o.headers ? { headers: o.headers } : {}),
     body: {
       'api-major': p.apiMajor,
       'api-minor': p.apiMinor,

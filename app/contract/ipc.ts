@@ -237,6 +237,11 @@ export const DemoRunSchema = z
     /** Override the vCPU count the simulated host launches with (to show a mismatch). */
     cpuCount: z.number().int().min(1).max(512).optional(),
     vmsaVariant: z.enum(VMSA_VARIANTS).optional(),
+    /**
+     * Without vmId: run the SEV-SNP demo instead, the simulated SNP guest fetching its disk key for the
+     * profile `demo-snp` (created on first use).
+     */
+    snp: z.boolean().optional(),
   })
   .strict();
 export type DemoRunOptions = z.input<typeof DemoRunSchema>;

@@ -84,6 +84,20 @@ export function DemoHostPanel({ compact }: { compact?: boolean }) {
           </div>
         </>
       )}
+      <div className="actions">
+        <button
+          type="button"
+          disabled={run.isPending}
+          onClick={() => run.mutate({ snp: true })}
+          aria-describedby={`${id}-snp-hint`}
+        >
+          Run the SEV-SNP demo guest
+        </button>
+      </div>
+      <p id={`${id}-snp-hint`} className="hint">
+        A simulated SEV-SNP guest (software firmware, its own test chip) attests itself to the listener and
+        fetches its disk key for the profile demo-snp, created on first use; approve its request above.
+      </p>
       {run.data && (
         <DemoResult
           result={run.data}

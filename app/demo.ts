@@ -7,6 +7,8 @@ export interface DemoRunRequest {
   /** Override the vCPU count the simulated host launches with (to show a mismatch). */
   cpuCount?: number | undefined;
   vmsaVariant?: VmsaVariant | undefined;
+  /** Without vmId: the SEV-SNP demo (profile `demo-snp`, the simulated SNP guest). */
+  snp?: boolean | undefined;
 }
 
 export interface DemoRunResult {

@@ -22,6 +22,8 @@ export interface SecretValue {
   guid: string;
   kind: SecretRef['kind'];
   label?: string;
+  /** SEV-SNP: the resource path the guest fetches it by. */
+  resource?: string;
   value: Uint8Array;
 }
 

@@ -12,7 +12,7 @@ export function notifyNewApproval(
   if (win && !win.isDestroyed() && win.isVisible() && win.isFocused()) return false;
   if (!Notification.isSupported()) return false;
   const n = new Notification({
-    title: 'Launch request waiting',
+    title: approval.kind === 'snp-attest' ? 'SEV-SNP guest waiting' : 'Launch request waiting',
     // Host-supplied strings are plain text here; notifications never render HTML.
     body: `${approval.vmId ?? 'unregistered VM'} from ${approval.clientAddress}: approve or deny in SEV Attest`,
   });

@@ -19,6 +19,7 @@ import { ListenerController } from './listener/listener-controller';
 import type { ListenerLimits } from './listener/server';
 import { Listener } from './listener/server';
 import type { RateLimitOptions } from './listener/rate-limit';
+import { readExtraSnpRoots } from './serve/snp-roots-file';
 import { TunnelController } from './serve/tunnel-controller';
 import { ApprovalService } from './services/approvals';
 import { ArtifactImportService } from './services/artifact-import';
@@ -29,10 +30,10 @@ import { BundleService } from './services/bundle-service';
 import { ConnectionTable, type ConnectionStore } from './services/connections';
 import { DemoService } from './services/demo-service';
 import { ExpectedDigests } from './services/expected-digests';
+import { ExpectedSnpMeasurements } from './services/expected-snp-measurements';
 import { HostSetupService } from './services/host-setup-service';
 import { KbsService, type SnpKeySource } from './services/kbs-service';
 import { snpMeasurementRows, SnpIdKeyService } from './services/snp-id-keys';
-import { SnpMeasurements } from './services/snp-measurements';
 import { createConfBackend, type KeyValueBackend } from './services/kv-backend';
 import { OwnerService } from './services/owner-service';
 import { ProfileStore } from './services/profile-store';
@@ -70,6 +71,11 @@ export interface ServeOptions {
   kvBackend?: KeyValueBackendFactory;
   /** Extra ASK||ARK files (AMD's ask_ark_<gen>.cert layout) trusted besides the pinned AMD roots. */
   trustCa?: string[];
+  /**
+   * SEV-SNP root files (serve --snp-roots; PEM ARK, ASK, ASVK of one product and the ARK's CRL): each an
+   * extra root set beside AMD's pinned roots (a lab or simulated platform), named by its file.
+   */
+  snpRoots?: string[];
   /** Also trust the pinned AMD roots (default true; tests of a simulated platform may turn it off). */
   trustAmdRoots?: boolean;
   secretStore?: 'keychain' | 'memory' | SecretStore;
@@ -161,6 +167,8 @@ export interface Services {
   approvalReplication: PgApprovalReplication | undefined;
   /** The expected-digest cache (one firmware pass per artifact), shared with previews of draft profiles. */
   digests: ExpectedDigests;
+  /** The SEV-SNP measurement cache (one OVMF pass per artifact): the KBS service and draft previews read it. */
+  snpMeasurements: ExpectedSnpMeasurements;
   attestation: AttestationService;
   /** SEV-SNP guests over Trustee's KBS protocol (the listener's /kbs/v0 routes). */
   kbs: KbsService;
@@ -301,6 +309,9 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
   const digests = new ExpectedDigests({
     firmwarePath,
   });
+  const snpMeasurements = new ExpectedSnpMeasurements({
+    firmwarePath,
+  });
   const pinnedCeks = new PinnedCekStore(
     shared?.pinnedCeks ??
       kvBackend({ cwd: opts.dataDir, configName: 'pinned-ceks', defaults: { ceks: [] as PinnedCek[] } }),
@@ -332,6 +343,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
     approvals,
     connections,
     digests,
+    snpMeasurements,
     audit,
     // serve --database: the owner sees every replica's events (the shared chain).
     ...(shared ? { events: shared.auditFeed } : {}),
@@ -377,6 +389,12 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
     }),
   });
   const snpTrust = opts.kbs?.trust ?? SnpTrustStore.pinned();
+  for (const file of opts.snpRoots ?? []) {
+    const extra = readExtraSnpRoots(file);
+    snpTrust.addExtra(extra);
+    // Said at start-up: reports chaining to it are accepted besides AMD's.
+    log(`SEV-SNP ${extra.set.product} reports may also chain to ${extra.label}`);
+  }
   const kbs = new KbsService({
     profiles,
     secrets: secretStore,
@@ -385,9 +403,8 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
     tokens: new KbsTokenIssuer(shared ? { key: shared.kbsTokenKey } : {}),
     // serve --database: sessions in the shared database, so each step may reach another replica.
     ...(shared ? { sessions: new PgKbsSessionStore({ db: shared.db, cipher: shared.cipher }) } : {}),
-    measurements: new SnpMeasurements({
-      firmwarePath,
-    }),
+    // The one SNP measurement cache: the owner's saves forget a replaced OVMF's entries in it.
+    measurements: snpMeasurements,
     keys:
       opts.kbs?.keys ??
       new SnpKdsClient({
@@ -468,6 +485,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
     shared,
     approvalReplication,
     digests,
+    snpMeasurements,
     attestation,
     kbs,
     snpTrust,

@@ -16,7 +16,9 @@ import {
   ApiVersionSchema,
   APPROVAL_MODES,
   CpuSignatureSchema,
+  ResourcePathSchema,
   SCHEMES,
+  SnpSettingsSchema,
   VmIdSchema,
   VmProfileSchema,
   VMSA_VARIANTS,
@@ -83,9 +85,31 @@ export type ApprovalState = (typeof APPROVAL_STATES)[number];
 export const DECISIONS = ['approve', 'deny', 'deny-once'] as const;
 export type Decision = (typeof DECISIONS)[number];
 
-/** One launch request waiting for (or decided by) the owner. */
+/** What an SEV-SNP guest's verified report showed (server/services/approvals.ts SnpApprovalInfo). */
+export interface SnpApprovalView {
+  /** 'Milan', 'Genoa', 'Turin'. */
+  product: string;
+  /** The launch measurement, 96 hex. */
+  measurement: string;
+  reportedTcb: string;
+  /** The guest policy in hex (0x...). */
+  policy: string;
+  vmpl: number;
+  /** Which AMD key signed the report: the chip's own VCEK, or a cloud provider's VLEK. */
+  signer: 'vcek' | 'vlek';
+  vouchedBy: 'measurement' | 'id-key' | 'author-key';
+  /** The resource paths the profile holds. */
+  resources: string[];
+  /** How revocation was checked ('CRL checked' or why not). */
+  revocation: string;
+}
+
+/** One launch request (or SNP guest attestation) waiting for (or decided by) the owner. */
 export interface ApprovalView {
   id: string;
+  /** A host's SEV launch, or an SEV-SNP guest's attestation (then `snp` says what it showed). */
+  kind: 'sev-launch' | 'snp-attest';
+  snp?: SnpApprovalView;
   state: ApprovalState;
   /** The owner's VM id, or null for `/v1/launch` without a VM. */
   vmId: string | null;
@@ -107,8 +131,8 @@ export interface ApprovalView {
   decidedAt?: string;
   /** The profile's name, when the VM id names one. */
   profileName?: string;
-  /** What a verified launch would release: names or GUIDs, never values. */
-  secrets?: Array<{ guid: string; kind: SecretRef['kind']; label?: string }>;
+  /** What a verified launch would release: names or GUIDs (and SNP resource paths), never values. */
+  secrets?: Array<{ guid: string; kind: SecretRef['kind']; label?: string; resource?: string }>;
   /** Whether the chain proves the chip id; absent when not known. */
   chipProven?: boolean;
   /** A denial still refusing identical launches: until when (then they ask again). */
@@ -213,6 +237,11 @@ export const DemoRunSchema = z
     /** Override the vCPU count the simulated host launches with (to show a mismatch). */
     cpuCount: z.number().int().min(1).max(512).optional(),
     vmsaVariant: z.enum(VMSA_VARIANTS).optional(),
+    /**
+     * Without vmId: run the SEV-SNP demo instead, the simulated SNP guest fetching its disk key for the
+     * profile `demo-snp` (created on first use).
+     */
+    snp: z.boolean().optional(),
   })
   .strict();
 export type DemoRunOptions = z.input<typeof DemoRunSchema>;
@@ -377,6 +406,8 @@ export const SecretInputSchema = z.discriminatedUnion('kind', [
       kind: z.literal('luks-passphrase'),
       passphrase: z.string().min(1).max(4096),
       label: z.string().max(200).optional(),
+      /** SEV-SNP profiles: the path the guest fetches it by (repository/type/tag); required there. */
+      resource: ResourcePathSchema.optional(),
     })
     .strict(),
   z
@@ -390,6 +421,7 @@ export const SecretInputSchema = z.discriminatedUnion('kind', [
         .max(65536)
         .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'standard base64'),
       label: z.string().max(200).optional(),
+      resource: ResourcePathSchema.optional(),
     })
     .strict(),
 ]);
@@ -418,6 +450,8 @@ export const DigestDraftSchema = z.object({
   initrdHash: sha256Hex.optional(),
   cmdline: z.string().max(4096).optional(),
   cmdlineHash: sha256Hex.optional(),
+  /** SEV-SNP drafts: the VMM type and guest features the measured VMSAs depend on. */
+  snp: SnpSettingsSchema.pick({ vmmType: true, guestFeatures: true }).optional(),
 });
 export type DigestDraft = z.input<typeof DigestDraftSchema>;
 // The parsed draft is what the service takes (app/digest/candidates.ts); this stops compiling if they drift.

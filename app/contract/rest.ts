@@ -11,12 +11,17 @@ import {
   ApiVersionSchema,
   CpuSignatureSchema,
   LUKS_PASSPHRASE_GUID,
+  ResourcePathSchema,
   SCHEMES,
   SEV_SCHEMES,
+  SNP_POLICY_DEBUG_BIT,
+  SNP_VMM_TYPES,
   VMSA_VARIANTS,
   VmIdSchema,
+  type SnpSettings,
   type VmProfile,
 } from '../profile';
+import { guestPolicyProblem } from '../snp/policy';
 import { fromBase64, toHex } from '../sev/bytes';
 import { POLICY_RESERVED_MASK } from '../sev/policy';
 
@@ -69,6 +74,18 @@ const hex64 = z
   .string()
   .regex(/^[0-9a-fA-F]{64}$/, 'a SHA-256 in hex (64 characters)')
   .meta({ description: 'SHA-256, hex' });
+const hex96 = z
+  .string()
+  .regex(/^[0-9a-fA-F]{96}$/, 'a SHA-384 in hex (96 characters)')
+  .meta({ description: 'SHA-384, hex' });
+/** A SEV launch digest (SHA-256) or an SEV-SNP launch measurement (SHA-384); the scheme decides which. */
+const launchDigestHex = z
+  .string()
+  .regex(
+    /^(?:[0-9a-fA-F]{64}|[0-9a-fA-F]{96})$/,
+    'a launch digest in hex: 64 characters (SEV, SEV-ES) or 96 (SEV-SNP)',
+  )
+  .meta({ description: 'SHA-256 (SEV, SEV-ES) or SHA-384 (SEV-SNP), hex' });
 const guid = z
   .string()
   .regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'a GUID');
@@ -226,14 +243,41 @@ export const SecretInputSchema = z.union([
     type: z.literal('luks-passphrase'),
     passphrase: z.string().min(1).max(4096),
     label: z.string().max(200).optional(),
+    /** SEV-SNP: the path the guest fetches it by (`GET /kbs/v0/resource/<resource>`). */
+    resource: ResourcePathSchema.optional(),
   }),
   z.strictObject({
     type: z.literal('raw').optional(),
     guid,
     data: base64Max(16 * 1024, 'secret data'),
     label: z.string().max(200).optional(),
+    resource: ResourcePathSchema.optional(),
   }),
 ]);
+
+const snpSpl = z.number().int().min(0).max(255);
+/** An SEV-SNP VM's settings in a VM body (kebab-case; app/profile.ts SnpSettingsSchema; docs/protocol.md §11-§15). */
+export const SnpSettingsBodySchema = z
+  .strictObject({
+    'vmm-type': z.enum(SNP_VMM_TYPES).optional(),
+    'guest-features': z.number().int().min(0).max(0xffffffff).optional(),
+    'trusted-id-key-digests': z.array(hex96).max(64).optional(),
+    'trusted-author-key-digests': z.array(hex96).max(64).optional(),
+    'minimum-tcb': z
+      .strictObject({
+        bootloader: snpSpl.optional(),
+        tee: snpSpl.optional(),
+        snp: snpSpl.optional(),
+        microcode: snpSpl.optional(),
+        fmc: snpSpl.optional(),
+      })
+      .optional(),
+    'host-data': hex64.optional(),
+    vmpl: z.number().int().min(0).max(3).optional(),
+    'minimum-report-version': z.number().int().min(2).max(5).optional(),
+  })
+  .meta({ id: 'SnpSettings' });
+export type SnpSettingsBody = z.infer<typeof SnpSettingsBodySchema>;
 export type SecretInput = z.infer<typeof SecretInputSchema>;
 
 /** Largest inline firmware image accepted in a VM body (base64 inflates it by a third). */
@@ -250,7 +294,7 @@ export const VmPutRequestSchema = z
     'vmsa-variant': z.union([z.enum(VMSA_VARIANTS), z.array(z.enum(VMSA_VARIANTS)).min(1).max(2)]).optional(),
     firmware: base64Max(MAX_INLINE_FIRMWARE, 'firmware').optional(),
     'firmware-artifact': hex64.optional(),
-    'launch-digests': z.array(hex64).min(1).max(4096).optional(),
+    'launch-digests': z.array(launchDigestHex).max(4096).optional(),
     'kernel-hash': hex64.optional(),
     'initrd-hash': hex64.optional(),
     cmdline: z.string().max(4096).optional(),
@@ -260,6 +304,8 @@ export const VmPutRequestSchema = z
     'allowed-cpu-ids': z.array(chipIdText).max(1024).optional(),
     approval: z.enum(APPROVAL_MODES).optional(),
     secrets: z.union([SecretInputSchema, z.array(SecretInputSchema).max(64)]).optional(),
+    /** SEV-SNP only; absent on an SNP VM: every setting takes its default. */
+    snp: SnpSettingsBodySchema.optional(),
   })
   .superRefine((v, ctx) => {
     const sources = ['firmware', 'firmware-artifact', 'launch-digests'].filter(
@@ -295,21 +341,46 @@ export const VmPutRequestSchema = z
         message: 'initrd-hash, cmdline and cmdline-hash need kernel-hash (measured direct boot)',
       });
     }
-    const reserved = v.policy & POLICY_RESERVED_MASK;
-    if (reserved !== 0) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['policy'],
-        message: `policy 0x${v.policy.toString(16)} sets reserved bits (mask 0x${reserved.toString(16)}); bits 6-15 must be zero`,
-      });
+    const issue = (path: string[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+    const digests = v['launch-digests'] ?? [];
+    const secrets = v.secrets === undefined ? [] : [v.secrets].flat();
+    if (v.scheme !== 'amd-sev-snp') {
+      const reserved = v.policy & POLICY_RESERVED_MASK;
+      if (reserved !== 0)
+        issue(
+          ['policy'],
+          `policy 0x${v.policy.toString(16)} sets reserved bits (mask 0x${reserved.toString(16)}); bits 6-15 must be zero`,
+        );
+      const es = (v.policy & 0x4) !== 0;
+      if (es !== (v.scheme === 'amd-sev-es'))
+        issue(['scheme'], `scheme ${v.scheme} disagrees with the policy's ES bit (${es ? 'set' : 'clear'})`);
+      if (v['launch-digests'] !== undefined && digests.length === 0)
+        issue(['launch-digests'], 'give at least one launch digest');
+      if (digests.some((d) => d.length !== 64))
+        issue(['launch-digests'], `a ${v.scheme} launch digest is a SHA-256 (64 hex characters)`);
+      if (v.snp !== undefined) issue(['snp'], 'snp settings are for scheme amd-sev-snp');
+      if (secrets.some((s) => s.resource !== undefined))
+        issue(['secrets'], 'resource paths are for amd-sev-snp VMs (SEV secrets are addressed by GUID)');
+      return;
     }
-    const es = (v.policy & 0x4) !== 0;
-    if (es !== (v.scheme === 'amd-sev-es')) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['scheme'],
-        message: `scheme ${v.scheme} disagrees with the policy's ES bit (${es ? 'set' : 'clear'})`,
-      });
+    // SEV-SNP: the policy is the SNP guest policy (docs/protocol.md §11), not SEV's.
+    const problem = guestPolicyProblem(BigInt(v.policy));
+    if (problem) issue(['policy'], `SNP guest policy 0x${v.policy.toString(16)}: ${problem}`);
+    if ((v.policy & SNP_POLICY_DEBUG_BIT) !== 0)
+      issue(
+        ['policy'],
+        'SNP policy bit 19 (debug) lets the host read guest memory; SEV Attest never releases to such a guest',
+      );
+    if (digests.some((d) => d.length !== 96))
+      issue(['launch-digests'], 'an SNP launch measurement is a SHA-384 (96 hex characters), not a SHA-256');
+    if (v['vmsa-variant'] !== undefined)
+      issue(['vmsa-variant'], 'vmsa-variant is for SEV-ES; an SNP VM has vmm-type in its snp settings');
+    const seen = new Set<string>();
+    for (const s of secrets) {
+      if (s.resource === undefined)
+        issue(['secrets'], 'every secret of an amd-sev-snp VM needs its resource path (repository/type/tag)');
+      else if (seen.has(s.resource)) issue(['secrets'], `resource ${s.resource} is named twice`);
+      else seen.add(s.resource);
     }
   })
   .meta({ id: 'VmPutRequest' });
@@ -319,6 +390,19 @@ const SecretRefOut = z.object({
   guid,
   type: z.enum(['luks-passphrase', 'raw']),
   label: z.string().optional(),
+  resource: z.string().optional(),
+});
+
+/** An SEV-SNP VM's settings as the owner API returns them (every default filled in). */
+const SnpSettingsOut = z.object({
+  'vmm-type': z.enum(SNP_VMM_TYPES),
+  'guest-features': u32,
+  'trusted-id-key-digests': z.array(hex96),
+  'trusted-author-key-digests': z.array(hex96),
+  'minimum-tcb': SnpSettingsBodySchema.shape['minimum-tcb'],
+  'host-data': hex64.optional(),
+  vmpl: z.number().int(),
+  'minimum-report-version': z.number().int(),
 });
 
 /** A VM as the owner API returns it: secret values never appear, only their GUIDs. */
@@ -332,7 +416,7 @@ export const VmResponseSchema = z
     'cpu-signatures': z.array(CpuSignatureSchema),
     'vmsa-variants': z.array(z.enum(VMSA_VARIANTS)),
     'firmware-artifact': hex64.optional(),
-    'launch-digests': z.array(hex64).optional(),
+    'launch-digests': z.array(launchDigestHex).optional(),
     'kernel-hash': hex64.optional(),
     'initrd-hash': hex64.optional(),
     cmdline: z.string().optional(),
@@ -342,6 +426,8 @@ export const VmResponseSchema = z
     'allowed-cpu-ids': z.array(z.string()).optional(),
     approval: z.enum(APPROVAL_MODES),
     secrets: z.array(SecretRefOut),
+    /** Present exactly for scheme amd-sev-snp. */
+    snp: SnpSettingsOut.optional(),
     'created-at': z.string().optional(),
     'updated-at': z.string().optional(),
   })
@@ -372,6 +458,21 @@ export const ApprovalSchema = z
     'created-at': z.string(),
     'expires-at': z.string(),
     'decided-at': z.string().optional(),
+    /** What asks: a host's SEV launch, or an SEV-SNP guest's attestation (then `snp` says what it showed). */
+    kind: z.enum(['sev-launch', 'snp-attest']),
+    snp: z
+      .object({
+        product: z.string(),
+        measurement: z.string(),
+        'reported-tcb': z.string(),
+        policy: z.string(),
+        vmpl: z.number().int(),
+        signer: z.enum(['vcek', 'vlek']),
+        'vouched-by': z.enum(['measurement', 'id-key', 'author-key']),
+        resources: z.array(z.string()),
+        revocation: z.string(),
+      })
+      .optional(),
   })
   .meta({ id: 'Approval' });
 export type ApprovalBody = z.infer<typeof ApprovalSchema>;
@@ -495,6 +596,36 @@ export function vmBodyToProfileFields(
     allowedBuildIds: b['allowed-build-ids'],
     allowedCpuIds: b['allowed-cpu-ids']?.map(chipIdToHex),
     approval: b.approval ?? 'manual',
+    ...(b.scheme === 'amd-sev-snp' ? { snp: snpSettingsOfBody(b.snp ?? {}) } : {}),
+  };
+}
+
+/** The profile's SNP settings from a VM body's (defaults filled in; digests lower-cased). */
+export function snpSettingsOfBody(b: SnpSettingsBody): SnpSettings {
+  const tcb = b['minimum-tcb'];
+  return {
+    vmmType: b['vmm-type'] ?? 'qemu',
+    guestFeatures: b['guest-features'] ?? 1,
+    trustedIdKeyDigests: (b['trusted-id-key-digests'] ?? []).map((d) => d.toLowerCase()),
+    trustedAuthorKeyDigests: (b['trusted-author-key-digests'] ?? []).map((d) => d.toLowerCase()),
+    ...(tcb !== undefined ? { minimumTcb: tcb } : {}),
+    ...(b['host-data'] !== undefined ? { hostData: b['host-data'].toLowerCase() } : {}),
+    vmpl: b.vmpl ?? 0,
+    minimumReportVersion: b['minimum-report-version'] ?? 3,
+  };
+}
+
+/** A profile's SNP settings in the VM body's words. */
+export function snpSettingsToBody(s: SnpSettings): z.infer<typeof SnpSettingsOut> {
+  return {
+    'vmm-type': s.vmmType,
+    'guest-features': s.guestFeatures,
+    'trusted-id-key-digests': s.trustedIdKeyDigests,
+    'trusted-author-key-digests': s.trustedAuthorKeyDigests,
+    ...(s.minimumTcb !== undefined ? { 'minimum-tcb': s.minimumTcb } : {}),
+    ...(s.hostData !== undefined ? { 'host-data': s.hostData } : {}),
+    vmpl: s.vmpl,
+    'minimum-report-version': s.minimumReportVersion,
   };
 }
 
@@ -523,8 +654,10 @@ export function profileToVmResponse(p: VmProfile): VmResponse {
       guid: s.guid,
       type: s.kind,
       ...(s.label !== undefined ? { label: s.label } : {}),
+      ...(s.resource !== undefined ? { resource: s.resource } : {}),
     })),
   };
+  if (p.snp !== undefined) out.snp = snpSettingsToBody(p.snp);
   if (p.firmware.kind === 'artifact') out['firmware-artifact'] = p.firmware.sha256;
   else out['launch-digests'] = p.firmware.launchDigests;
   if (p.kernelHash !== undefined) out['kernel-hash'] = p.kernelHash;

@@ -3,7 +3,7 @@
  * mismatch explainable), and the draft of profile fields a preview is computed from. Domain types: the
  * services produce and take them; the IPC contract re-exports them for the UI.
  */
-import type { CpuSignature, FirmwareRef, Scheme, VmsaVariant } from '../profile';
+import type { CpuSignature, FirmwareRef, Scheme, SnpVmmType, VmsaVariant } from '../profile';
 
 /** The inputs behind one expected launch digest. */
 export interface DigestInputs {
@@ -14,10 +14,14 @@ export interface DigestInputs {
   cpuSignature?: CpuSignature;
   vmsaVariant?: VmsaVariant;
   kernelHashes?: { kernel: string; initrd: string; cmdline: string };
+  /** SEV-SNP: the VMM whose VMSA layout was measured. */
+  vmmType?: SnpVmmType;
+  /** SEV-SNP: the VMSAs' sev_features, 0x-hex. */
+  guestFeatures?: string;
 }
 
 export interface DigestCandidate {
-  /** Expected launch digest (SHA-256 / GCTX.LD), lower-case hex. */
+  /** Expected launch digest (SEV: SHA-256 GCTX.LD; SEV-SNP: the SHA-384 MEASUREMENT), lower-case hex. */
   launchDigest: string;
   inputs: DigestInputs;
 }
@@ -38,4 +42,6 @@ export interface DigestDraft {
   initrdHash?: string | undefined;
   cmdline?: string | undefined;
   cmdlineHash?: string | undefined;
+  /** SEV-SNP: what the measured VMSAs depend on besides the vCPU signature. */
+  snp?: { vmmType: SnpVmmType; guestFeatures: number } | undefined;
 }

@@ -17,7 +17,10 @@ const usage = `usage: sev-attest serve --listen HOST:PORT --data-dir DIR [option
                             port 0 picks a free one); only loopback unless told otherwise
   --data-dir DIR            profiles, settings, artifacts, audit log, owner token, TLS certificate
   --trust-ca FILE           an extra ASK||ARK file trusted besides AMD's pinned roots (repeatable)
-  --kds-url URL             AMD key server base for unsigned CEKs (default https://kdsintf.amd.com)
+  --kds-url URL             AMD key server base for unsigned CEKs and SNP VCEKs/CRLs
+                            (default https://kdsintf.amd.com)
+  --snp-roots FILE          PEM ARK, ASK, ASVK and CRL of a lab or simulated SEV-SNP platform, trusted
+                            beside AMD's pinned roots and named by the file (repeatable)
   --secret-store KIND       keychain (default: the OS keychain) or memory (keeps nothing)
   --tls                     HTTPS with a self-signed certificate generated into DIR (fingerprint printed);
                             without it, the stored setting (off unless turned on in the UI)
@@ -125,6 +128,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       'require-host-token': { type: 'boolean' },
       'audit-retained-budget': { type: 'string' },
       'kbs-approval-wait': { type: 'string' },
+      'snp-roots': { type: 'string', multiple: true },
       database: { type: 'string' },
       'service-key-file': { type: 'string' },
     },
@@ -199,6 +203,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       ...(listen ?? {}),
       dataDir,
       trustCa: (values['trust-ca'] ?? []).map((f) => resolve(io.cwd, f)),
+      ...(values['snp-roots'] ? { snpRoots: values['snp-roots'].map((f) => resolve(io.cwd, f)) } : {}),
       ...(store !== 'database' ? { secretStore: store } : {}),
       ...(databaseUrl !== undefined
         ? {

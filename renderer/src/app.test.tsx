@@ -180,6 +180,7 @@ describe('App', () => {
     emit('approvals:changed', [
       {
         id: '6f1c1c2e-0000-4000-8000-000000000009',
+        kind: 'sev-launch',
         state: 'pending',
         vmId: 'web-01',
         connection: null,

@@ -23,6 +23,7 @@ import { profileToVmResponse, secretValuesOf } from './owner-mapping';
 import { VmIdSchema } from '../../app/profile';
 import type { BundleService } from '../services/bundle-service';
 import type { Ctx, Route } from './server';
+import { BodyTooLarge, BodyUnreadable, mediaType, readBodyLimited } from './body';
 
 /** The context the listener passes to a route handler. */
 export type BundleRouteContext = Ctx;
@@ -41,32 +42,18 @@ function send(res: http.ServerResponse, status: number, contentType: string, tex
   res.end(text);
 }
 
-function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
-  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/json') {
+async function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+  if (mediaType(req) !== 'application/json') {
     req.resume();
-    return Promise.reject(new ApiError('unsupported-media-type', 'the body must be application/json'));
+    throw new ApiError('unsupported-media-type', 'the body must be application/json');
   }
-  if (Number(req.headers['content-length'] ?? 0) > limit) {
-    req.resume();
-    return Promise.reject(new ApiError('payload-too-large', `the body is larger than ${limit} bytes`));
+  try {
+    return await readBodyLimited(req, limit);
+  } catch (e) {
+    if (e instanceof BodyTooLarge) throw new ApiError('payload-too-large', e.message);
+    if (e instanceof BodyUnreadable) throw new ApiError('bad-request', e.message);
+    throw e;
   }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        req.removeAllListeners('data');
-        req.resume();
-        reject(new ApiError('payload-too-large', `the body is larger than ${limit} bytes`));
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', (e) => reject(new ApiError('bad-request', `the body could not be read: ${e.message}`)));
-  });
 }
 
 /** The selection from query parameters (absent ones fall back to the profile's). */

@@ -15,6 +15,7 @@ import type { HostSetupOptions } from '../../app/host-setup';
 import { VmIdSchema } from '../../app/profile';
 import type { HostSetupService } from '../services/host-setup-service';
 import type { Route } from './server';
+import { BodyTooLarge, BodyUnreadable, mediaType, readBodyLimited } from './body';
 
 const hex16 = /^[0-9a-f]{32}$/;
 const MAX_BODY = 4096;
@@ -72,36 +73,26 @@ const SnpKeysBodySchema = z
   .object({ 'author-key': z.boolean().optional(), replace: z.boolean().optional() })
   .strict();
 
-function readJson(req: http.IncomingMessage): Promise<unknown> {
-  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/json') {
+async function readJson(req: http.IncomingMessage): Promise<unknown> {
+  if (mediaType(req) !== 'application/json') {
     req.resume();
-    return Promise.reject(new ApiError('unsupported-media-type', 'the body must be application/json'));
+    throw new ApiError('unsupported-media-type', 'the body must be application/json');
   }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) {
-        req.removeAllListeners('data');
-        req.resume();
-        reject(new ApiError('payload-too-large', `the body is larger than ${MAX_BODY} bytes`));
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      if (text.trim() === '') return resolve({});
-      try {
-        resolve(JSON.parse(text));
-      } catch {
-        reject(new ApiError('bad-request', 'the body is not valid JSON'));
-      }
-    });
-    req.on('error', (e) => reject(new ApiError('bad-request', `the body could not be read: ${e.message}`)));
-  });
+  let raw: Buffer;
+  try {
+    raw = await readBodyLimited(req, MAX_BODY);
+  } catch (e) {
+    if (e instanceof BodyTooLarge) throw new ApiError('payload-too-large', e.message);
+    if (e instanceof BodyUnreadable) throw new ApiError('bad-request', e.message);
+    throw e;
+  }
+  const text = raw.toString('utf8');
+  if (text.trim() === '') return {};
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new ApiError('bad-request', 'the body is not valid JSON');
+  }
 }
 
 function vmIdOf(raw: string): string {

@@ -33,6 +33,7 @@ import {
 } from '../../app/kbs/errors';
 import { KbsRefusal, type KbsAttestInput, type KbsService } from '../services/kbs-service';
 import type { Ctx, Route } from './server';
+import { BodyTooLarge, BodyUnreadable, readBodyLimited } from './body';
 
 /** The body limit of the KBS routes: an attest with a VCEK, ASK and ARK as number arrays is ~25 KiB. */
 export const KBS_ROUTE_BODY_BYTES = 64 * 1024;
@@ -84,44 +85,14 @@ function sendKbsError(
   send(res, status, { type: `${KBS_ERROR_TYPE_PREFIX}/${kind}`, detail }, extra);
 }
 
-class TooLarge extends Error {}
-
 /** Reads the body up to the limit (a larger one is cut off and answered 413). */
-function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > limit) {
-    req.resume();
-    return Promise.reject(new TooLarge());
+async function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+  try {
+    return await readBodyLimited(req, limit);
+  } catch (e) {
+    if (e instanceof BodyUnreadable) throw new KbsProtocolError('AttestationError', e.message);
+    throw e;
   }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    req.on('data', (c: Buffer) => {
-      if (done) return;
-      size += c.length;
-      if (size > limit) {
-        done = true;
-        chunks.length = 0;
-        req.resume();
-        reject(new TooLarge());
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      if (!done) {
-        done = true;
-        resolve(Buffer.concat(chunks));
-      }
-    });
-    req.on('error', (e) => {
-      if (!done) {
-        done = true;
-        reject(new KbsProtocolError('AttestationError', `the body could not be read: ${e.message}`));
-      }
-    });
-  });
 }
 
 /** The kbs-session-id cookie's value, if the request carries one. */
@@ -174,7 +145,7 @@ export function kbsRoutes(service: KbsService, log: (line: string) => void = () 
           const extra: Record<string, string> = {};
           if (e.retryAfterSeconds !== undefined) extra['Retry-After'] = String(e.retryAfterSeconds);
           sendKbsError(ctx.res, e.kind === 'Internal' ? 'InternalError' : e.kind, e.guestDetail, extra);
-        } else if (e instanceof TooLarge) {
+        } else if (e instanceof BodyTooLarge) {
           sendKbsError(ctx.res, 'PayloadTooLarge', `the body is larger than ${KBS_ROUTE_BODY_BYTES} bytes`, {
             Connection: 'close',
           });

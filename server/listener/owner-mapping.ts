@@ -33,6 +33,7 @@ export function secretValuesOf(inputs: SecretInput[]): SecretValue[] {
     guid: secretInputGuid(s),
     kind: s.type === 'luks-passphrase' ? 'luks-passphrase' : 'raw',
     ...(s.label !== undefined ? { label: s.label } : {}),
+    ...(s.resource !== undefined ? { resource: s.resource } : {}),
     value: secretInputBytes(s),
   }));
 }
@@ -63,7 +64,20 @@ export function approvalToBody(a: Approval): ApprovalBody {
     policy: a.policy,
     'created-at': new Date(a.createdAt).toISOString(),
     'expires-at': new Date(a.expiresAt).toISOString(),
+    kind: a.kind ?? 'sev-launch',
   };
+  if (a.snp !== undefined)
+    out.snp = {
+      product: a.snp.product,
+      measurement: a.snp.measurement,
+      'reported-tcb': a.snp.reportedTcb,
+      policy: a.snp.policy,
+      vmpl: a.snp.vmpl,
+      signer: a.snp.signer,
+      'vouched-by': a.snp.vouchedBy,
+      resources: a.snp.resources,
+      revocation: a.snp.revocation,
+    };
   if (a.reason !== undefined) out.reason = a.reason;
   if (a.vmId !== undefined) out['vm-id'] = a.vmId;
   if (a.chipId !== undefined) out['chip-id'] = a.chipId;

@@ -31,6 +31,7 @@ import { fromBase64 } from '../../app/sev/bytes';
 import type { AttestationService, ClientInfo } from '../services/attestation';
 import { MAX_ARTIFACT_BYTES, type OwnerService } from '../services/owner-service';
 import { isBundleError } from '../../app/bundle/errors';
+import { BodyTooLarge, BodyUnreadable, discardBody, mediaType, readBodyLimited } from './body';
 import { clientGroup, RateLimiter, type RateLimitOptions } from './rate-limit';
 import { launchAnswerOf, launchEvidenceOf, launchReportOf, validateAnswerOf } from './host-mapping';
 import {
@@ -232,8 +233,6 @@ export function hostHeaderName(h: string): string | undefined {
   if (!m) return undefined;
   return (m[1] ?? m[2]!).toLowerCase();
 }
-
-class BodyTooLarge extends Error {}
 
 /** The listener. start() binds; close() drains in-flight requests and ends event streams. */
 export class Listener {
@@ -500,7 +499,7 @@ export class Listener {
     limit: number,
     schema: S,
   ): Promise<z.infer<S>> {
-    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    const type = mediaType(req);
     if (type !== 'application/json') {
       req.resume();
       throw new ApiError('unsupported-media-type', 'the body must be application/json');
@@ -517,57 +516,13 @@ export class Listener {
     return parsed.data;
   }
 
-  private readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
-    const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > limit) {
-      this.discard(req);
-      return Promise.reject(new BodyTooLarge(`the body is larger than ${limit} bytes`));
+  private async readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+    try {
+      return await readBodyLimited(req, limit);
+    } catch (e) {
+      if (e instanceof BodyUnreadable) throw new ApiError('bad-request', e.message);
+      throw e;
     }
-    return new Promise((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let done = false;
-      req.on('data', (c: Buffer) => {
-        if (done) return;
-        size += c.length;
-        if (size > limit) {
-          done = true;
-          chunks.length = 0;
-          this.discard(req);
-          reject(new BodyTooLarge(`the body is larger than ${limit} bytes`));
-          return;
-        }
-        chunks.push(c);
-      });
-      req.on('end', () => {
-        if (!done) {
-          done = true;
-          resolve(Buffer.concat(chunks));
-        }
-      });
-      req.on('error', (e) => {
-        if (!done) {
-          done = true;
-          reject(new ApiError('bad-request', `the body could not be read: ${e.message}`));
-        }
-      });
-      req.on('aborted', () => {
-        if (!done) {
-          done = true;
-          reject(new ApiError('bad-request', 'the client aborted the request'));
-        }
-      });
-    });
-  }
-
-  /** Swallows the rest of an oversized body up to a cap (so the client reads our 413), then cuts it off. */
-  private discard(req: http.IncomingMessage): void {
-    let seen = 0;
-    req.on('data', (c: Buffer) => {
-      seen += c.length;
-      if (seen > 16 * 1024 * 1024) req.socket.destroy();
-    });
-    req.resume();
   }
 
   private buildRoutes(): Route[] {
@@ -643,7 +598,7 @@ export class Listener {
         ctx.res.end();
       }),
       r('PUT', '/v1/artifacts', 'owner', async (ctx) => {
-        const type = (ctx.req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+        const type = mediaType(ctx.req);
         if (type !== 'application/octet-stream') {
           ctx.req.resume();
           throw new ApiError('unsupported-media-type', 'upload the image as application/octet-stream');
@@ -651,8 +606,8 @@ export class Listener {
         const max = this.limits.artifactBytes;
         const declared = ctx.req.headers['content-length'];
         if (declared !== undefined && Number(declared) > max) {
-          this.discard(ctx.req);
-          throw new BodyTooLarge(`artifacts are limited to ${max} bytes`);
+          discardBody(ctx.req);
+          throw new BodyTooLarge(max, `artifacts are limited to ${max} bytes`);
         }
         sendJson(ctx.res, 200, await o.putArtifact(ctx.req, max));
       }),

@@ -12,6 +12,8 @@ import type { ArtifactStore } from '../services/artifact-store';
 import type { AuditLog } from '../services/audit-log';
 import { previewDigests } from '../services/digest-preview';
 import type { ExpectedDigests } from '../services/expected-digests';
+import type { ExpectedSnpMeasurements } from '../services/expected-snp-measurements';
+import { previewSnpMeasurements } from '../services/snp-measurement-preview';
 import type { OwnerService } from '../services/owner-service';
 import type { HostSetupService } from '../services/host-setup-service';
 import type { ProfileStore } from '../services/profile-store';
@@ -44,6 +46,7 @@ export function approvalViews(deps: {
 export function approvalView(a: Approval, ctx: ApprovalViewContext = {}): ApprovalView {
   const view: ApprovalView = {
     id: a.id,
+    kind: a.kind ?? 'sev-launch',
     state: a.state === 'used' ? 'approved' : a.state,
     vmId: a.vmId ?? null,
     connection: null,
@@ -57,6 +60,7 @@ export function approvalView(a: Approval, ctx: ApprovalViewContext = {}): Approv
   };
   if (a.decidedAt !== undefined) view.decidedAt = new Date(a.decidedAt).toISOString();
   if (a.chipProven !== undefined) view.chipProven = a.chipProven;
+  if (a.snp !== undefined) view.snp = { ...a.snp, resources: [...a.snp.resources] };
   const profile = a.vmId !== undefined ? ctx.profile?.(a.vmId) : undefined;
   if (profile) {
     view.profileName = profile.name;
@@ -64,6 +68,7 @@ export function approvalView(a: Approval, ctx: ApprovalViewContext = {}): Approv
       guid: s.guid,
       kind: s.kind,
       ...(s.label !== undefined ? { label: s.label } : {}),
+      ...(s.resource !== undefined ? { resource: s.resource } : {}),
     }));
   }
   if (a.state === 'denied' && a.reason === 'owner') view.denyMode = a.denyOnce ? 'once' : 'for-a-while';
@@ -110,6 +115,7 @@ export function secretHandlers(
           guid: secret.kind === 'luks-passphrase' ? LUKS_PASSPHRASE_GUID : secret.guid,
           kind: secret.kind,
           ...(secret.label ? { label: secret.label } : {}),
+          ...(secret.resource ? { resource: secret.resource } : {}),
           value:
             secret.kind === 'luks-passphrase'
               ? new TextEncoder().encode(secret.passphrase)
@@ -138,10 +144,11 @@ export function secretHandlers(
   };
 }
 
-/** `artifacts:*` and `digests:preview`. */
+/** `artifacts:*` and `digests:preview` (SEV digests, or SEV-SNP measurements for an SNP draft). */
 export function artifactHandlers(deps: {
   imports: ArtifactImportService;
   digests: ExpectedDigests;
+  snpMeasurements: ExpectedSnpMeasurements;
   artifacts: ArtifactStore;
   profiles: Pick<ProfileStore, 'list'>;
 }): Handlers<'artifacts' | 'digests'> {
@@ -174,7 +181,10 @@ export function artifactHandlers(deps: {
       }
       await deps.artifacts.delete(sha256);
     },
-    'digests:preview': async (draft) => previewDigests(deps.digests, draft),
+    'digests:preview': async (draft) =>
+      draft.scheme === 'amd-sev-snp'
+        ? previewSnpMeasurements(deps.snpMeasurements, draft)
+        : previewDigests(deps.digests, draft),
   };
 }
 

@@ -199,6 +199,36 @@ function isSecretLike(v: unknown): boolean {
  * could carry secret material is replaced by "[redacted]", and the JSON paths that were redacted.
  * Byte arrays anywhere are turned into a length note: raw bytes never reach the log.
  */
+/**
+ * An event as it is kept: checked against the schema (AuditInputError), an overlong message cut rather than
+ * refused (losing an audit event is worse than a long line), secret-looking details redacted, oversized
+ * details replaced by a note. The file log and the shared PostgreSQL chain keep the same body.
+ */
+export function normalizeAuditInput(input: AuditEventInput): AuditEventInput {
+  const cut =
+    typeof input?.message === 'string' && input.message.length > MAX_MESSAGE
+      ? { ...input, message: `${input.message.slice(0, MAX_MESSAGE - 1)}…` }
+      : input;
+  const parsed = AuditEventInputSchema.safeParse(cut);
+  if (!parsed.success) {
+    throw new AuditInputError(
+      `invalid audit event: ${zodIssues(parsed.error)
+        .map((i) => `${i.path}: ${i.message}`)
+        .join('; ')}`,
+    );
+  }
+  const body: AuditEventInput = { ...parsed.data };
+  if (body.details) {
+    const { details, redacted } = redactDetails(body.details);
+    body.details = redacted.length > 0 ? { ...details, redacted } : details;
+    const size = JSON.stringify(body.details).length;
+    if (size > MAX_DETAILS_CHARS) {
+      body.details = { truncated: `details were ${size} characters, over the ${MAX_DETAILS_CHARS} limit` };
+    }
+  }
+  return body;
+}
+
 export function redactDetails(details: Record<string, unknown>): {
   details: Record<string, unknown>;
   redacted: string[];
@@ -474,28 +504,7 @@ export class AuditLog {
         throw new AuditFullError();
       }
     }
-    // An overlong message is cut rather than refused: losing an audit event is worse than a long line.
-    const cut =
-      typeof input?.message === 'string' && input.message.length > MAX_MESSAGE
-        ? { ...input, message: `${input.message.slice(0, MAX_MESSAGE - 1)}…` }
-        : input;
-    const parsed = AuditEventInputSchema.safeParse(cut);
-    if (!parsed.success) {
-      throw new AuditInputError(
-        `invalid audit event: ${zodIssues(parsed.error)
-          .map((i) => `${i.path}: ${i.message}`)
-          .join('; ')}`,
-      );
-    }
-    const body: AuditEventInput = { ...parsed.data };
-    if (body.details) {
-      const { details, redacted } = redactDetails(body.details);
-      body.details = redacted.length > 0 ? { ...details, redacted } : details;
-      const size = JSON.stringify(body.details).length;
-      if (size > MAX_DETAILS_CHARS) {
-        body.details = { truncated: `details were ${size} characters, over the ${MAX_DETAILS_CHARS} limit` };
-      }
-    }
+    const body = normalizeAuditInput(input);
     const event: AuditEvent = {
       id: this.newId(),
       seq: this.lastSeq + 1,

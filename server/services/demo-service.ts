@@ -42,6 +42,7 @@ export class DemoService {
    * SEV-SNP profile is run by the simulated SNP guest instead (it attests itself; there is no host launch).
    */
   async run(options: DemoRunParsed): Promise<DemoRunResult> {
+    if (options.snp && options.vmId === undefined) return this.runSnp();
     const vmId = options.vmId ?? (await this.ensureProfile()).profile.id;
     if (this.deps.service.profiles.get(vmId)?.scheme === 'amd-sev-snp') return this.runSnp(vmId);
     this.runner ??= new DemoHostRunner({ service: this.deps.service });

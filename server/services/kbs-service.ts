@@ -53,7 +53,7 @@ export interface SnpKeySource {
   getCrl(product: SnpProduct, now?: Date): Promise<{ der: Uint8Array }>;
 }
 
-/** The launch measurements each SNP profile admits (server/services/snp-measurements.ts). */
+/** The launch measurements each SNP profile admits (server/services/expected-snp-measurements.ts). */
 export interface SnpMeasurementSource {
   forProfile(p: VmProfile): Promise<string[]>;
 }

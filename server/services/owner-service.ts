@@ -6,7 +6,14 @@
 import type { Readable } from 'node:stream';
 import type { AuditEvent, AuditFilter } from '../../app/audit';
 import { DomainError } from '../../app/errors';
-import { VmIdSchema, type FirmwareRef, type SecretRef, type VmProfile } from '../../app/profile';
+import { wipe } from '../../app/sev/bytes';
+import {
+  VmIdSchema,
+  VmProfileSchema,
+  type FirmwareRef,
+  type SecretRef,
+  type VmProfile,
+} from '../../app/profile';
 import { hasSecretArea, supportsMeasuredDirectBoot, hasSevEsResetAddress } from '../../app/digest/ovmf';
 import type {
   FirmwareSource,
@@ -19,6 +26,7 @@ import { ArtifactError, type ArtifactStore, type ImportOptions } from './artifac
 import type { AuditLog } from './audit-log';
 import type { ConnectionStore } from './connections';
 import type { ExpectedDigests } from './expected-digests';
+import type { ExpectedSnpMeasurements } from './expected-snp-measurements';
 import { ProfileValidationError, type ProfileStore } from './profile-store';
 import type { SecretActor, SecretService } from './secret-service';
 import { normalizeChipIdHex, type PinnedCek, type PinnedCekStore } from './pinned-ceks';
@@ -30,6 +38,8 @@ export interface OwnerServiceDeps {
   approvals: ApprovalService;
   connections: ConnectionStore;
   digests: ExpectedDigests;
+  /** SEV-SNP profiles' OVMF checks (and forgetting a replaced artifact's measurements). */
+  snpMeasurements: ExpectedSnpMeasurements;
   audit: AuditLog;
   /** Where the owner's event list and stream come from (serve --database: every replica's); default audit. */
   events?: {
@@ -130,6 +140,18 @@ export class OwnerService {
 
     const previous = this.deps.profiles.get(id);
     let secrets: SecretRef[] = previous?.secrets ?? [];
+    // The whole profile is checked before any value reaches the keychain (an SNP secret without its
+    // resource path must not leave a value behind that no profile names).
+    const planned = VmProfileSchema.safeParse({
+      ...fields,
+      firmware,
+      secrets: registration.secrets?.map(({ value: _v, ...ref }) => ref) ?? secrets,
+    });
+    if (!planned.success) {
+      for (const v of registration.secrets ?? []) wipe(v.value);
+      const i = planned.error.issues[0];
+      throw new DomainError('bad-request', i ? `${i.path.join('.') || 'vm'}: ${i.message}` : 'invalid VM');
+    }
     const written: string[] = [];
     if (registration.secrets !== undefined) {
       const values = registration.secrets;
@@ -156,7 +178,7 @@ export class OwnerService {
       const stale = previous.secrets.map((s) => s.guid).filter((g) => !written.includes(g));
       await this.deps.secrets.deleteValues(id, stale, actor);
     }
-    if (previous?.firmware.kind === 'artifact') this.deps.digests.forget(previous.firmware.sha256);
+    if (previous?.firmware.kind === 'artifact') this.forgetFirmware(previous.firmware.sha256);
     // On disk before the owner's reply: an acknowledged change is never missing from the log.
     await this.deps.audit.appendDurable({
       type: 'profile',
@@ -175,7 +197,13 @@ export class OwnerService {
    */
   async saveProfile(profile: VmProfile): Promise<{ profile: VmProfile; warnings: string[] }> {
     const previous = this.deps.profiles.get(profile.id);
-    const secrets = previous?.secrets ?? [];
+    // The stored refs stay (values live in the keychain); only their SNP resource paths follow the save.
+    const secrets = (previous?.secrets ?? []).map((stored): SecretRef => {
+      const { resource: _old, ...rest } = stored;
+      if (profile.scheme !== 'amd-sev-snp') return rest;
+      const resource = profile.secrets.find((s) => s.guid === stored.guid)?.resource ?? stored.resource;
+      return resource !== undefined ? { ...rest, resource } : rest;
+    });
     let firmware = profile.firmware;
     if (firmware.kind === 'artifact') {
       // Imported on another replica (serve --database): copied here first.
@@ -196,7 +224,7 @@ export class OwnerService {
       }
       throw e;
     }
-    if (previous?.firmware.kind === 'artifact') this.deps.digests.forget(previous.firmware.sha256);
+    if (previous?.firmware.kind === 'artifact') this.forgetFirmware(previous.firmware.sha256);
     await this.deps.audit.appendDurable({
       type: 'profile',
       result: 'ok',
@@ -323,14 +351,20 @@ export class OwnerService {
     };
   }
 
+  private forgetFirmware(sha256: string): void {
+    this.deps.digests.forget(sha256);
+    this.deps.snpMeasurements.forget(sha256);
+  }
+
   /** What the firmware must support for the profile (refusals), and what the owner should know (warnings). */
   private async checkFirmware(
-    fields: Pick<VmProfile, 'scheme' | 'kernelHash' | 'cpuSignatures'>,
+    fields: Pick<VmProfile, 'scheme' | 'kernelHash' | 'cpuSignatures' | 'cpuCounts' | 'snp'>,
     firmware: FirmwareRef,
     hasSecrets: boolean,
   ): Promise<string[]> {
     const warnings: string[] = [];
     if (firmware.kind !== 'artifact') return warnings;
+    if (fields.scheme === 'amd-sev-snp') return this.checkSnpFirmware(fields, firmware.sha256);
     const info = await this.deps.digests.firmwareInfo(firmware.sha256).catch((e: unknown) => {
       throw new DomainError('bad-request', `firmware: ${e instanceof Error ? e.message : String(e)}`);
     });
@@ -353,6 +387,35 @@ export class OwnerService {
       if (!cap.ok) warnings.push(`secrets are registered but ${cap.reason}; QEMU could not inject them`);
     }
     return warnings;
+  }
+
+  /** An SNP profile's OVMF: SNP metadata present, a KERNEL_HASHES section for direct boot, APs startable. */
+  private async checkSnpFirmware(
+    fields: Pick<VmProfile, 'kernelHash' | 'cpuSignatures' | 'cpuCounts' | 'snp'>,
+    sha256: string,
+  ): Promise<string[]> {
+    const info = await this.deps.snpMeasurements.firmwareInfo(sha256).catch((e: unknown) => {
+      throw new DomainError('bad-request', `firmware: ${e instanceof Error ? e.message : String(e)}`);
+    });
+    if (fields.kernelHash !== undefined && !info.sections.some((s) => s.kind === 'kernel-hashes')) {
+      throw new DomainError(
+        'bad-request',
+        'kernel-hash: this firmware declares no KERNEL_HASHES section, so QEMU cannot measure a kernel (use an AmdSev OVMF build)',
+      );
+    }
+    if (fields.cpuCounts.some((n) => n > 1) && info.resetAddress === 0) {
+      throw new DomainError(
+        'bad-request',
+        'cpu-counts: this firmware declares AP reset address 0, so only one vCPU can start',
+      );
+    }
+    if ((fields.snp?.vmmType ?? 'qemu') === 'qemu' && fields.cpuSignatures.length === 0) {
+      throw new DomainError(
+        'bad-request',
+        'cpu-signature: QEMU puts the guest vCPU signature in every VMSA, so SNP measurements need it (family, model, stepping)',
+      );
+    }
+    return [];
   }
 
   private async resolveFirmware(source: FirmwareSource): Promise<FirmwareRef> {

@@ -6,7 +6,13 @@
  */
 import type { AuditEventInput } from '../../app/audit';
 import { DomainError, isDomainError, messageOf } from '../../app/errors';
-import { LUKS_PASSPHRASE_GUID, secretAccount, type SecretRef, type VmProfile } from '../../app/profile';
+import {
+  LUKS_PASSPHRASE_GUID,
+  secretAccount,
+  VmProfileSchema,
+  type SecretRef,
+  type VmProfile,
+} from '../../app/profile';
 import { wipe } from '../../app/sev/bytes';
 import type { ProfileStore } from './profile-store';
 import type { SecretStore } from './secret-store';
@@ -22,6 +28,8 @@ export interface SecretValueInput {
   guid: string;
   kind: SecretRef['kind'];
   label?: string;
+  /** SEV-SNP: the resource path the guest fetches it by (required on an SNP profile). */
+  resource?: string;
   /** Wiped by the service once stored. */
   value: Uint8Array;
 }
@@ -63,12 +71,21 @@ export class SecretService {
         guid: input.guid,
         kind: input.kind,
         ...(input.label ? { label: input.label } : {}),
+        ...(input.resource ? { resource: input.resource } : {}),
       };
+      const secrets = [...profile.secrets.filter((s) => s.guid !== input.guid), ref];
+      // Checked before the keychain write: a refused ref (an SNP secret without its resource path, a
+      // path named twice, a path on an SEV profile) leaves no value behind.
+      const planned = VmProfileSchema.safeParse({ ...profile, secrets });
+      if (!planned.success) {
+        const i = planned.error.issues[0];
+        throw new DomainError(
+          'bad-arguments',
+          i ? `${i.path.join('.') || 'profile'}: ${i.message}` : 'the secret does not fit the profile',
+        );
+      }
       await this.deps.store.set(secretAccount(vmId, input.guid), input.value);
-      const updated = this.deps.profiles.put({
-        ...profile,
-        secrets: [...profile.secrets.filter((s) => s.guid !== input.guid), ref],
-      });
+      const updated = this.deps.profiles.put({ ...profile, secrets });
       await this.deps.profiles.flushed();
       await this.audit(actor, vmId, 'ok', previous ? 'replaced' : 'stored', ref, {
         ...(previous && previous.kind !== ref.kind ? { replacedKind: previous.kind } : {}),

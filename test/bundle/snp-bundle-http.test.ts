@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BundleDocument } from '../../app/bundle/bundle';
 import type { VmProfile } from '../../app/profile';
-import { SnpMeasurements } from '../../server/services/snp-measurements';
+import { ExpectedSnpMeasurements } from '../../server/services/expected-snp-measurements';
 import { FIRMWARE_PATH, request, startHarness, type Harness } from '../helpers/listener-harness';
 
 let a: Harness;
@@ -114,8 +114,8 @@ describe('SEV-SNP bundles over REST', () => {
     expect(b.svc.profiles.get('snp-web')!.snp).toEqual(snpProfile.snp);
   });
 
-  it("the bundle's measurements are exactly those the KBS admits for the profile (SnpMeasurements)", async () => {
-    const kbs = new SnpMeasurements({ firmwarePath: (sha) => a.svc.artifacts.path(sha) });
+  it("the bundle's measurements are exactly those the KBS admits for the profile (ExpectedSnpMeasurements)", async () => {
+    const kbs = new ExpectedSnpMeasurements({ firmwarePath: (sha) => a.svc.artifacts.path(sha) });
     expect(await kbs.forProfile(snpProfile)).toEqual(snpDoc.body.rows.map((r) => r.digest));
     expect(await kbs.forProfile(b.svc.profiles.get('snp-web')!)).toEqual(
       snpDoc.body.rows.map((r) => r.digest),

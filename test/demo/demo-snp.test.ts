@@ -46,7 +46,7 @@ const releases = () =>
 describe('the demo SEV-SNP guest against a real listener', () => {
   it('creates its profile, waits for approval, attests and decrypts its LUKS key', async () => {
     const decided = decideNext(DEMO_SNP_VM_ID, 'approve');
-    const [result, card] = await Promise.all([h.svc.demo.runSnp(), decided]);
+    const [result, card] = await Promise.all([h.svc.demo.run({ snp: true }), decided]);
     expect(result.outcome, result.message).toBe('released');
     expect(result.vmId).toBe(DEMO_SNP_VM_ID);
     expect(result.releasedGuids).toEqual([LUKS_PASSPHRASE_GUID]);

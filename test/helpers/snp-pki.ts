@@ -7,44 +7,24 @@ import { constants, createPrivateKey, generateKeyPairSync, sign, type KeyObject 
 import { makeRootSet, type SnpProduct, type SnpRootSet } from '../../app/snp/roots';
 import { OFF, SNP_REPORT_SIZE, SNP_SIGNED_LENGTH } from '../../app/snp/report';
 import { encodeTcb, type TcbParts } from '../../app/snp/tcb';
+import {
+  derInt as int,
+  derOid as oid,
+  derSeq as seq,
+  derSet as set,
+  derTlv as tlv,
+  derTime as time,
+} from '../../app/sim/der-writer';
 
-// --- DER writer -----------------------------------------------------------------------------------------
-function len(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
-export function tlv(tag: number, ...content: Uint8Array[]): Buffer {
-  const body = Buffer.concat(content);
-  return Buffer.concat([Buffer.from([tag]), len(body.length), body]);
-}
-export const seq = (...c: Uint8Array[]) => tlv(0x30, ...c);
-export const set = (...c: Uint8Array[]) => tlv(0x31, ...c);
-export function oid(dotted: string): Buffer {
-  const parts = dotted.split('.').map(Number);
-  const out = [40 * parts[0]! + parts[1]!];
-  for (const p of parts.slice(2)) {
-    const b: number[] = [p & 0x7f];
-    for (let v = Math.floor(p / 128); v > 0; v = Math.floor(v / 128)) b.unshift(0x80 | (v & 0x7f));
-    out.push(...b);
-  }
-  return tlv(0x06, Buffer.from(out));
-}
-export function int(n: number | bigint): Buffer {
-  let v = BigInt(n);
-  const bytes: number[] = [];
-  do {
-    bytes.unshift(Number(v & 0xffn));
-    v >>= 8n;
-  } while (v > 0n);
-  if (bytes[0]! & 0x80) bytes.unshift(0);
-  return tlv(0x02, Buffer.from(bytes));
-}
-export function time(d: Date): Buffer {
-  const iso = d.toISOString().replace(/[-:T]/g, '').slice(0, 14) + 'Z';
-  return d.getUTCFullYear() < 2050 ? tlv(0x17, Buffer.from(iso.slice(2))) : tlv(0x18, Buffer.from(iso));
-}
+// --- DER writer: the simulator's (app/sim/der-writer.ts), under the short names these tests use ------
+export {
+  derTlv as tlv,
+  derSeq as seq,
+  derSet as set,
+  derOid as oid,
+  derInt as int,
+  derTime as time,
+} from '../../app/sim/der-writer';
 export function name(cn: string): Buffer {
   return seq(
     set(seq(oid('2.5.4.11'), tlv(0x0c, Buffer.from('Engineering')))),

@@ -38,6 +38,20 @@ describe('sev-attest serve usage errors', () => {
     );
   });
 
+  it('a --snp-roots file that does not exist or holds no SNP root set', () => {
+    const dir = tmpDir();
+    expectUsageError(
+      serve(['--data-dir', dir, '--snp-roots', join(dir, 'missing.pem')]),
+      /--snp-roots .*missing\.pem: cannot read it/,
+    );
+    const junk = join(dir, 'junk.pem');
+    fs.writeFileSync(junk, 'not a certificate');
+    expectUsageError(
+      serve(['--data-dir', dir, '--snp-roots', junk]),
+      /--snp-roots .*junk\.pem: needs the ARK, ASK and ASVK certificates of one product and the ARK's CRL/,
+    );
+  });
+
   it('a --data-dir that is a file', () => {
     const file = join(tmpDir(), 'not-a-dir');
     fs.writeFileSync(file, 'x');

@@ -134,3 +134,19 @@ describe('web API uploads', () => {
     expect(uploading.at(-1)).toBe(1000);
   });
 });
+
+describe('web API calls', () => {
+  it('drops trailing undefined arguments (JSON would send null, which the schemas refuse)', async () => {
+    const bodies: unknown[] = [];
+    const api = createWebApi({
+      baseUrl: 'http://127.0.0.1:9',
+      fetch: (async (_url: string, init: RequestInit) => {
+        bodies.push(JSON.parse(String(init.body)));
+        return new Response(JSON.stringify({ ok: true, value: {} }), { status: 200 });
+      }) as unknown as typeof fetch,
+    });
+    await api.hostSetup.get('vm-1', undefined);
+    await api.hostSetup.get('vm-1', { row: 0 } as never);
+    expect(bodies).toEqual([['vm-1'], ['vm-1', { row: 0 }]]);
+  });
+});

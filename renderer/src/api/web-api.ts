@@ -68,14 +68,17 @@ export function createWebApi(options: WebApiOptions = {}): SevAttestApi {
     channel: K,
     ...args: InvokeArgs<K>
   ): Promise<InvokeResult<K>> {
+    // JSON has no undefined (JSON.stringify writes null in an array): drop trailing optional arguments, as
+    // the schemas accept them absent but not null.
+    const sent: unknown[] = [...args];
+    while (sent.length > 0 && sent[sent.length - 1] === undefined) sent.pop();
     let res: Response;
     try {
       res = await doFetch(`${base}/ui/api/${channel}`, {
         method: 'POST',
         credentials: 'same-origin',
         headers: { 'content-type': 'application/json', [UI_CSRF_HEADER]: '1' },
-        // JSON has no undefined: trailing optional arguments are dropped, which the schemas accept.
-        body: JSON.stringify(args),
+        body: JSON.stringify(sent),
       });
     } catch (e) {
       throw new ApiError('unreachable', `the SEV Attest service did not answer (${String(e)})`);

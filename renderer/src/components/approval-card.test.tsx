@@ -7,12 +7,14 @@ import { createFakeApi } from '../fake-api';
 import { ApiProvider } from '../queries/api-context';
 import { ApprovalCard } from './approval-card';
 import { encodeApiErrorMessage, type ApprovalView } from '../../../app/contract/ipc';
+import { LUKS_PASSPHRASE_GUID } from '../../../app/profile';
 
 const chipId = 'ab'.repeat(64);
 
 function approval(over: Partial<ApprovalView> = {}): ApprovalView {
   return {
     id: '6f1c1c2e-0000-4000-8000-000000000001',
+    kind: 'sev-launch',
     state: 'pending',
     vmId: 'web-01',
     connection: null,
@@ -217,5 +219,92 @@ describe('ApprovalCard', () => {
     expect(screen.getByTestId('refusal')).toHaveTextContent(/Identical launches refused until 03:08/);
     await user.click(screen.getByRole('button', { name: /^Forget decision/ }));
     await waitFor(() => expect(forget).toHaveBeenCalledWith('6f1c1c2e-0000-4000-8000-000000000001'));
+  });
+});
+
+describe('ApprovalCard for an SEV-SNP attestation', () => {
+  const snpApproval = (
+    over: Partial<NonNullable<ApprovalView['snp']>> = {},
+    view: Partial<ApprovalView> = {},
+  ) =>
+    approval({
+      kind: 'snp-attest',
+      vmId: 'snp-01',
+      profileName: 'SNP web',
+      anchoredBy: 'amd-ark:genoa',
+      policy: 0x30000,
+      scheme: 'amd-sev-snp',
+      secrets: [{ guid: LUKS_PASSPHRASE_GUID, kind: 'luks-passphrase', resource: 'default/luks/snp-01' }],
+      snp: {
+        product: 'Genoa',
+        measurement: 'c4'.repeat(48),
+        reportedTcb: 'bl 7 tee 0 snp 14 ucode 72',
+        policy: '0x30000',
+        vmpl: 0,
+        signer: 'vcek',
+        vouchedBy: 'measurement',
+        resources: ['default/luks/snp-01'],
+        revocation: 'CRL checked',
+        ...over,
+      },
+      ...view,
+    });
+
+  it('shows the product, the chip proven by the VCEK, TCB, measurement, policy, VMPL, resources and revocation', async () => {
+    const user = userEvent.setup();
+    const decide = vi.fn(() => Promise.resolve());
+    const { api } = createFakeApi({ approvals: { decide } });
+    renderWithQuery(
+      <ApiProvider api={api}>
+        <ApprovalCard approval={snpApproval()} />
+      </ApiProvider>,
+    );
+    const card = screen.getByRole('article', { name: /SEV-SNP attestation of SNP web \(snp-01\)/ });
+    const c = within(card);
+    expect(c.getByTestId('snp-product')).toHaveTextContent(/AMD Genoa, chip abababababab…abababababab/);
+    expect(c.getByText(/proven by the VCEK/)).toBeInTheDocument();
+    expect(c.getByTestId('snp-root')).toHaveTextContent('certified by AMD (genoa root)');
+    expect(c.getByText('bl 7 tee 0 snp 14 ucode 72')).toBeInTheDocument();
+    expect(c.getByTestId('snp-measurement')).toHaveTextContent('c4'.repeat(48));
+    expect(c.getByRole('button', { name: 'Copy measurement' })).toBeInTheDocument();
+    expect(c.getByText('0x30000')).toBeInTheDocument();
+    expect(c.getByText(/matches one the profile expects/)).toBeInTheDocument();
+    expect(c.getByTestId('snp-resources')).toHaveTextContent('default/luks/snp-01');
+    expect(c.getByTestId('approval-secrets')).toHaveTextContent('Disk (LUKS) passphrase default/luks/snp-01');
+    expect(c.getByText('CRL checked')).toHaveClass('ok');
+    // The SEV launch facts do not apply to a guest's report.
+    expect(c.queryByText('Certificate chain')).toBeNull();
+    expect(c.queryByText('Firmware API')).toBeNull();
+    await user.click(
+      c.getByRole('button', { name: 'Approve SEV-SNP attestation of snp-01 from 192.0.2.10:51234' }),
+    );
+    expect(decide).toHaveBeenCalledWith(snpApproval().id, 'approve');
+  });
+
+  it('says when a VLEK signed (chip not proven), an ID key vouched and revocation was not checked', () => {
+    const { api } = createFakeApi();
+    renderWithQuery(
+      <ApiProvider api={api}>
+        <ApprovalCard
+          approval={snpApproval(
+            {
+              signer: 'vlek',
+              vouchedBy: 'id-key',
+              revocation: 'CRL not checked: the owner allowed a missing CRL',
+              resources: [],
+            },
+            { anchoredBy: 'lab.pem (--snp-roots, not AMD)' },
+          )}
+        />
+      </ApiProvider>,
+    );
+    expect(screen.getByText(/signed by a VLEK .*the chip is not proven/)).toHaveClass('warn');
+    expect(screen.getByTestId('snp-root').firstChild).toHaveClass('warn');
+    expect(screen.getByTestId('snp-root')).toHaveTextContent(
+      "certified by an extra root, not AMD's: lab.pem (--snp-roots, not AMD)",
+    );
+    expect(screen.getByText(/an ID key the profile trusts signed/)).toBeInTheDocument();
+    expect(screen.getByText('CRL not checked: the owner allowed a missing CRL')).toHaveClass('warn');
+    expect(screen.getByTestId('snp-resources')).toHaveTextContent('the profile holds none');
   });
 });

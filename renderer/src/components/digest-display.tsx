@@ -10,6 +10,7 @@ import { CopyButton } from './copy-button';
 import { ErrorMessage } from './error-message';
 import { formatCpuSignature, shortHex } from '../lib/format';
 
+const SCHEME_LABEL = { 'amd-sev': 'SEV', 'amd-sev-es': 'SEV-ES', 'amd-sev-snp': 'SEV-SNP' } as const;
 const VMSA_LABEL = { legacy: 'legacy VMSA', 'kvm-init2': 'KVM_SEV_INIT2 VMSA' } as const;
 
 /** The preset name of a CPU signature ("EPYC-Milan"), or undefined for a custom one. */
@@ -22,8 +23,14 @@ export function presetName(sig: { family: number; model: number; stepping: numbe
 /** The inputs of one digest as short labelled parts. */
 export function digestInputParts(inputs: DigestInputs): { label: string; value: string }[] {
   const parts: { label: string; value: string }[] = [
-    { label: 'Scheme', value: inputs.scheme === 'amd-sev-es' ? 'SEV-ES' : 'SEV' },
-    { label: 'Policy', value: policyHex(inputs.policy) },
+    { label: 'Scheme', value: SCHEME_LABEL[inputs.scheme] },
+    {
+      label: 'Policy',
+      value:
+        inputs.scheme === 'amd-sev-snp'
+          ? `0x${(inputs.policy >>> 0).toString(16)}`
+          : policyHex(inputs.policy),
+    },
   ];
   if (inputs.firmwareSha256) parts.push({ label: 'Firmware', value: shortHex(inputs.firmwareSha256) });
   if (inputs.cpuCount !== undefined) parts.push({ label: 'vCPUs', value: String(inputs.cpuCount) });
@@ -36,7 +43,10 @@ export function digestInputParts(inputs: DigestInputs): { label: string; value: 
         : formatCpuSignature(inputs.cpuSignature),
     });
   }
-  if (inputs.vmsaVariant) parts.push({ label: 'VMSA', value: VMSA_LABEL[inputs.vmsaVariant] });
+  if (inputs.vmsaVariant && inputs.scheme !== 'amd-sev-snp')
+    parts.push({ label: 'VMSA', value: VMSA_LABEL[inputs.vmsaVariant] });
+  if (inputs.vmmType) parts.push({ label: 'VMM', value: inputs.vmmType });
+  if (inputs.guestFeatures) parts.push({ label: 'Guest features', value: inputs.guestFeatures });
   if (inputs.kernelHashes) {
     parts.push({ label: 'Kernel', value: shortHex(inputs.kernelHashes.kernel) });
     parts.push({ label: 'Initrd', value: shortHex(inputs.kernelHashes.initrd) });
@@ -76,14 +86,17 @@ export interface DigestDisplayProps {
   /** True while a newer preview is being computed (the previous one stays shown). */
   updating?: boolean;
   error?: unknown;
+  /** SEV-SNP: the report's launch measurements (SHA-384) rather than SEV launch digests. */
+  snp?: boolean;
 }
 
 /** The expected launch digests of a profile draft, or why none can be computed yet. */
-export function DigestDisplay({ preview, updating, error }: DigestDisplayProps) {
+export function DigestDisplay({ preview, updating, error, snp }: DigestDisplayProps) {
+  const title = snp ? 'Expected launch measurements' : 'Expected launch digests';
   return (
     <section className="panel" aria-labelledby="digest-heading" aria-busy={updating ? true : undefined}>
       <div className="card-header">
-        <h3 id="digest-heading">Expected launch digests</h3>
+        <h3 id="digest-heading">{title}</h3>
         <span className="muted" aria-live="polite">
           {updating ? 'Updating…' : preview?.ok ? `${preview.candidates.length} accepted` : ''}
         </span>
@@ -96,15 +109,16 @@ export function DigestDisplay({ preview, updating, error }: DigestDisplayProps) 
       {preview?.ok && (
         <>
           <p className="hint">
-            A host&apos;s launch measurement must match one of these. Each combination of the inputs below
-            gives one digest.
+            {snp
+              ? 'The MEASUREMENT of a guest’s attestation report must match one of these (unless a trusted ID or author key vouches for it). Each combination of the inputs below gives one.'
+              : 'A host’s launch measurement must match one of these. Each combination of the inputs below gives one digest.'}
           </p>
           {preview.warnings.map((w) => (
             <p key={w} className="warning">
               {w}
             </p>
           ))}
-          <DigestList candidates={preview.candidates} label="Expected launch digests" />
+          <DigestList candidates={preview.candidates} label={title} />
           {preview.candidates.length > 1 && (
             <CopyButton
               value={preview.candidates.map((c) => c.launchDigest).join('\n')}

@@ -8,6 +8,7 @@ const TYPE_LABEL: Record<AuditEvent['type'], string> = {
   decision: 'Decision',
   validate: 'Validate',
   'secret-release': 'Secret released',
+  'snp-attest': 'SEV-SNP attestation',
   secret: 'Secret changed or revealed',
   profile: 'Profile',
   listener: 'Listener',
@@ -23,8 +24,16 @@ const RESULT_TONE: Record<AuditEvent['result'], string> = {
   info: '',
 };
 
+/** A string detail of an event (e.g. the resource path of an SNP release), if present. */
+function detail(e: AuditEvent, key: string): string | undefined {
+  const v = e.details?.[key];
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
 export function EventItem({ event: e }: { event: AuditEvent }) {
   const mismatch = mismatchOf(e);
+  const resource = detail(e, 'resource');
+  const measurement = detail(e, 'measurement');
   const tone = RESULT_TONE[e.result];
   return (
     <li className={tone} data-testid="audit-event" data-type={e.type} data-result={e.result}>
@@ -44,6 +53,11 @@ export function EventItem({ event: e }: { event: AuditEvent }) {
         </span>
       </div>
       {e.message && <p>{e.message}</p>}
+      {resource && (
+        <p data-testid="event-resource">
+          Resource <span className="mono">{resource}</span>
+        </p>
+      )}
       <p className="inputs">
         {[
           e.reason && `reason ${e.reason}`,
@@ -51,6 +65,7 @@ export function EventItem({ event: e }: { event: AuditEvent }) {
           e.chipId && `chip ${shortHex(e.chipId)}`,
           e.anchor && `anchored by ${e.anchor}`,
           e.connection && `connection ${shortHex(e.connection, 6)}`,
+          measurement && `measurement ${shortHex(measurement)}`,
         ]
           .filter(Boolean)
           .join(' · ')}

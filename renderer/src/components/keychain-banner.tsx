@@ -7,6 +7,7 @@ import type { AppInfo } from '../../../app/contract/ipc';
 /** The sidebar's one-line description of where secrets go. */
 export function secretStoreLabel(store: AppInfo['secretStore']): string {
   if (store.kind === 'memory') return 'memory only (nothing kept)';
+  if (store.kind === 'database') return 'PostgreSQL (sealed with the service key)';
   return store.unavailable ? 'OS keychain (unavailable)' : 'OS keychain';
 }
 

@@ -2,11 +2,12 @@
 /** Browser mode notifies a new launch request (the desktop app does it from main). */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { renderHook } from '@testing-library/react';
-import { useRequestNotifications } from './notify';
+import { requestNotificationText, useRequestNotifications } from './notify';
 import type { ApprovalView } from '../../../app/contract/ipc';
 
 const a = (id: string): ApprovalView => ({
   id,
+  kind: 'sev-launch',
   state: 'pending',
   vmId: 'web-01',
   profileName: 'Web',
@@ -41,5 +42,14 @@ describe('useRequestNotifications', () => {
     expect(shown).toEqual([
       { title: 'SEV Attest: a launch is waiting for you', body: 'Web (web-01) from 192.0.2.1' },
     ]);
+  });
+});
+
+describe('requestNotificationText for an SEV-SNP guest', () => {
+  it('says an SNP guest is waiting, not a launch', () => {
+    expect(requestNotificationText({ ...a('x'), kind: 'snp-attest' }).title).toBe(
+      'SEV Attest: an SEV-SNP guest is waiting for you',
+    );
+    expect(requestNotificationText(a('y')).title).toBe('SEV Attest: a launch is waiting for you');
   });
 });

@@ -28,7 +28,10 @@ export function useNotificationPermission(): [NotificationPermission | 'unsuppor
 export function requestNotificationText(a: ApprovalView): { title: string; body: string } {
   const vm = a.profileName ? `${a.profileName} (${a.vmId})` : (a.vmId ?? 'a VM');
   return {
-    title: 'SEV Attest: a launch is waiting for you',
+    title:
+      a.kind === 'snp-attest'
+        ? 'SEV Attest: an SEV-SNP guest is waiting for you'
+        : 'SEV Attest: a launch is waiting for you',
     body: `${vm} from ${a.clientAddress}`,
   };
 }

@@ -16,6 +16,7 @@ import { DemoResult } from '../components/demo-result';
 export function DemoHostPanel({ compact }: { compact?: boolean }) {
   const api = useApi();
   const id = useId();
+  // An SEV-SNP profile is run by the simulated SNP guest (demo:run; it attests itself).
   const profiles = useProfiles().data ?? [];
   const [selected, setSelected] = useState('');
   const [cpuCount, setCpuCount] = useState('');
@@ -53,7 +54,11 @@ export function DemoHostPanel({ compact }: { compact?: boolean }) {
                 max={512}
                 value={cpuCount}
                 placeholder={
-                  profile?.scheme === 'amd-sev-es' ? `profile: ${profile.cpuCounts[0]}` : 'n/a for SEV'
+                  profile?.scheme === 'amd-sev-es'
+                    ? `profile: ${profile.cpuCounts[0]}`
+                    : profile?.scheme === 'amd-sev-snp'
+                      ? 'n/a for SEV-SNP'
+                      : 'n/a for SEV'
                 }
                 onChange={(e) => setCpuCount(e.target.value)}
                 aria-describedby={`${id}-cpu-hint`}
@@ -79,6 +84,20 @@ export function DemoHostPanel({ compact }: { compact?: boolean }) {
           </div>
         </>
       )}
+      <div className="actions">
+        <button
+          type="button"
+          disabled={run.isPending}
+          onClick={() => run.mutate({ snp: true })}
+          aria-describedby={`${id}-snp-hint`}
+        >
+          Run the SEV-SNP demo guest
+        </button>
+      </div>
+      <p id={`${id}-snp-hint`} className="hint">
+        A simulated SEV-SNP guest (software firmware, its own test chip) attests itself to the listener and
+        fetches its disk key for the profile demo-snp, created on first use; approve its request above.
+      </p>
       {run.data && (
         <DemoResult
           result={run.data}

@@ -13,6 +13,7 @@ import { LUKS_PASSPHRASE_GUID } from '../../../app/profile';
 function request(id: string, state: ApprovalView['state']): ApprovalView {
   return {
     id,
+    kind: 'sev-launch',
     state,
     vmId: DEMO_VM_ID,
     connection: null,

@@ -1,7 +1,8 @@
 /**
- * Create or edit a VM profile: scheme, policy, vCPU counts, CPU signature, VMSA variant, firmware and
- * measured direct boot, minimum API/build, allowed chip ids and approval mode. The expected launch
- * digests update live below the form as the inputs change.
+ * Create or edit a VM profile: scheme (SEV, SEV-ES, SEV-SNP), policy, vCPU counts, CPU signature, VMSA
+ * variant, firmware and measured direct boot, minimum API/build, allowed chip ids and approval mode; for
+ * SEV-SNP the SNP policy and settings (components/snp-settings-editor.tsx) and the secrets' resource
+ * paths. The expected launch digests (SNP: measurements) update live below the form as the inputs change.
  */
 import {
   useEffect,
@@ -14,6 +15,8 @@ import {
 } from 'react';
 import { useMutation, useQueryClient } from '@tanstack/react-query';
 import {
+  DEFAULT_SNP_POLICY,
+  ResourcePathSchema,
   VmProfileSchema,
   type CpuSignature,
   type Scheme,
@@ -21,11 +24,23 @@ import {
   type VmsaVariant,
 } from '../../../app/profile';
 import type { ArtifactSummary, DigestDraft, VmProfileInput } from '../../../app/contract/ipc';
+import type { SecretRef } from '../../../app/profile';
 import { CPU_PRESETS } from '../../../app/digest/cpu-presets';
 import { DEFAULT_VMSA_VARIANT } from '../../../app/digest/vmsa-default';
 import { useApi } from '../queries/api-context';
 import { keys, useArtifactInspection, useArtifacts, useDigestPreview } from '../queries/hooks';
 import { PolicyEditor, policyForScheme } from '../components/policy-editor';
+import { SnpPolicyEditor } from '../components/snp-policy-editor';
+import {
+  emptySnpForm,
+  SNP_FIELD_LABELS,
+  snpFormFromSettings,
+  snpFormProblems,
+  snpSettingsFromForm,
+  SnpSettingsEditor,
+  type SnpFieldKey,
+  type SnpSettingsForm,
+} from '../components/snp-settings-editor';
 import { DigestDisplay } from '../components/digest-display';
 import { Dialog } from '../components/dialog';
 import { ErrorMessage } from '../components/error-message';
@@ -58,9 +73,41 @@ export interface ProfileForm {
   allowedBuildIds: string;
   allowedCpuIds: string;
   approval: 'manual' | 'auto';
+  /** SEV-SNP settings (used only when the scheme is amd-sev-snp). */
+  snp: SnpSettingsForm;
+  /** SEV-SNP: the resource path typed for each existing secret, by GUID. */
+  resources: Record<string, string>;
+}
+
+/** Schemes whose launch measures one VMSA per vCPU (so vCPU counts and signatures matter). */
+function measuresVcpus(scheme: Scheme): boolean {
+  return scheme === 'amd-sev-es' || scheme === 'amd-sev-snp';
+}
+
+/** Whether the form needs a vCPU signature: SEV-ES, and SEV-SNP on QEMU (EC2/GCE VMSAs carry none). */
+function needsSignature(f: Pick<ProfileForm, 'scheme' | 'snp'>): boolean {
+  return f.scheme === 'amd-sev-es' || (f.scheme === 'amd-sev-snp' && f.snp.vmmType === 'qemu');
+}
+
+/** The default resource path of a secret of an SNP profile (Trustee's repository/type/tag). */
+export function defaultResourcePath(
+  vmId: string,
+  kind: SecretRef['kind'],
+  taken: readonly string[] = [],
+): string {
+  const id = vmId.trim() || 'vm';
+  const base = kind === 'luks-passphrase' ? `default/luks/${id}` : `default/secret/${id}`;
+  if (!taken.includes(base)) return base;
+  for (let n = 2; ; n++) if (!taken.includes(`${base}-${n}`)) return `${base}-${n}`;
 }
 
 const CUSTOM = 'custom';
+
+const SCHEME_CHOICES: Record<Scheme, string> = {
+  'amd-sev': 'SEV (memory encryption)',
+  'amd-sev-es': 'SEV-ES (memory and register state)',
+  'amd-sev-snp': 'SEV-SNP (integrity too; the guest attests itself)',
+};
 const NO_ARTIFACTS: ArtifactSummary[] = [];
 
 /** The form's fields that hold typed text. */
@@ -105,6 +152,8 @@ export function emptyForm(): ProfileForm {
     allowedBuildIds: '',
     allowedCpuIds: '',
     approval: 'manual',
+    snp: emptySnpForm(),
+    resources: {},
   };
 }
 
@@ -139,6 +188,8 @@ export function formFromProfile(p: VmProfile): ProfileForm {
     allowedBuildIds: p.allowedBuildIds?.join(', ') ?? '',
     allowedCpuIds: p.allowedCpuIds?.join('\n') ?? '',
     approval: p.approval,
+    snp: snpFormFromSettings(p.snp),
+    resources: Object.fromEntries(p.secrets.map((s) => [s.guid, s.resource ?? ''])),
   };
 }
 
@@ -175,7 +226,10 @@ function signatureOf(f: ProfileForm): CpuSignature | undefined {
 function firmwareOf(f: ProfileForm, artifacts: ArtifactSummary[]): VmProfile['firmware'] | undefined {
   if (f.firmwareSource === 'digests') {
     const list = lines(f.launchDigests);
-    return list.length > 0 ? { kind: 'digests', launchDigests: list } : undefined;
+    // An SNP profile may trust ID/author keys instead of measurements (the schema checks which).
+    return list.length > 0 || f.scheme === 'amd-sev-snp'
+      ? { kind: 'digests', launchDigests: list }
+      : undefined;
   }
   const a = artifacts.find(
     (x) => x.kind !== 'kernel' && x.kind !== 'initrd' && x.sha256 === f.firmwareSha256,
@@ -189,7 +243,8 @@ export function profileFromForm(
   artifacts: ArtifactSummary[],
   base?: VmProfile,
 ): VmProfileInput {
-  const sig = f.scheme === 'amd-sev-es' ? signatureOf(f) : undefined;
+  const snp = f.scheme === 'amd-sev-snp';
+  const sig = measuresVcpus(f.scheme) ? signatureOf(f) : undefined;
   const minApi =
     f.minApiMajor.trim() !== '' || f.minApiMinor.trim() !== ''
       ? { major: Number(f.minApiMajor || 0), minor: Number(f.minApiMinor || 0) }
@@ -201,19 +256,27 @@ export function profileFromForm(
     name: f.name.trim(),
     scheme: f.scheme,
     policy: f.policy,
-    cpuCounts: f.scheme === 'amd-sev-es' ? numberList(f.cpuCounts) : [1],
+    cpuCounts: measuresVcpus(f.scheme) ? numberList(f.cpuCounts) : [1],
     cpuSignatures: sig ? [sig, ...f.extraSignatures] : [],
     vmsaVariants: f.scheme === 'amd-sev-es' ? f.vmsaVariants : ['kvm-init2'],
     firmware: firmwareOf(f, artifacts) as VmProfile['firmware'],
     kernelHash: f.directBoot && f.kernelHash ? f.kernelHash.trim().toLowerCase() : undefined,
     initrdHash: f.directBoot && f.initrdHash ? f.initrdHash.trim().toLowerCase() : undefined,
     cmdline: f.directBoot ? f.cmdline : undefined,
-    minApi,
-    allowedBuildIds: builds.length > 0 ? builds : undefined,
-    allowedCpuIds: chips.length > 0 ? chips : undefined,
+    // The launch-flow host requirements are SEV's; an SNP report is judged by its own rules.
+    minApi: snp ? undefined : minApi,
+    allowedBuildIds: !snp && builds.length > 0 ? builds : undefined,
+    allowedCpuIds: !snp && chips.length > 0 ? chips : undefined,
     approval: f.approval,
-    secrets: base?.secrets ?? [],
+    secrets: (base?.secrets ?? []).map((s) => {
+      const typed = f.resources[s.guid]?.trim();
+      // SEV secrets are addressed by GUID: a profile moved off SNP drops the paths.
+      const { resource: _path, ...byGuid } = s;
+      if (!snp) return byGuid;
+      return typed ? { ...byGuid, resource: typed } : byGuid;
+    }),
     createdAt: base?.createdAt,
+    snp: snp ? snpSettingsFromForm(f.snp) : undefined,
   };
 }
 
@@ -221,9 +284,14 @@ export function profileFromForm(
 export function digestDraftFromForm(f: ProfileForm, artifacts: ArtifactSummary[]): DigestDraft | null {
   const firmware = firmwareOf(f, artifacts);
   if (!firmware) return null;
-  const counts = f.scheme === 'amd-sev-es' ? numberList(f.cpuCounts) : [1];
+  const counts = measuresVcpus(f.scheme) ? numberList(f.cpuCounts) : [1];
   if (counts.length === 0 || counts.some((n) => !Number.isInteger(n) || n < 1 || n > 512)) return null;
-  const sig = f.scheme === 'amd-sev-es' ? signatureOf(f) : undefined;
+  const sig = measuresVcpus(f.scheme) ? signatureOf(f) : undefined;
+  const snpSettings =
+    f.scheme === 'amd-sev-snp' && snpFormProblems(f.snp).guestFeatures === undefined
+      ? snpSettingsFromForm(f.snp)
+      : undefined;
+  if (f.scheme === 'amd-sev-snp' && !snpSettings) return null;
   const hex = /^[0-9a-f]{64}$/;
   const kernel = f.kernelHash.trim().toLowerCase();
   const initrd = f.initrdHash.trim().toLowerCase();
@@ -238,6 +306,9 @@ export function digestDraftFromForm(f: ProfileForm, artifacts: ArtifactSummary[]
     kernelHash: f.directBoot ? kernel : undefined,
     initrdHash: f.directBoot && initrd !== '' ? initrd : undefined,
     cmdline: f.directBoot ? f.cmdline : undefined,
+    ...(snpSettings
+      ? { snp: { vmmType: snpSettings.vmmType, guestFeatures: snpSettings.guestFeatures } }
+      : {}),
   };
 }
 
@@ -256,7 +327,9 @@ export type FieldKey =
   | 'minApiMajor'
   | 'minApiMinor'
   | 'allowedBuildIds'
-  | 'allowedCpuIds';
+  | 'allowedCpuIds'
+  | 'resources'
+  | SnpFieldKey;
 
 /** Field labels, for the summary under the form. */
 const FIELD_LABELS: Record<FieldKey, string> = {
@@ -274,6 +347,8 @@ const FIELD_LABELS: Record<FieldKey, string> = {
   minApiMinor: 'Minimum API minor',
   allowedBuildIds: 'Allowed build ids',
   allowedCpuIds: 'Allowed chip ids',
+  resources: 'Resource paths',
+  ...SNP_FIELD_LABELS,
 };
 
 function items(text: string): string[] {
@@ -298,7 +373,8 @@ export function formProblems(
   isNew = true,
 ): Partial<Record<FieldKey, string>> {
   const p: Partial<Record<FieldKey, string>> = {};
-  const es = f.scheme === 'amd-sev-es';
+  const es = measuresVcpus(f.scheme);
+  const snp = f.scheme === 'amd-sev-snp';
   const id = f.id.trim();
   if (id === '') p.id = 'Enter an id: hosts use it in /v1/vm/<id>/launch.';
   else if (id.length > 64) p.id = 'The id is at most 64 characters.';
@@ -319,8 +395,9 @@ export function formProblems(
         : `Each vCPU count is a whole number from 1 to 512; "${bad}" is not a number.`;
     else if (counts.length > 64) p.cpuCounts = 'At most 64 different vCPU counts.';
 
-    if (f.cpuPreset === '') p.cpuSignature = 'Choose the guest CPU model, or Custom to enter its signature.';
-    else if (f.cpuPreset === CUSTOM) {
+    if (f.cpuPreset === '') {
+      if (needsSignature(f)) p.cpuSignature = 'Choose the guest CPU model, or Custom to enter its signature.';
+    } else if (f.cpuPreset === CUSTOM) {
       const parts: Array<[string, string, number]> = [
         ['family', f.customFamily, 0xff + 0xf],
         ['model', f.customModel, 0xff],
@@ -338,13 +415,21 @@ export function formProblems(
         }
       }
     }
-    if (f.vmsaVariants.length === 0)
+    if (!snp && f.vmsaVariants.length === 0)
       p.vmsaVariants = 'Tick at least one VMSA variant (both if you do not know the host kernel).';
   }
 
   if (f.firmwareSource === 'artifact') {
     if (!firmwareOf(f, artifacts))
       p.firmware = 'Choose an imported firmware image (import one on the Artifacts screen).';
+  } else if (snp) {
+    const list = lines(f.launchDigests);
+    const keys = lines(f.snp.trustedIdKeyDigests).length + lines(f.snp.trustedAuthorKeyDigests).length;
+    if (list.length === 0 && keys === 0)
+      p.firmware =
+        'Enter at least one launch measurement (96 hex digits), or trust an ID or author key below.';
+    else if (list.some((d) => !/^[0-9a-f]{96}$/.test(d)))
+      p.firmware = 'Each SNP launch measurement is a SHA-384: exactly 96 hex digits.';
   } else {
     const list = lines(f.launchDigests);
     if (list.length === 0) p.firmware = 'Enter at least one launch digest (64 hex digits).';
@@ -377,8 +462,19 @@ export function formProblems(
   if (badBuild !== undefined)
     p.allowedBuildIds = `Build ids are whole numbers from 0 to 255, comma separated; "${badBuild}" is not one.`;
   const chips = lines(f.allowedCpuIds);
-  if (chips.some((c) => !/^[0-9a-f]{128}$/.test(c)))
+  if (!snp && chips.some((c) => !/^[0-9a-f]{128}$/.test(c)))
     p.allowedCpuIds = 'Each chip id is exactly 128 hex digits (sev-attest-host prints it), one per line.';
+  if (snp) {
+    Object.assign(p, snpFormProblems(f.snp));
+    const paths = Object.values(f.resources).map((r) => r.trim());
+    const bad = paths.find((r) => r !== '' && !ResourcePathSchema.safeParse(r).success);
+    const dup = paths.find((r, i) => r !== '' && paths.indexOf(r) !== i);
+    if (paths.some((r) => r === ''))
+      p.resources = 'Every secret of an SEV-SNP profile needs the path the guest fetches it by.';
+    else if (bad !== undefined)
+      p.resources = `"${bad}" is not repository/type/tag (three parts of letters, digits, dot, dash, underscore).`;
+    else if (dup !== undefined) p.resources = `Two secrets have the path ${dup}: each needs its own.`;
+  }
   return p;
 }
 
@@ -451,7 +547,23 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
     onChange: (e: ChangeEvent<HTMLInputElement | HTMLTextAreaElement>) => set(k, e.target.value),
   });
   const id = useId();
-  const es = form.scheme === 'amd-sev-es';
+  const snp = form.scheme === 'amd-sev-snp';
+  /** vCPU counts and signatures are measured (SEV-ES and SEV-SNP). */
+  const es = measuresVcpus(form.scheme);
+  const setSnp = <K extends SnpFieldKey>(k: K, v: SnpSettingsForm[K]) =>
+    setForm((f) => ({ ...f, snp: { ...f.snp, [k]: v } }));
+  /** Changing the scheme: SNP has its own policy format, so the policy starts from that scheme's default. */
+  const chooseScheme = (s: Scheme) =>
+    setForm((f) => ({
+      ...f,
+      scheme: s,
+      policy:
+        s === 'amd-sev-snp'
+          ? f.scheme === 'amd-sev-snp'
+            ? f.policy
+            : DEFAULT_SNP_POLICY
+          : policyForScheme(f.scheme === 'amd-sev-snp' ? 0x1 : f.policy, s),
+    }));
 
   // Debounced by value (its JSON), so typing does not send a preview per keystroke.
   const draftJson = useMemo(() => JSON.stringify(digestDraftFromForm(form, artifacts)), [form, artifacts]);
@@ -499,6 +611,10 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
       minApiMinor: true,
       allowedBuildIds: true,
       allowedCpuIds: true,
+      resources: true,
+      ...(Object.fromEntries(
+        (Object.keys(form.snp) as SnpFieldKey[]).map((key) => [key, form.snp[key] !== initial.snp[key]]),
+      ) as Record<SnpFieldKey, boolean>),
     };
     return touched[k] ? problem : undefined;
   };
@@ -590,15 +706,15 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
           </div>
           <fieldset>
             <legend>Scheme</legend>
-            {(['amd-sev', 'amd-sev-es'] as const).map((s) => (
+            {(['amd-sev', 'amd-sev-es', 'amd-sev-snp'] as const).map((s) => (
               <InlineChoice
                 key={s}
                 type="radio"
                 name={`${id}-scheme`}
                 checked={form.scheme === s}
-                onChange={() => setForm((f) => ({ ...f, scheme: s, policy: policyForScheme(f.policy, s) }))}
+                onChange={() => chooseScheme(s)}
               >
-                {s === 'amd-sev' ? 'SEV (memory encryption)' : 'SEV-ES (memory and register state)'}
+                {SCHEME_CHOICES[s]}
               </InlineChoice>
             ))}
           </fieldset>
@@ -623,16 +739,34 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
           </fieldset>
         </div>
 
-        <PolicyEditor
-          policy={form.policy}
-          scheme={form.scheme}
-          onChange={(n) => set('policy', n)}
-          onProblem={setPolicyIssue}
-        />
+        {snp ? (
+          <SnpPolicyEditor
+            policy={form.policy}
+            onChange={(n) => set('policy', n)}
+            onProblem={setPolicyIssue}
+          />
+        ) : (
+          <PolicyEditor
+            policy={form.policy}
+            scheme={form.scheme}
+            onChange={(n) => set('policy', n)}
+            onProblem={setPolicyIssue}
+          />
+        )}
+
+        {snp && <SnpSettingsEditor form={form.snp} onChange={setSnp} problem={(k) => shown(k)} />}
 
         <fieldset disabled={!es}>
-          <legend>vCPUs and VMSA (SEV-ES)</legend>
-          {!es && <p className="hint">SEV does not measure CPU state: these only apply to SEV-ES.</p>}
+          <legend>{snp ? 'vCPUs (SEV-SNP)' : 'vCPUs and VMSA (SEV-ES)'}</legend>
+          {!es && (
+            <p className="hint">SEV does not measure CPU state: these only apply to SEV-ES and SEV-SNP.</p>
+          )}
+          {snp && (
+            <p className="hint">
+              Each vCPU count and signature gives its own measurement (one VMSA per vCPU is measured).
+              {form.snp.vmmType !== 'qemu' ? ' EC2 and GCE do not measure the signature.' : ''}
+            </p>
+          )}
           <div className="form-grid">
             <div className="field">
               <label>
@@ -714,33 +848,35 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
               </ul>
             </div>
           )}
-          <fieldset>
-            <legend>VMSA variant</legend>
-            <InlineChoice
-              type="checkbox"
-              checked={form.vmsaVariants.includes('kvm-init2')}
-              onChange={(e) => toggleVariant('kvm-init2', e.target.checked)}
-              aria-describedby={`${id}-init2-hint`}
-            >
-              KVM_SEV_INIT2
-            </InlineChoice>
-            <p id={`${id}-init2-hint`} className="hint">
-              Host Linux 6.10 or newer with QEMU 9.1+: KVM sets the VMSA&apos;s SEV features and x87/SSE state
-              itself.
-            </p>
-            <InlineChoice
-              type="checkbox"
-              checked={form.vmsaVariants.includes('legacy')}
-              onChange={(e) => toggleVariant('legacy', e.target.checked)}
-              aria-describedby={`${id}-legacy-hint`}
-            >
-              Legacy (KVM_SEV_ES_INIT)
-            </InlineChoice>
-            <p id={`${id}-legacy-hint`} className="hint">
-              Older host kernels. Tick both if you do not know the host: either digest is accepted.
-            </p>
-            {es && invalid('vmsaVariants').error}
-          </fieldset>
+          {!snp && (
+            <fieldset>
+              <legend>VMSA variant</legend>
+              <InlineChoice
+                type="checkbox"
+                checked={form.vmsaVariants.includes('kvm-init2')}
+                onChange={(e) => toggleVariant('kvm-init2', e.target.checked)}
+                aria-describedby={`${id}-init2-hint`}
+              >
+                KVM_SEV_INIT2
+              </InlineChoice>
+              <p id={`${id}-init2-hint`} className="hint">
+                Host Linux 6.10 or newer with QEMU 9.1+: KVM sets the VMSA&apos;s SEV features and x87/SSE
+                state itself.
+              </p>
+              <InlineChoice
+                type="checkbox"
+                checked={form.vmsaVariants.includes('legacy')}
+                onChange={(e) => toggleVariant('legacy', e.target.checked)}
+                aria-describedby={`${id}-legacy-hint`}
+              >
+                Legacy (KVM_SEV_ES_INIT)
+              </InlineChoice>
+              <p id={`${id}-legacy-hint`} className="hint">
+                Older host kernels. Tick both if you do not know the host: either digest is accepted.
+              </p>
+              {es && invalid('vmsaVariants').error}
+            </fieldset>
+          )}
         </fieldset>
 
         <fieldset>
@@ -759,7 +895,7 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
             checked={form.firmwareSource === 'digests'}
             onChange={() => set('firmwareSource', 'digests')}
           >
-            Precomputed launch digests
+            {snp ? 'Pasted launch measurements' : 'Precomputed launch digests'}
           </InlineChoice>
           {form.firmwareSource === 'artifact' ? (
             <ArtifactPicker
@@ -771,12 +907,14 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
             />
           ) : (
             <label>
-              Launch digests (SHA-256 hex, one per line)
+              {snp
+                ? 'Launch measurements (SHA-384 hex, 96 digits, one per line)'
+                : 'Launch digests (SHA-256 hex, one per line)'}
               <textarea rows={3} {...text('launchDigests')} {...invalid('firmware').aria} />
             </label>
           )}
           {invalid('firmware').error}
-          {caps && !caps.secretArea.ok && <p className="warning">{caps.secretArea.reason}</p>}
+          {!snp && caps && !caps.secretArea.ok && <p className="warning">{caps.secretArea.reason}</p>}
         </fieldset>
 
         <fieldset>
@@ -788,7 +926,7 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
           >
             Measure the kernel, initrd and command line (kernelHashes=&apos;yes&apos;)
           </InlineChoice>
-          {form.directBoot && caps && !caps.measuredDirectBoot.ok && (
+          {!snp && form.directBoot && caps && !caps.measuredDirectBoot.ok && (
             <p className="warning">This firmware cannot do it: {caps.measuredDirectBoot.reason}</p>
           )}
           {form.directBoot && (
@@ -843,53 +981,88 @@ export function ProfileEditor({ profile, onClose, onSaved }: ProfileEditorProps)
           )}
         </fieldset>
 
-        <fieldset>
-          <legend>Host requirements</legend>
-          <div className="form-grid">
-            <div className="field">
-              <LabelledInput
-                label="Minimum API major"
-                type="number"
-                min={0}
-                max={255}
-                {...text('minApiMajor')}
-                {...invalid('minApiMajor').aria}
-              />
-              {invalid('minApiMajor').error}
+        {snp && (
+          <fieldset data-testid="snp-secrets">
+            <legend>Secrets and their resource paths (SEV-SNP)</legend>
+            <p className="hint">
+              A guest fetches each secret from /kbs/v0/resource/&lt;repository&gt;/&lt;type&gt;/&lt;tag&gt;.
+              Add secrets on the Secrets screen once the profile is saved; a disk passphrase defaults to{' '}
+              <span className="mono">{defaultResourcePath(form.id, 'luks-passphrase')}</span>.
+            </p>
+            {(profile?.secrets ?? []).length === 0 ? (
+              <p className="muted">No secrets yet.</p>
+            ) : (
+              <div className="form-grid">
+                {(profile?.secrets ?? []).map((sec) => (
+                  <LabelledInput
+                    key={sec.guid}
+                    label={`Resource path of ${sec.label ?? (sec.kind === 'luks-passphrase' ? 'the disk passphrase' : sec.guid)}`}
+                    type="text"
+                    className="mono"
+                    value={form.resources[sec.guid] ?? ''}
+                    placeholder={defaultResourcePath(form.id, sec.kind)}
+                    onChange={(e) =>
+                      setForm((f) => ({ ...f, resources: { ...f.resources, [sec.guid]: e.target.value } }))
+                    }
+                    {...invalid('resources').aria}
+                  />
+                ))}
+              </div>
+            )}
+            {invalid('resources').error}
+          </fieldset>
+        )}
+
+        {!snp && (
+          <fieldset>
+            <legend>Host requirements</legend>
+            <div className="form-grid">
+              <div className="field">
+                <LabelledInput
+                  label="Minimum API major"
+                  type="number"
+                  min={0}
+                  max={255}
+                  {...text('minApiMajor')}
+                  {...invalid('minApiMajor').aria}
+                />
+                {invalid('minApiMajor').error}
+              </div>
+              <div className="field">
+                <LabelledInput
+                  label="Minimum API minor"
+                  type="number"
+                  min={0}
+                  max={255}
+                  {...text('minApiMinor')}
+                  {...invalid('minApiMinor').aria}
+                />
+                {invalid('minApiMinor').error}
+              </div>
+              <div className="field">
+                <LabelledInput
+                  label="Allowed build ids (empty: any)"
+                  type="text"
+                  {...text('allowedBuildIds')}
+                  {...invalid('allowedBuildIds').aria}
+                />
+                {invalid('allowedBuildIds').error}
+              </div>
             </div>
-            <div className="field">
-              <LabelledInput
-                label="Minimum API minor"
-                type="number"
-                min={0}
-                max={255}
-                {...text('minApiMinor')}
-                {...invalid('minApiMinor').aria}
-              />
-              {invalid('minApiMinor').error}
-            </div>
-            <div className="field">
-              <LabelledInput
-                label="Allowed build ids (empty: any)"
-                type="text"
-                {...text('allowedBuildIds')}
-                {...invalid('allowedBuildIds').aria}
-              />
-              {invalid('allowedBuildIds').error}
-            </div>
-          </div>
-          <label>
-            Allowed chip ids (128 hex digits each, one per line; empty: any chip)
-            <textarea rows={2} {...text('allowedCpuIds')} {...invalid('allowedCpuIds').aria} />
-          </label>
-          {invalid('allowedCpuIds').error}
-        </fieldset>
+            <label>
+              Allowed chip ids (128 hex digits each, one per line; empty: any chip)
+              <textarea rows={2} {...text('allowedCpuIds')} {...invalid('allowedCpuIds').aria} />
+            </label>
+            {invalid('allowedCpuIds').error}
+          </fieldset>
+        )}
         <button type="submit" hidden tabIndex={-1}>
           Save
         </button>
       </form>
 
       <DigestDisplay
+        snp={snp}
         preview={preview.data}
         updating={preview.isFetching || draftJson !== debouncedJson}
         error={preview.error}

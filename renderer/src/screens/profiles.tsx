@@ -3,6 +3,13 @@ import { useState } from 'react';
 import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { VmIdSchema, type VmProfile } from '../../../app/profile';
 import { policyHex } from '../../../app/sev/policy';
+import type { Scheme } from '../../../app/profile';
+
+const SCHEME_SHORT: Record<Scheme, string> = {
+  'amd-sev': 'SEV',
+  'amd-sev-es': 'SEV-ES',
+  'amd-sev-snp': 'SEV-SNP',
+};
 import { useApi } from '../queries/api-context';
 import { keys, useProfiles } from '../queries/hooks';
 import { ScreenHeader } from '../components/screen-header';
@@ -166,9 +173,13 @@ export function ProfilesScreen() {
                   <tr key={p.id}>
                     <td>{p.name}</td>
                     <td className="mono">{p.id}</td>
-                    <td>{p.scheme === 'amd-sev-es' ? 'SEV-ES' : 'SEV'}</td>
-                    <td className="mono">{policyHex(p.policy)}</td>
-                    <td>{p.scheme === 'amd-sev-es' ? p.cpuCounts.join(', ') : '—'}</td>
+                    <td>{SCHEME_SHORT[p.scheme]}</td>
+                    <td className="mono">
+                      {p.scheme === 'amd-sev-snp'
+                        ? `0x${(p.policy >>> 0).toString(16)}`
+                        : policyHex(p.policy)}
+                    </td>
+                    <td>{p.scheme !== 'amd-sev' ? p.cpuCounts.join(', ') : '—'}</td>
                     <td>{p.approval === 'manual' ? 'Ask' : 'Automatic'}</td>
                     <td>{p.secrets.length}</td>
                     <td>

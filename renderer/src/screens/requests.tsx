@@ -62,8 +62,9 @@ export function RequestsScreen() {
   return (
     <>
       <ScreenHeader title="Live requests">
-        Hosts asking to launch your VMs. Approve only launches you expect: the secrets are released later, and
-        only if the measurement matches the profile.
+        Hosts asking to launch your VMs, and SEV-SNP guests asking for their secrets. Approve only what you
+        expect: a launch&apos;s secrets are released later, and only if the measurement matches the profile;
+        an SNP guest&apos;s report is already verified when it asks.
       </ScreenHeader>
       <ErrorMessage error={approvals.error} />
       {info.data?.mode === 'browser' && permission === 'default' && (

@@ -185,3 +185,66 @@ describe('SecretsScreen safety', () => {
     expect(await screen.findByTestId('secret-value')).toHaveTextContent('hex ff');
   });
 });
+
+describe('SecretsScreen for an SEV-SNP profile', () => {
+  const snp: VmProfile = {
+    ...profile,
+    id: 'snp-01',
+    name: 'SNP web',
+    scheme: 'amd-sev-snp',
+    policy: 0x30000,
+    firmware: { kind: 'digests', launchDigests: ['c4'.repeat(48)] },
+    snp: {
+      vmmType: 'qemu',
+      guestFeatures: 1,
+      trustedIdKeyDigests: [],
+      trustedAuthorKeyDigests: [],
+      vmpl: 0,
+      minimumReportVersion: 3,
+    },
+    secrets: [
+      { guid: '0a0b0c0d-0000-4000-8000-000000000001', kind: 'raw', resource: 'default/secret/snp-01' },
+    ],
+  };
+
+  it('lists resource paths and saves a passphrase under default/luks/<vm-id> unless another is typed', async () => {
+    const user = userEvent.setup();
+    const set = vi.fn((_vm: string, input: { resource?: string }) =>
+      Promise.resolve({
+        ref: { guid: LUKS_PASSPHRASE_GUID, kind: 'luks-passphrase' as const, resource: input.resource },
+        warnings: [],
+      }),
+    );
+    renderSecrets({ profiles: { list: () => Promise.resolve([snp]) }, secrets: { set } });
+    expect(await screen.findByTestId('secret-resource')).toHaveTextContent('default/secret/snp-01');
+    const path = screen.getByLabelText('Resource path');
+    expect(path).toHaveAttribute('placeholder', 'default/luks/snp-01');
+    await user.type(screen.getByLabelText('Passphrase'), 'disk key');
+    await user.click(screen.getByRole('button', { name: 'Save to keychain' }));
+    expect(set).toHaveBeenCalledWith('snp-01', {
+      kind: 'luks-passphrase',
+      passphrase: 'disk key',
+      label: undefined,
+      resource: 'default/luks/snp-01',
+    });
+  });
+
+  it('refuses a malformed path and one another secret has, in plain words, without saving', async () => {
+    const user = userEvent.setup();
+    const set = vi.fn();
+    renderSecrets({ profiles: { list: () => Promise.resolve([snp]) }, secrets: { set } });
+    const path = await screen.findByLabelText('Resource path');
+    await user.type(path, 'luks/../key');
+    expect(screen.getByText(/A resource path is repository\/type\/tag/)).toBeInTheDocument();
+    await user.type(screen.getByLabelText('Passphrase'), 'x');
+    await user.click(screen.getByRole('button', { name: 'Save to keychain' }));
+    expect(set).not.toHaveBeenCalled();
+    await user.clear(path);
+    await user.type(path, 'default/secret/snp-01');
+    expect(
+      screen.getByText(/Another secret of SNP web has the path default\/secret\/snp-01/),
+    ).toBeInTheDocument();
+    await user.click(screen.getByRole('button', { name: 'Save to keychain' }));
+    expect(set).not.toHaveBeenCalled();
+  });
+});

@@ -4,7 +4,13 @@
  */
 import { useEffect, useId, useState } from 'react';
 import { useMutation, useQueryClient } from '@tanstack/react-query';
-import { LUKS_PASSPHRASE_GUID, type SecretRef, type VmProfile } from '../../../app/profile';
+import {
+  LUKS_PASSPHRASE_GUID,
+  ResourcePathSchema,
+  type SecretRef,
+  type VmProfile,
+} from '../../../app/profile';
+import { defaultResourcePath } from './profile-editor';
 import type { SecretInput, SecretValue } from '../../../app/contract/ipc';
 import { useApi } from '../queries/api-context';
 import { keys, useAppInfo, useArtifactInspection, useProfiles } from '../queries/hooks';
@@ -75,11 +81,15 @@ function DeleteSecretDialog({
       const v = await api.secrets.reveal(vmId, secret.guid).catch(() => undefined);
       await api.secrets.delete(vmId, secret.guid);
       const label = secret.label;
+      const extra = {
+        ...(label ? { label } : {}),
+        ...(secret.resource ? { resource: secret.resource } : {}),
+      };
       const input: SecretInput | undefined = !v
         ? undefined
         : secret.kind === 'luks-passphrase' && v.text !== undefined
-          ? { kind: 'luks-passphrase', passphrase: v.text, ...(label ? { label } : {}) }
-          : { kind: 'raw', guid: secret.guid, dataBase64: v.base64, ...(label ? { label } : {}) };
+          ? { kind: 'luks-passphrase', passphrase: v.text, ...extra }
+          : { kind: 'raw', guid: secret.guid, dataBase64: v.base64, ...extra };
       return { vmId, name, ...(input ? { input } : {}) };
     },
     onSuccess: (d) => {
@@ -113,11 +123,14 @@ function SecretRow({
   profileName,
   secret,
   onDeleted,
+  snp,
 }: {
   vmId: string;
   profileName: string;
   secret: SecretRef;
   onDeleted: (d: DeletedSecret) => void;
+  /** SEV-SNP: show the resource path column. */
+  snp?: boolean;
 }) {
   const api = useApi();
   const [shown, setShown] = useState<SecretValue | undefined>();
@@ -132,6 +145,11 @@ function SecretRow({
       <td>{name}</td>
       <td>{secret.kind === 'luks-passphrase' ? 'LUKS passphrase' : 'Raw bytes'}</td>
       <td className="mono">{secret.guid}</td>
+      {snp && (
+        <td className="mono" data-testid="secret-resource">
+          {secret.resource ?? '—'}
+        </td>
+      )}
       <td>
         {shown ? (
           <code className="mono wrap" data-testid="secret-value">
@@ -190,6 +208,23 @@ function AddSecret({ profile, onSaved }: { profile: VmProfile; onSaved: () => vo
   const [bytes, setBytes] = useState('');
   const [encoding, setEncoding] = useState<'hex' | 'base64'>('hex');
   const [label, setLabel] = useState('');
+  const snp = profile.scheme === 'amd-sev-snp';
+  /** SEV-SNP: the resource path; empty means the default for the chosen kind. */
+  const [resource, setResource] = useState('');
+  const replacing = (g: string) => profile.secrets.find((s) => s.guid === g);
+  const takenPaths = (g: string) =>
+    profile.secrets.filter((s) => s.guid !== g && s.resource !== undefined).map((s) => s.resource!);
+  const currentGuid = kind === 'luks-passphrase' ? LUKS_PASSPHRASE_GUID : guid.trim().toLowerCase();
+  const defaultPath =
+    replacing(currentGuid)?.resource ?? defaultResourcePath(profile.id, kind, takenPaths(currentGuid));
+  const typedPath = resource.trim();
+  const resourceProblem = !snp
+    ? undefined
+    : typedPath !== '' && !ResourcePathSchema.safeParse(typedPath).success
+      ? 'A resource path is repository/type/tag: three parts of letters, digits, dot, dash and underscore (e.g. default/luks/web-01).'
+      : takenPaths(currentGuid).includes(typedPath || defaultPath)
+        ? `Another secret of ${profile.name} has the path ${typedPath || defaultPath}: choose another.`
+        : undefined;
   const [problem, setProblem] = useState<string | undefined>();
   const [warnings, setWarnings] = useState<string[]>([]);
 
@@ -208,9 +243,11 @@ function AddSecret({ profile, onSaved }: { profile: VmProfile; onSaved: () => vo
     setProblem(undefined);
     setWarnings([]);
     const lbl = label.trim() || undefined;
+    if (resourceProblem) return setProblem(resourceProblem);
+    const path = snp ? { resource: typedPath || defaultPath } : {};
     if (kind === 'luks-passphrase') {
       if (passphrase === '') return setProblem('Enter the passphrase.');
-      return save.mutate({ kind, passphrase, label: lbl });
+      return save.mutate({ kind, passphrase, label: lbl, ...path });
     }
     const g = guid.trim().toLowerCase();
     if (!GUID.test(g)) return setProblem('The GUID must look like 736869e5-84f0-4973-92ec-06879ce3da0b.');
@@ -225,7 +262,7 @@ function AddSecret({ profile, onSaved }: { profile: VmProfile; onSaved: () => vo
           ? 'The bytes must be an even number of hex digits.'
           : 'The bytes must be standard base64.',
       );
-    save.mutate({ kind: 'raw', guid: g, dataBase64: b64, label: lbl });
+    save.mutate({ kind: 'raw', guid: g, dataBase64: b64, label: lbl, ...path });
   };
 
   const replaces =
@@ -309,6 +346,27 @@ function AddSecret({ profile, onSaved }: { profile: VmProfile; onSaved: () => vo
         Label (optional)
         <input type="text" value={label} onChange={(e) => setLabel(e.target.value)} />
       </label>
+      {snp && (
+        <div className="field">
+          <label>
+            Resource path
+            <input
+              type="text"
+              className="mono"
+              value={resource}
+              placeholder={defaultPath}
+              autoComplete="off"
+              aria-invalid={resourceProblem !== undefined}
+              aria-describedby={`${id}-resource-hint`}
+              onChange={(e) => setResource(e.target.value)}
+            />
+          </label>
+          {resourceProblem && <span className="field-error">{resourceProblem}</span>}
+          <span id={`${id}-resource-hint`} className="hint">
+            The guest fetches it from /kbs/v0/resource/{typedPath || defaultPath} (empty: {defaultPath}).
+          </span>
+        </div>
+      )}
       {replaces && (
         <p className="hint">
           {kind === 'luks-passphrase'
@@ -351,7 +409,9 @@ export function SecretsScreen() {
   const fw = useArtifactInspection(
     profile?.firmware.kind === 'artifact' ? profile.firmware.sha256 : undefined,
   );
-  const noSecretArea = fw.data?.firmware && !fw.data.firmware.secretArea.ok;
+  // SNP guests fetch their secrets over the KBS protocol: the firmware's secret area does not matter.
+  const noSecretArea =
+    profile?.scheme !== 'amd-sev-snp' && fw.data?.firmware && !fw.data.firmware.secretArea.ok;
   // Bumped by every save: rows remount, so a value revealed before is hidden, never shown stale.
   const [revision, setRevision] = useState(0);
   const [deleted, setDeleted] = useState<DeletedSecret | undefined>();
@@ -401,7 +461,13 @@ export function SecretsScreen() {
               <p className="muted">None yet.</p>
             ) : (
               <table>
-                <TableHead columns={['Label', 'Kind', 'GUID', 'Value']} />
+                <TableHead
+                  columns={
+                    profile.scheme === 'amd-sev-snp'
+                      ? ['Label', 'Kind', 'GUID', 'Resource path', 'Value']
+                      : ['Label', 'Kind', 'GUID', 'Value']
+                  }
+                />
                 <tbody>
                   {profile.secrets.map((s) => (
                     <SecretRow
@@ -409,6 +475,7 @@ export function SecretsScreen() {
                       vmId={profile.id}
                       profileName={profile.name}
                       secret={s}
+                      snp={profile.scheme === 'amd-sev-snp'}
                       onDeleted={setDeleted}
                     />
                   ))}

@@ -11,9 +11,8 @@
  * records it elsewhere (a ticket, a log shipper) can later check that the chain still reaches it.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { AuditEventInputSchema, type AuditEvent, type AuditEventInput } from '../../../app/audit';
-import { AuditInputError, MAX_DETAILS_CHARS, redactDetails } from '../../services/audit-log';
-import { zodIssues } from '../../services/store-util';
+import type { AuditEvent, AuditEventInput } from '../../../app/audit';
+import { normalizeAuditInput } from '../../services/audit-log';
 import type { Database } from './database';
 
 /** pg_advisory_xact_lock key of the chain's head. */
@@ -21,7 +20,6 @@ export const AUDIT_CHAIN_LOCK_KEY = 0x5345564154_02;
 /** NOTIFY channel: every replica's event stream hears new rows (payload: the seq). */
 export const AUDIT_CHANNEL = 'sev_attest_audit';
 export const GENESIS_HASH = Buffer.alloc(32);
-const MAX_MESSAGE = 4000;
 
 /** JSON with object keys sorted at every level (RFC 8785 for the values an audit event holds). */
 export function canonicalJson(value: unknown): string {
@@ -41,30 +39,9 @@ export function chainHash(prev: Uint8Array, body: string): Buffer {
   return createHash('sha256').update(prev).update(body, 'utf8').digest();
 }
 
-/** The event as a caller gives it, checked and redacted as the file log does (server/services/audit-log.ts). */
+/** The event as a caller gives it, checked and redacted as the file log does. */
 export function auditBody(input: AuditEventInput): AuditEventInput {
-  const cut =
-    typeof input?.message === 'string' && input.message.length > MAX_MESSAGE
-      ? { ...input, message: `${input.message.slice(0, MAX_MESSAGE - 1)}…` }
-      : input;
-  const parsed = AuditEventInputSchema.safeParse(cut);
-  if (!parsed.success) {
-    throw new AuditInputError(
-      `invalid audit event: ${zodIssues(parsed.error)
-        .map((i) => `${i.path}: ${i.message}`)
-        .join('; ')}`,
-    );
-  }
-  const body: AuditEventInput = { ...parsed.data };
-  if (body.details) {
-    const { details, redacted } = redactDetails(body.details);
-    body.details = redacted.length > 0 ? { ...details, redacted } : details;
-    const size = JSON.stringify(body.details).length;
-    if (size > MAX_DETAILS_CHARS) {
-      body.details = { truncated: `details were ${size} characters, over the ${MAX_DETAILS_CHARS} limit` };
-    }
-  }
-  return body;
+  return normalizeAuditInput(input);
 }
 
 export type ChainVerdict =

@@ -300,6 +300,9 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
         appendDurable: async (e) => {
           const event = audit.append(e);
           const copied = mirror.copyOf(event);
+          // Observed at once: a copy that fails while the local write is still in flight must not be an
+          // unhandled rejection (it ended the replica); it is rethrown by the await below.
+          copied.catch(() => {});
           await audit.flushed(event.seq);
           await copied;
           return event;

@@ -49,7 +49,7 @@ async function startReplica(): Promise<RunningService> {
     rateLimit: false,
     database: { url, serviceKeyFile: keyFile },
   });
-  // Artifacts are per replica (content-addressed): every replica gets the firmware.
+  // Each replica uploads the same firmware (content-addressed: one shared copy; test/storage/scale-out-artifacts.test.ts uploads once).
   const up = await request(svc.url, 'PUT', '/v1/artifacts', {
     token: OWNER_TOKEN,
     body: Buffer.from(FIRMWARE),

@@ -388,7 +388,7 @@ export function composeServices(opts: ServeOptions, ownerToken: string, shared?:
       profiles,
       secrets: secretStore,
       audit,
-      measurements: (p) => snpMeasurementRows(p, (id) => bundles.previewProfile(id)),
+      measurements: (p) => snpMeasurementRows(p, (q) => snpMeasurements.detailedFor(q)),
     }),
   });
   const snpTrust = opts.kbs?.trust ?? SnpTrustStore.pinned();

@@ -19,11 +19,11 @@ import type {
   SnpKeysResult,
   SnpMeasurementRow,
 } from '../../app/host-setup';
-import type { BundleBody } from '../../app/bundle/bundle';
 import type { VmProfile } from '../../app/profile';
 import { fromHex, toHex, wipe } from '../../app/sev/bytes';
 import { createIdBlock, snpKeyDigest, verifyIdBlock } from '../../app/snp/id-block';
 import type { AuditLog } from './audit-log';
+import type { ExpectedSnpMeasurement } from './expected-snp-measurements';
 import type { ProfileStore } from './profile-store';
 import type { SecretStore } from './secret-store';
 
@@ -230,23 +230,24 @@ export class SnpIdKeyService {
 }
 
 /**
- * A profile's expected SNP measurements as rows: computed from its OVMF (the bundle preview: one per vCPU
- * count x vCPU signature, with those inputs), or the precomputed list (inputs unknown).
+ * A profile's expected SNP measurements as rows, in the order the KBS admits them and bundles list them
+ * (one per vCPU count x vCPU signature, with those inputs), or the precomputed list (inputs unknown).
+ * `measured` is the one SNP measurement cache (ExpectedSnpMeasurements.detailedFor), so host setup measures
+ * no OVMF of its own.
  */
 export async function snpMeasurementRows(
   p: VmProfile,
-  preview: (vmId: string) => Promise<BundleBody>,
+  measured: (profile: VmProfile) => Promise<ExpectedSnpMeasurement[]>,
 ): Promise<SnpMeasurementRow[]> {
   if (p.firmware.kind === 'digests') {
     return p.firmware.launchDigests.map((measurement, index) => ({ index, measurement }));
   }
-  const body = await preview(p.id);
-  return body.rows.map((r) => {
-    const sig = r['cpu-signature'];
+  return (await measured(p)).map((m, index) => {
+    const sig = m.inputs.cpuSignature;
     return {
-      index: r.row,
-      measurement: r.digest,
-      ...(r.cpus !== undefined ? { cpus: r.cpus } : {}),
+      index,
+      measurement: m.hex,
+      ...(m.inputs.vcpus !== undefined ? { cpus: m.inputs.vcpus } : {}),
       ...(sig ? { cpuSignature: { family: sig.family, model: sig.model, stepping: sig.stepping } } : {}),
     };
   });
